@@ -1,0 +1,46 @@
+//! `llmsh check PLAN.json [--state S.json] [--policy P] [--key-file K]`:
+//! the verifier's verdict as json. exit 0 approved, 1 rejected, 2 bad input.
+
+use std::path::PathBuf;
+
+use policy_verifier::json;
+use policy_verifier::verify;
+
+use crate::common::{self, Exit};
+
+/// arguments of `llmsh check`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// the plan (json); `-` reads stdin.
+    pub plan: PathBuf,
+    /// the state to verify against (json); default: the policy's initial state.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// the policy file; default: the built-in system/policy.toml.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// the confirmation key (hex); default: the dev key.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// runs the command.
+pub fn run(args: &Args) -> Exit {
+    match check(args) {
+        Ok(exit) => exit,
+        Err(e) => common::bad_input(&e),
+    }
+}
+
+fn check(args: &Args) -> Result<Exit, json::InputError> {
+    let policy = common::load_policy(args.policy.as_deref())?;
+    let key = common::load_key(args.key_file.as_deref())?;
+    let plan = json::parse_plan(&common::read_input(&args.plan)?)?;
+    let state = match &args.state {
+        Some(p) => json::parse_state(&common::read_input(p)?, &policy)?,
+        None => policy.initial,
+    };
+    let verdict = verify::verify(&policy, &state, &plan, &key);
+    common::print_json(&json::verdict_json(&policy, &state, &plan, &verdict));
+    Ok(if verdict.approved { Exit::Ok } else { Exit::Rejected })
+}

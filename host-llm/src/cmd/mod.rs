@@ -1,0 +1,5 @@
+//! one module per subcommand.
+
+pub mod check;
+pub mod confirm;
+pub mod prove;

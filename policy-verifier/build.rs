@@ -1,0 +1,68 @@
+//! turns `system/policy.toml` into the `DEFAULT_POLICY` constant, so the
+//! verifier PD carries exactly the policy the host and the proofs read.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::indexing_slicing, clippy::arithmetic_side_effects, reason = "a build script reports a bad policy file by failing the build")]
+
+#[path = "src/policy_file.rs"]
+#[allow(dead_code)]
+mod policy_file;
+
+use std::{env, fs, path::PathBuf};
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let path = env::var("LLM_OS_POLICY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| manifest.join("../system/policy.toml"));
+    println!("cargo:rerun-if-changed={}", path.display());
+    println!("cargo:rerun-if-env-changed=LLM_OS_POLICY");
+    let text = fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read policy file {}: {e}", path.display()));
+    let file: policy_file::PolicyFile =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("policy file {}: {e}", path.display()));
+    if let Err(e) = policy_file::validate(&file) {
+        panic!("policy file {}: {e}", path.display());
+    }
+    let l = &file.limits;
+    let i = &file.initial;
+    let mut sessions = String::new();
+    for (name, s) in &file.sessions {
+        let tier = match s.tier.as_str() {
+            "observer" => "Tier::Observer",
+            "operator" => "Tier::Operator",
+            _ => "Tier::Admin",
+        };
+        sessions.push_str(&format!(
+            "    Some(Session {{ name: Name::from_str_const({name:?}), tier: {tier}, token_budget: {} }}),\n",
+            s.token_budget
+        ));
+    }
+    for _ in file.sessions.len()..policy_file::MAX_SESSIONS {
+        sessions.push_str("    None,\n");
+    }
+    let out = format!(
+        "/// the default policy, generated from `system/policy.toml`.\n\
+         pub const DEFAULT_POLICY: Policy = Policy {{\n\
+         limits: Limits {{ quota_pages: {}, priority_ceiling: {}, cpu_util_permille: {}, \
+         budget_min_us: {}, period_max_us: {}, timer_min_us: {}, timer_max_us: {}, page_size: {} }},\n\
+         initial: State {{ workers: [WorkerState {{ running: {}, priority: {}, budget_us: {}, period_us: {}, \
+         pages: {}, timer_period_us: None }}; N_WORKERS], pool_pages: {}, last_request_id: {} }},\n\
+         sessions: [\n{sessions}],\n}};\n",
+        l.quota_pages,
+        l.priority_ceiling,
+        l.cpu_util_permille,
+        l.budget_min_us,
+        l.period_max_us,
+        l.timer_min_us,
+        l.timer_max_us,
+        l.page_size,
+        i.running,
+        i.priority,
+        i.budget_us,
+        i.period_us,
+        i.pages,
+        l.pool_pages,
+        i.last_request_id,
+    );
+    let dest = PathBuf::from(env::var("OUT_DIR").unwrap_or_default()).join("default_policy.rs");
+    fs::write(&dest, out).unwrap_or_else(|e| panic!("write {}: {e}", dest.display()));
+}

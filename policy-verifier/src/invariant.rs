@@ -1,0 +1,156 @@
+//! the invariant and rejection names of DESIGN.md. they are stable: tests and
+//! users match on them.
+
+/// what kind of rule a name stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleClass {
+    /// a predicate on a state; holds in every state the verifier lets the
+    /// system reach (proved by induction over actions).
+    State,
+    /// a predicate on a state and the next action.
+    Precondition,
+    /// a predicate on the plan as a whole or on who sent it.
+    Plan,
+}
+
+macro_rules! invariants {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal, $class:ident; )*) => {
+        /// a named invariant or rejection reason.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[repr(u8)]
+        pub enum Invariant {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl Invariant {
+            /// every name, in DESIGN.md order (which is also report order).
+            pub const ALL: &'static [Invariant] = &[$(Invariant::$variant),*];
+
+            /// the stable name, e.g. `mem.quota`.
+            pub const fn name(self) -> &'static str {
+                match self { $(Invariant::$variant => $name,)* }
+            }
+
+            /// state invariant, action precondition or plan-level rule.
+            pub const fn class(self) -> RuleClass {
+                match self { $(Invariant::$variant => RuleClass::$class,)* }
+            }
+
+            /// one line saying what the rule means (the doc comment).
+            pub const fn meaning(self) -> &'static str {
+                match self { $(Invariant::$variant => concat!($($doc),*).trim_ascii(),)* }
+            }
+
+            /// parses a stable name.
+            pub fn from_name(s: &str) -> Option<Invariant> {
+                Invariant::ALL.iter().copied().find(|i| i.name() == s)
+            }
+        }
+    };
+}
+
+invariants! {
+    /// pages(w) <= quota(w) for every worker
+    MemQuota = "mem.quota", State;
+    /// the pages of all workers fit in the pool
+    MemPool = "mem.pool", State;
+    /// reclaim at most the pages a worker holds
+    MemReclaimBounds = "mem.reclaim_bounds", Precondition;
+    /// reclaim only from a stopped worker
+    MemReclaimStopped = "mem.reclaim_stopped", Precondition;
+    /// the utilisation of running workers stays within the limit
+    CpuUtil = "cpu.util", State;
+    /// min budget <= budget <= period <= max period
+    CpuBudgetBounds = "cpu.budget_bounds", State;
+    /// worker priority <= ceiling
+    PrioCeiling = "prio.ceiling", State;
+    /// a worker's timer period is within bounds
+    TimerBounds = "timer.bounds", State;
+    /// start only a stopped worker; stop only a running one
+    ProcState = "proc.state", Precondition;
+    /// at most one restart per worker per plan
+    ProcRestartRate = "proc.restart_rate", Precondition;
+    /// 1..=16 actions, at most 64 KiB encoded
+    PlanSize = "plan.size", Plan;
+    /// request_id is greater than the last accepted one
+    PlanReplay = "plan.replay", Plan;
+    /// the session's tier permits the op
+    AuthTier = "auth.tier", Plan;
+    /// process.stop and process.restart carry a valid confirmation token
+    AuthConfirm = "auth.confirm", Plan;
+}
+
+impl Invariant {
+    /// the state invariants, the subject of the soundness proofs.
+    pub const STATE: [Invariant; 6] = [
+        Invariant::MemQuota,
+        Invariant::MemPool,
+        Invariant::CpuUtil,
+        Invariant::CpuBudgetBounds,
+        Invariant::PrioCeiling,
+        Invariant::TimerBounds,
+    ];
+    /// the action preconditions.
+    pub const PRECONDITIONS: [Invariant; 4] = [
+        Invariant::MemReclaimBounds,
+        Invariant::MemReclaimStopped,
+        Invariant::ProcState,
+        Invariant::ProcRestartRate,
+    ];
+}
+
+impl core::fmt::Display for Invariant {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// a set of invariants, as a bit mask (no heap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InvariantSet(u16);
+
+impl InvariantSet {
+    /// no invariant.
+    pub const EMPTY: InvariantSet = InvariantSet(0);
+
+    /// adds one.
+    pub fn insert(&mut self, i: Invariant) {
+        self.0 |= 1u16 << (i as u8);
+    }
+
+    /// whether it holds `i`.
+    pub fn contains(self, i: Invariant) -> bool {
+        self.0 & (1u16 << (i as u8)) != 0
+    }
+
+    /// true when empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// the union.
+    pub fn union(self, other: InvariantSet) -> InvariantSet {
+        InvariantSet(self.0 | other.0)
+    }
+
+    /// members in report order.
+    pub fn iter(self) -> impl Iterator<Item = Invariant> {
+        Invariant::ALL.iter().copied().filter(move |i| self.contains(*i))
+    }
+
+    /// the raw mask (wire form).
+    pub const fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// from the raw mask; unknown bits are dropped.
+    pub fn from_bits(bits: u16) -> InvariantSet {
+        let mut s = InvariantSet::EMPTY;
+        for i in Invariant::ALL {
+            if bits & (1u16 << (*i as u8)) != 0 {
+                s.insert(*i);
+            }
+        }
+        s
+    }
+}

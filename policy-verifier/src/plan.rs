@@ -1,0 +1,256 @@
+//! plan v1: the actions an LLM may propose (DESIGN.md "Plan v1").
+//!
+//! every op is declared once, in the `ops!` table below; the wire enum, the
+//! json front end, the op names, the tier table and the destructive flag are
+//! all generated from it, so adding an op is one line plus its rules.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Tier;
+
+/// most actions in one plan (`plan.size`).
+pub const MAX_ACTIONS: usize = 16;
+/// longest `reason` in bytes.
+pub const MAX_REASON: usize = 512;
+/// longest `session` in bytes.
+pub const MAX_SESSION: usize = 32;
+/// the only plan version this verifier speaks.
+pub const PLAN_VERSION: u8 = 1;
+
+/// the number of workers; the plan format names exactly `worker0..worker3`.
+pub const N_WORKERS: usize = 4;
+
+/// a worker PD: the only PDs a plan may name. system PDs are not addressable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "std", derive(schemars::JsonSchema))]
+pub enum Worker {
+    /// worker0
+    #[serde(rename = "worker0")]
+    W0,
+    /// worker1
+    #[serde(rename = "worker1")]
+    W1,
+    /// worker2
+    #[serde(rename = "worker2")]
+    W2,
+    /// worker3
+    #[serde(rename = "worker3")]
+    W3,
+}
+
+impl Worker {
+    /// all workers in index order.
+    pub const ALL: [Worker; N_WORKERS] = [Worker::W0, Worker::W1, Worker::W2, Worker::W3];
+
+    /// the index used by the model and by the process PD's child ids.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// the worker with this index, if any.
+    pub const fn from_index(i: usize) -> Option<Worker> {
+        match i {
+            0 => Some(Worker::W0),
+            1 => Some(Worker::W1),
+            2 => Some(Worker::W2),
+            3 => Some(Worker::W3),
+            _ => None,
+        }
+    }
+
+    /// `worker0`..`worker3`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Worker::W0 => "worker0",
+            Worker::W1 => "worker1",
+            Worker::W2 => "worker2",
+            Worker::W3 => "worker3",
+        }
+    }
+
+    /// parses `worker0`..`worker3`.
+    pub fn from_name(s: &str) -> Option<Worker> {
+        Worker::ALL.into_iter().find(|w| w.name() == s)
+    }
+}
+
+/// what `firmware.inventory` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "std", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum InventoryQuery {
+    /// processors
+    Cpus,
+    /// memory ranges
+    Memory,
+    /// devices
+    Devices,
+    /// everything
+    All,
+}
+
+macro_rules! ops {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident = $name:literal, $tier:ident, destructive = $destr:literal
+            { $($field:ident : $fty:ident),* };
+    )*) => {
+        /// one action, generic over how a worker (`P`) and a number (`N`) are
+        /// represented: `Action` (concrete) on the wire and in the PDs, symbolic
+        /// terms in the proofs. the same rules code reads both.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[allow(missing_docs, reason = "fields are named in the variant's doc")]
+        pub enum ActionOf<P, N> {
+            $( $(#[doc = $doc])* $variant { $($field: $fty),* }, )*
+        }
+
+        /// an action as proposed: workers by name, numbers as u64.
+        pub type Action = ActionOf<Worker, u64>;
+
+        /// the kind of an action, without its arguments.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum ActionKind {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl ActionKind {
+            /// every kind, in table order.
+            pub const ALL: &'static [ActionKind] = &[$(ActionKind::$variant),*];
+
+            /// the op name of DESIGN.md (`memory.grant`, ...).
+            pub const fn name(self) -> &'static str {
+                match self { $(ActionKind::$variant => $name,)* }
+            }
+
+            /// the lowest tier allowed to use this op (`auth.tier`).
+            pub const fn tier(self) -> Tier {
+                match self { $(ActionKind::$variant => Tier::$tier,)* }
+            }
+
+            /// destructive ops need a confirmation token (`auth.confirm`) and
+            /// a human's yes on the host.
+            pub const fn destructive(self) -> bool {
+                match self { $(ActionKind::$variant => $destr,)* }
+            }
+
+            /// parses an op name.
+            pub fn from_name(s: &str) -> Option<ActionKind> {
+                ActionKind::ALL.iter().copied().find(|k| k.name() == s)
+            }
+        }
+
+        impl<P, N> ActionOf<P, N> {
+            /// the kind of this action.
+            pub const fn kind(&self) -> ActionKind {
+                match self { $(ActionOf::$variant { .. } => ActionKind::$variant,)* }
+            }
+
+            /// the same action with its worker and numbers re-represented.
+            pub fn map<P2, N2>(
+                &self,
+                mut fp: impl FnMut(&P) -> P2,
+                mut fnum: impl FnMut(&N) -> N2,
+            ) -> ActionOf<P2, N2> {
+                // the closures are unused for ops without a worker or a number.
+                let _ = (&mut fp, &mut fnum);
+                match self {
+                    $(ActionOf::$variant { $($field),* } => ActionOf::$variant {
+                        $($field: ops!(@map $fty $field fp fnum)),*
+                    },)*
+                }
+            }
+        }
+
+        /// the json form of an action: `{"op": "memory.grant", "pd": "worker1", "pages": 16}`.
+        /// generated from the same table; unknown fields and ops are errors.
+        #[cfg(feature = "std")]
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+        #[serde(tag = "op", deny_unknown_fields)]
+        #[allow(missing_docs, reason = "fields are named in the variant's doc")]
+        pub enum JsonActionOf<P, N> {
+            $( $(#[doc = $doc])* #[serde(rename = $name)] $variant { $($field: $fty),* }, )*
+        }
+
+        /// the json action with concrete workers and numbers.
+        #[cfg(feature = "std")]
+        pub type JsonAction = JsonActionOf<Worker, u64>;
+
+        #[cfg(feature = "std")]
+        impl From<JsonAction> for Action {
+            fn from(a: JsonAction) -> Action {
+                match a { $(JsonAction::$variant { $($field),* } => Action::$variant { $($field),* },)* }
+            }
+        }
+
+        #[cfg(feature = "std")]
+        impl From<Action> for JsonAction {
+            fn from(a: Action) -> JsonAction {
+                match a { $(Action::$variant { $($field),* } => JsonAction::$variant { $($field),* },)* }
+            }
+        }
+    };
+    (@map P $f:ident $fp:ident $fnum:ident) => { $fp($f) };
+    (@map N $f:ident $fp:ident $fnum:ident) => { $fnum($f) };
+    (@map InventoryQuery $f:ident $fp:ident $fnum:ident) => { *$f };
+}
+
+// field types: `P` is a worker, `N` a number, `InventoryQuery` an inventory query.
+ops! {
+    /// start a stopped worker (`proc.state`, `cpu.util`).
+    ProcessStart = "process.start", Admin, destructive = false { pd: P };
+    /// stop a running worker (`proc.state`, `auth.confirm`).
+    ProcessStop = "process.stop", Admin, destructive = true { pd: P };
+    /// restart a worker from its entry point; it runs afterwards
+    /// (`proc.restart_rate`, `cpu.util`, `auth.confirm`).
+    ProcessRestart = "process.restart", Admin, destructive = true { pd: P };
+    /// set a worker's priority (`prio.ceiling`).
+    ProcessSetPriority = "process.set_priority", Operator, destructive = false { pd: P, priority: N };
+    /// set a worker's cpu budget per period (`cpu.budget_bounds`, `cpu.util`).
+    ProcessSetBudget = "process.set_budget", Operator, destructive = false { pd: P, budget_us: N, period_us: N };
+    /// give a worker pages from the pool (`mem.quota`, `mem.pool`).
+    MemoryGrant = "memory.grant", Operator, destructive = false { pd: P, pages: N };
+    /// take pages back from a stopped worker; they are zeroed
+    /// (`mem.reclaim_bounds`, `mem.reclaim_stopped`).
+    MemoryReclaim = "memory.reclaim", Operator, destructive = false { pd: P, pages: N };
+    /// notify a worker periodically (`timer.bounds`).
+    TimerSetPeriodic = "timer.set_periodic", Operator, destructive = false { pd: P, period_us: N };
+    /// stop a worker's periodic notification.
+    TimerCancel = "timer.cancel", Operator, destructive = false { pd: P };
+    /// read the platform inventory (read-only).
+    FirmwareInventory = "firmware.inventory", Observer, destructive = false { query: InventoryQuery };
+    /// read the system state (read-only).
+    SystemQuery = "system.query", Observer, destructive = false { };
+}
+
+impl Action {
+    /// the worker this action addresses, if any.
+    pub fn worker(&self) -> Option<Worker> {
+        let mut w = None;
+        let _ = self.map(|p| w = Some(*p), |_| ());
+        w
+    }
+}
+
+/// a plan as the verifier PD receives it (postcard on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// must be `PLAN_VERSION`.
+    pub version: u8,
+    /// strictly increasing per system (`plan.replay`).
+    pub request_id: u64,
+    /// names a session of the policy, which gives the tier (`auth.tier`).
+    pub session: heapless::String<MAX_SESSION>,
+    /// why: kept in the audit log and the receipt.
+    pub reason: heapless::String<MAX_REASON>,
+    /// 1..=16 actions, executed in order, all or nothing.
+    pub actions: heapless::Vec<Action, MAX_ACTIONS>,
+    /// HMAC-SHA256 over the canonical bytes of the plan without this field.
+    pub confirmation: Option<[u8; 32]>,
+}
+
+impl Plan {
+    /// true when any action needs a confirmation token.
+    pub fn has_destructive(&self) -> bool {
+        self.actions.iter().any(|a| a.kind().destructive())
+    }
+}

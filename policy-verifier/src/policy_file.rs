@@ -1,0 +1,111 @@
+//! the policy file (`system/policy.toml`) as written on disk.
+//!
+//! this module is compiled twice: by `build.rs`, which turns the default file
+//! into the `DEFAULT_POLICY` constant of the verifier PD, and by the host
+//! (feature `std`), which reads `--policy` files. one parser, one format.
+
+use serde::Deserialize;
+
+/// the whole file; unknown keys are an error so a typo never silently
+/// falls back to a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// the numeric limits the invariants check.
+    pub limits: LimitsFile,
+    /// the state every worker starts in.
+    pub initial: InitialFile,
+    /// session name -> tier and token budget.
+    pub sessions: std::collections::BTreeMap<String, SessionFile>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// must be 4: the plan format names worker0..worker3.
+    pub workers: u64,
+    /// bytes per page.
+    pub page_size: u64,
+    /// mem.quota.
+    pub quota_pages: u64,
+    /// mem.pool (initial pool size).
+    pub pool_pages: u64,
+    /// prio.ceiling.
+    pub priority_ceiling: u64,
+    /// cpu.util, per mille.
+    pub cpu_util_permille: u64,
+    /// cpu.budget_bounds lower end.
+    pub budget_min_us: u64,
+    /// cpu.budget_bounds upper end.
+    pub period_max_us: u64,
+    /// timer.bounds lower end.
+    pub timer_min_us: u64,
+    /// timer.bounds upper end.
+    pub timer_max_us: u64,
+}
+
+/// `[initial]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitialFile {
+    /// whether workers start running.
+    pub running: bool,
+    /// start priority.
+    pub priority: u64,
+    /// start budget.
+    pub budget_us: u64,
+    /// start period.
+    pub period_us: u64,
+    /// start pages per worker.
+    pub pages: u64,
+    /// last accepted request id at boot.
+    pub last_request_id: u64,
+}
+
+/// `[sessions.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFile {
+    /// `observer`, `operator` or `admin`.
+    pub tier: String,
+    /// tokens the planner may spend per request for this session.
+    pub token_budget: u64,
+}
+
+/// most sessions a policy may name (the verifier PD keeps them in a fixed table).
+pub const MAX_SESSIONS: usize = 8;
+/// longest session name in bytes.
+pub const MAX_SESSION_NAME: usize = 32;
+
+/// checks that do not need the verifier types; returns a lowercase message.
+pub fn validate(file: &PolicyFile) -> Result<(), String> {
+    let l = &file.limits;
+    if l.workers != 4 {
+        return Err(format!("`limits.workers` is {}; the plan format fixes it at 4", l.workers));
+    }
+    if l.page_size == 0 {
+        return Err("`limits.page_size` must be positive".into());
+    }
+    if l.budget_min_us == 0 || l.budget_min_us > l.period_max_us {
+        return Err("`limits.budget_min_us` must be in 1..=`limits.period_max_us`".into());
+    }
+    if l.timer_min_us == 0 || l.timer_min_us > l.timer_max_us {
+        return Err("`limits.timer_min_us` must be in 1..=`limits.timer_max_us`".into());
+    }
+    if l.priority_ceiling > 254 {
+        return Err("`limits.priority_ceiling` must be at most 254 (seL4 priorities)".into());
+    }
+    if file.sessions.len() > MAX_SESSIONS {
+        return Err(format!("at most {MAX_SESSIONS} sessions"));
+    }
+    for (name, s) in &file.sessions {
+        if name.is_empty() || name.len() > MAX_SESSION_NAME {
+            return Err(format!("session name `{name}` must be 1..={MAX_SESSION_NAME} bytes"));
+        }
+        if !matches!(s.tier.as_str(), "observer" | "operator" | "admin") {
+            return Err(format!("session `{name}` has unknown tier `{}`", s.tier));
+        }
+    }
+    Ok(())
+}
