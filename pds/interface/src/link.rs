@@ -1,0 +1,182 @@
+//! what travels between the host and the verifier, through the link PD.
+//!
+//! the host sends a [`Request`] as one frame; the link PD copies the payload
+//! into the `link_verifier` region it shares with the verifier and PPCs the
+//! verifier with [`OP_REQUEST`] and the length in message register 0; the
+//! verifier writes a [`Reply`] into the same region and returns its length.
+//! the link PD never decodes either: it is a pipe with a checksum.
+
+use serde::{Deserialize, Serialize};
+
+use crate::N_WORKERS;
+
+/// PPC label from link to verifier: a request is in the shared region.
+pub const OP_REQUEST: u64 = 1;
+/// the shared region's size (`link_verifier` in the .system file).
+pub const SHARED_REGION_SIZE: usize = 0x2000;
+
+/// a request from the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request<'a> {
+    /// verify and execute a plan given in the policy-verifier wire encoding.
+    Apply(#[serde(borrow)] &'a [u8]),
+    /// report the system's state, read back from the capability PDs.
+    Status,
+}
+
+/// the verifier's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// the outcome of an `Apply`.
+    Receipt(Receipt),
+    /// the answer to `Status`.
+    Status(SystemState),
+    /// the request was refused before verification.
+    Error(LinkError),
+}
+
+/// why a request was refused before verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkError {
+    /// the request bytes are not a `Request`.
+    BadRequest,
+    /// the plan bytes are not a plan (policy-verifier wire decoding failed).
+    BadPlan,
+    /// the request or the reply exceeds the shared region.
+    TooLarge,
+    /// a capability PD could not be read.
+    Unavailable,
+    /// the link PD dropped a frame (bad CRC, bad encoding, too long).
+    BadFrame,
+}
+
+/// maximum violations carried in a receipt.
+pub const MAX_VIOLATIONS: usize = 32;
+
+/// one broken invariant (DESIGN.md's stable names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// 0-based index of the failing action.
+    pub action: u8,
+    /// the invariant name, e.g. `mem.quota`.
+    pub invariant: heapless::String<32>,
+}
+
+/// why an approved action failed when executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecFailure {
+    /// the capability PD refused (its error, rendered as a code).
+    Refused(u8),
+    /// the capability PD faulted or could not be reached.
+    Unreachable,
+    /// the reply did not decode.
+    BadReply,
+}
+
+/// one worker as read back from the capability PDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WorkerReport {
+    /// from the process PD.
+    pub running: bool,
+    /// from the process PD.
+    pub priority: u64,
+    /// from the process PD (the budget it enforces).
+    pub budget_us: u64,
+    /// from the process PD.
+    pub period_us: u64,
+    /// from the memory PD's page table.
+    pub pages: u64,
+    /// from the timer PD.
+    pub timer_period_us: Option<u64>,
+    /// faults taken since boot (process PD).
+    pub faults: u32,
+    /// restarts since boot (process PD).
+    pub restarts: u32,
+    /// progress counter the worker publishes.
+    pub progress: u64,
+    /// timer notifications delivered since boot.
+    pub ticks: u64,
+    /// cpu time consumed since boot, µs.
+    pub consumed_us: u64,
+}
+
+/// the whole system as read back from the capability PDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SystemState {
+    /// worker0..worker3.
+    pub workers: [WorkerReport; N_WORKERS],
+    /// pages in the memory pool.
+    pub pool_pages: u64,
+    /// pages free in the pool.
+    pub free_pages: u64,
+    /// last approved request id (the verifier's replay guard).
+    pub last_request_id: u64,
+}
+
+/// the outcome of one plan (DESIGN.md's receipt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// the plan's request id.
+    pub request_id: u64,
+    /// the verifier approved the whole plan.
+    pub approved: bool,
+    /// actions executed successfully.
+    pub executed: u8,
+    /// the action that failed at execution, if one did; the rest were not run.
+    pub failed_action: Option<u8>,
+    /// why it failed.
+    pub failure: Option<ExecFailure>,
+    /// the first failing action's broken invariants (empty when approved).
+    pub violations: heapless::Vec<Violation, MAX_VIOLATIONS>,
+    /// the state before the plan, read back from the PDs.
+    pub state_before: SystemState,
+    /// the state after the plan, read back from the PDs.
+    pub state_after: SystemState,
+    /// the answer of the plan's last `firmware.inventory` (untrusted strings).
+    pub inventory: Option<crate::firmware::Inventory>,
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn request_round_trip_borrows_the_plan_bytes() {
+        let plan = [1u8, 2, 3, 0, 255];
+        let mut buf = [0u8; 64];
+        let used = postcard::to_slice(&Request::Apply(&plan), &mut buf).unwrap();
+        let back: Request<'_> = postcard::from_bytes(used).unwrap();
+        assert_eq!(back, Request::Apply(&plan));
+    }
+
+    #[test]
+    fn receipt_round_trip() {
+        let mut r = Receipt {
+            request_id: 7,
+            approved: false,
+            executed: 0,
+            failed_action: None,
+            failure: None,
+            violations: heapless::Vec::new(),
+            state_before: SystemState::default(),
+            state_after: SystemState::default(),
+            inventory: None,
+        };
+        r.violations
+            .push(Violation { action: 2, invariant: heapless::String::try_from("mem.quota").unwrap() })
+            .unwrap();
+        r.state_after.workers[1].timer_period_us = Some(20_000);
+        let mut buf = [0u8; 1024];
+        let used = postcard::to_slice(&Reply::Receipt(r.clone()), &mut buf).unwrap();
+        assert_eq!(postcard::from_bytes::<Reply>(used).unwrap(), Reply::Receipt(r));
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error_not_a_crash() {
+        for bytes in [&[][..], &[9, 9, 9], &[0, 200, 200, 200, 200, 200]] {
+            assert!(postcard::from_bytes::<Request<'_>>(bytes).is_err(), "{bytes:?}");
+        }
+        assert!(postcard::from_bytes::<Reply>(&[7]).is_err());
+    }
+}

@@ -1,0 +1,25 @@
+//! the memory PD's image: glue between the seL4 runtime and [`pd_memory`].
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod image {
+    use pd_interface::{layout::POOL_PAGES, PAGE_SIZE};
+    use pd_runtime::Region;
+
+    pd_runtime::setvar!(pool_vaddr);
+    pd_runtime::setvar!(ledger_vaddr);
+
+    fn init() -> Result<pd_memory::Memory, pd_memory::MemoryError> {
+        pd_memory::Memory::init(
+            Region::from_setvar(&pool_vaddr, POOL_PAGES * PAGE_SIZE, true),
+            Region::from_setvar(&ledger_vaddr, PAGE_SIZE, true),
+        )
+    }
+
+    pd_runtime::protection_domain!(pd_memory::Memory, init);
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("the memory PD runs under seL4 (aarch64-unknown-none) or in the hosted system (`llmsh boot`)");
+}
