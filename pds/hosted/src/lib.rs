@@ -1,3 +1,346 @@
-//! the hosted llm-os: every PD's handler on a host thread, wired from
-//! system/llm-os.system.
+//! the hosted llm-os: every PD's unchanged handler on its own host thread,
+//! wired from system/llm-os.system.
+//!
+//! [`HostedSystem::boot`] parses and checks the .system file (the Microkit
+//! rules and the capability graph: a system that fails them does not boot),
+//! creates one memory buffer per `<memory_region>`, one inbox per PD, and
+//! gives each PD exactly the channels, IRQs, regions (with their
+//! permissions), children and scheduling contexts the file gives it. the
+//! link's UART becomes a byte pipe ([`Handle::transport`]), the timer a host
+//! clock. the host talks to the system only through that pipe, with the same
+//! framing it uses on qemu's serial port.
+
+pub mod devices;
 pub mod sdf;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use pd_interface::client::{ClientError, LinkClient};
+use pd_interface::link::{Reply, Request};
+use pd_runtime::hosted::{self, ChannelWire, DynHandler, InitFn, IrqLine, PdControl, PdSpec, RunState, SharedMemory};
+use pd_runtime::Region;
+
+pub use devices::{LinkStream, UartWire};
+
+/// the repository's system description (for tools run from the source tree).
+pub fn default_system_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../system/llm-os.system")
+}
+
+/// why the hosted system did not boot.
+#[derive(Debug)]
+pub enum BootError {
+    /// the .system file could not be read.
+    Io(PathBuf, io::Error),
+    /// the .system file breaks a Microkit rule.
+    Sdf(sdf::SdfError),
+    /// the .system file breaks the capability-graph property.
+    Graph(sdf::GraphError),
+    /// a PD's program image is not one the hosted system knows.
+    UnknownImage {
+        /// the PD.
+        pd: String,
+        /// its `program_image`.
+        image: String,
+    },
+    /// a thread could not be started.
+    Spawn(io::Error),
+}
+
+impl std::fmt::Display for BootError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(p, e) => write!(f, "cannot read `{}`: {e}", p.display()),
+            Self::Sdf(e) => write!(f, "system description: {e}"),
+            Self::Graph(e) => write!(f, "capability graph: {e}"),
+            Self::UnknownImage { pd, image } => write!(f, "pd `{pd}` has program image `{image}`, unknown to the hosted system"),
+            Self::Spawn(e) => write!(f, "cannot start a pd thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BootError {}
+
+/// a PD as the hosted system sees it from outside (diagnostics only; the
+/// system state proper is read through the link).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PdInfo {
+    /// its name.
+    pub name: String,
+    /// running, stopped, faulted.
+    pub state: RunState,
+    /// current priority.
+    pub priority: u8,
+    /// faults since boot.
+    pub faults: u64,
+}
+
+/// the hosted system.
+pub struct HostedSystem;
+
+impl HostedSystem {
+    /// boot the system described by the .system file at `path`.
+    pub fn boot(path: &Path) -> Result<Handle, BootError> {
+        let text = std::fs::read_to_string(path).map_err(|e| BootError::Io(path.to_owned(), e))?;
+        Self::boot_str(&text)
+    }
+
+    /// boot from the text of a .system file.
+    pub fn boot_str(text: &str) -> Result<Handle, BootError> {
+        let sys = sdf::parse(text).map_err(BootError::Sdf)?;
+        sdf::check_capability_graph(&sys, &sdf::LLM_OS_ROLES).map_err(BootError::Graph)?;
+        boot(&sys)
+    }
+}
+
+fn init_fn<H, F>(f: F) -> InitFn
+where
+    H: pd_runtime::Handler + Send + 'static,
+    F: Fn(&hosted::PdEnv<'_>) -> Result<H, String> + Send + Sync + 'static,
+{
+    Arc::new(move |env| f(env).map(|h| Box::new(h) as Box<dyn DynHandler>))
+}
+
+fn region(env: &hosted::PdEnv<'_>, setvar: &str) -> Result<Region, String> {
+    env.region(setvar).ok_or_else(|| format!("pd `{}` has no region for `{setvar}`", env.name()))
+}
+
+fn boot(sys: &sdf::SystemDescription) -> Result<Handle, BootError> {
+    let uart = UartWire::new();
+    let timer = devices::TimerDevice::new();
+    let controls: Vec<Arc<PdControl>> =
+        sys.pds.iter().map(|p| PdControl::new(&p.name, p.priority, p.parent.is_some())).collect();
+    let memories: BTreeMap<&str, SharedMemory> =
+        sys.regions.iter().map(|r| (r.name.as_str(), SharedMemory::new(r.size as usize))).collect();
+    let ctl = |i: usize| controls.get(i).cloned();
+
+    let mut specs: Vec<PdSpec> = sys.pds.iter().map(|_| PdSpec::default()).collect();
+    for ch in &sys.channels {
+        for (me, other) in [(ch.a, ch.b), (ch.b, ch.a)] {
+            if let (Some(spec), Some(peer)) = (specs.get_mut(me.pd), ctl(other.pd)) {
+                spec.channels.insert(me.id, ChannelWire { peer, peer_id: other.id, notify: me.notify, pp: me.pp });
+            }
+        }
+    }
+    let mut inits: Vec<InitFn> = Vec::new();
+    for (i, pd) in sys.pds.iter().enumerate() {
+        let (Some(spec), Some(me)) = (specs.get_mut(i), ctl(i)) else { continue };
+        for m in &pd.maps {
+            if let Some(mem) = memories.get(m.mr.as_str()) {
+                let view = mem.map(m.writable);
+                spec.regions.insert(m.mr.clone(), view.clone());
+                if let Some(sym) = &m.setvar_vaddr {
+                    spec.regions.insert(sym.clone(), view);
+                }
+            }
+        }
+        for irq in &pd.irqs {
+            let line = IrqLine::new(me.clone(), irq.id);
+            match (pd.program_image.as_str(), irq.irq) {
+                ("link.elf", 33) => uart.connect(line.clone()),
+                ("timer.elf", 30) => timer.connect(line.clone()),
+                _ => {}
+            }
+            spec.irqs.insert(irq.id, line);
+        }
+        for (j, child) in sys.pds.iter().enumerate() {
+            if child.parent == Some(i) {
+                if let (Some(id), Some(c)) = (child.child_id, ctl(j)) {
+                    spec.children.insert(id, c);
+                }
+            }
+        }
+        for (slot, target) in &pd.cap_sc {
+            if let Some(c) = sys.pd_index(target).and_then(ctl) {
+                spec.sched_contexts.insert(*slot, c);
+            }
+        }
+        if let (Some(p), Some(id)) = (pd.parent, pd.child_id) {
+            if let Some(pc) = ctl(p) {
+                spec.parent = Some((pc, id));
+            }
+        }
+        let init = match pd.program_image.as_str() {
+            "link.elf" => {
+                let wire = uart.clone();
+                init_fn(move |env| Ok(pd_link::Link::init(wire.device(), region(env, "link_buf")?)))
+            }
+            "verifier.elf" => init_fn(|env| Ok(pd_verifier::Verifier::init(region(env, "link_buf")?))),
+            "timer.elf" => {
+                let clock = Mutex::new(Some(timer.clock()));
+                init_fn(move |_| {
+                    let c = clock.lock().map_err(|_| "clock lock")?.take();
+                    // a restart of the timer PD reuses the same clock device
+                    let c = c.ok_or("timer clock already taken")?;
+                    Ok(pd_timer::Timer::init(c))
+                })
+            }
+            "memory.elf" => init_fn(|env| {
+                pd_memory::Memory::init(region(env, "pool_vaddr")?, region(env, "ledger_vaddr")?)
+                    .map_err(|e| format!("{e:?}"))
+            }),
+            "process.elf" => init_fn(|env| {
+                pd_process::Process::init([
+                    region(env, "status0_vaddr")?,
+                    region(env, "status1_vaddr")?,
+                    region(env, "status2_vaddr")?,
+                    region(env, "status3_vaddr")?,
+                ])
+                .map_err(|e| format!("{e:?}"))
+            }),
+            "firmware.elf" => init_fn(|_| Ok(pd_firmware::Firmware::init(pd_firmware::QEMU_VIRT_AARCH64))),
+            "worker.elf" => init_fn(|env| {
+                pd_worker::Worker::init(
+                    env.name(),
+                    region(env, "pool_vaddr")?,
+                    region(env, "ledger_vaddr")?,
+                    region(env, "status_vaddr")?,
+                )
+                .map_err(|e| format!("{e:?}"))
+            }),
+            other => return Err(BootError::UnknownImage { pd: pd.name.clone(), image: other.to_owned() }),
+        };
+        inits.push(init);
+    }
+
+    let mut threads = Vec::new();
+    let mut handle = Handle {
+        controls: controls.clone(),
+        uart: uart.clone(),
+        timer,
+        threads: Vec::new(),
+        client: Mutex::new(None),
+    };
+    // children start after their parent so the parent's init (e.g. process
+    // setting priorities) sees them; Microkit starts all PDs at once, and
+    // nothing here depends on the order beyond that.
+    for ((c, spec), init) in controls.iter().zip(specs).zip(inits) {
+        threads.push(hosted::spawn(c.clone(), spec, init).map_err(BootError::Spawn)?);
+    }
+    threads.push(handle.timer.spawn().map_err(BootError::Spawn)?);
+    handle.threads = threads;
+    Ok(handle)
+}
+
+/// a running hosted system; dropping it shuts the system down.
+pub struct Handle {
+    controls: Vec<Arc<PdControl>>,
+    uart: UartWire,
+    timer: devices::TimerDevice,
+    threads: Vec<JoinHandle<()>>,
+    client: Mutex<Option<LinkClient<LinkStream>>>,
+}
+
+/// how long [`Handle::request`] waits for the link before giving up.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Handle {
+    /// the host end of the link PD's UART: a byte stream carrying frames, as
+    /// qemu's serial port does. reads wait at most `timeout` (none: forever).
+    pub fn transport(&self, timeout: Option<Duration>) -> LinkStream {
+        LinkStream::new(self.uart.clone(), timeout)
+    }
+
+    /// one request through the link (framed postcard over the byte stream);
+    /// concurrent callers are serialised.
+    pub fn request(&self, req: &Request<'_>) -> Result<Reply, ClientError> {
+        let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        let client = guard.get_or_insert_with(|| LinkClient::new(self.transport(Some(REPLY_TIMEOUT))));
+        client.request(req)
+    }
+
+    /// every PD as seen from outside.
+    pub fn pds(&self) -> Vec<PdInfo> {
+        self.controls
+            .iter()
+            .map(|c| PdInfo {
+                name: c.name().to_owned(),
+                state: c.run_state(),
+                priority: c.priority(),
+                faults: c.fault_count(),
+            })
+            .collect()
+    }
+
+    /// one PD as seen from outside.
+    pub fn pd(&self, name: &str) -> Option<PdInfo> {
+        self.pds().into_iter().find(|p| p.name == name)
+    }
+
+    /// make PD `name` fault (a hosted-only hook for tests and demos: its
+    /// parent's `fault` handler runs, as on seL4). false if there is no such PD.
+    pub fn inject_fault(&self, name: &str) -> bool {
+        match self.controls.iter().find(|c| c.name() == name) {
+            Some(c) => {
+                c.inject_fault();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// serve the link on a unix socket: one connection at a time, each
+    /// connection's bytes go to the UART and the UART's bytes come back.
+    /// returns when the listener fails.
+    pub fn serve_unix(&self, listener: std::os::unix::net::UnixListener) -> io::Result<()> {
+        for conn in listener.incoming() {
+            let mut conn = conn?;
+            let mut back = conn.try_clone()?;
+            let mut from_uart = self.transport(Some(Duration::from_millis(200)));
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let stop2 = stop.clone();
+            let pump = std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                    match io::Read::read(&mut from_uart, &mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if io::Write::write_all(&mut back, buf.get(..n).unwrap_or(&[])).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+            let mut buf = [0u8; 4096];
+            loop {
+                match io::Read::read(&mut conn, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => self.uart.write(buf.get(..n).unwrap_or(&[])),
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = pump.join();
+        }
+        Ok(())
+    }
+
+    /// stop every PD and device thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        for c in &self.controls {
+            c.shutdown();
+        }
+        self.timer.stop();
+        self.uart.close();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -5,8 +5,10 @@
 //! verifier ([`link`]), and the byte-stream framing the link PD speaks on its
 //! UART ([`frame`]). PPC messages travel postcard-encoded in the message
 //! registers ([`msg`]): the tag's label is the byte length, its count the words.
-#![no_std]
+#![cfg_attr(not(feature = "std"), no_std)]
 
+#[cfg(feature = "std")]
+pub mod client;
 pub mod frame;
 pub mod link;
 pub mod msg;
@@ -117,6 +119,19 @@ pub mod process {
         Kernel(u8),
         /// the request did not decode.
         BadRequest,
+    }
+
+    impl Error {
+        /// a stable code for receipts: 1..=3, 4 bad request, 0x80 | seL4 error.
+        pub const fn code(self) -> u8 {
+            match self {
+                Error::AlreadyRunning => 1,
+                Error::NotRunning => 2,
+                Error::BadBudget => 3,
+                Error::BadRequest => 4,
+                Error::Kernel(e) => 0x80 | (e & 0x7f),
+            }
+        }
     }
 }
 

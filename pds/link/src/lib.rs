@@ -1,2 +1,151 @@
-//! placeholder.
+//! link PD: the framed byte stream between the host and the verifier.
+//!
+//! holds: the PL011 UART (device region + IRQ 33) on seL4, a socket or pipe
+//! behind the same [`Uart`] trait on the hosted system; the `link_verifier`
+//! region. talks to: the verifier only (one PPC channel). it never decodes a
+//! plan or a reply: it reassembles frames ([`pd_interface::frame`]: COBS,
+//! CRC-32, length cap), hands each payload to the verifier, and frames the
+//! answer. a dropped frame (bad CRC, bad encoding, too long) gets a framed
+//! `BadFrame` error so the host never waits for an answer that will not come.
 #![no_std]
+#![cfg_attr(not(target_os = "none"), forbid(unsafe_code))]
+
+#[cfg(target_os = "none")]
+pub mod pl011;
+
+use pd_interface::frame::{self, Deframer, Pushed, MAX_FRAME, MAX_PAYLOAD};
+use pd_interface::link::{LinkError, Reply, OP_REQUEST};
+use pd_runtime::{Channel, Handler, MessageInfo, Region, RegionError, RuntimeError, Unhandled};
+
+/// PPC to the verifier.
+pub const VERIFIER: Channel = Channel::new(0);
+/// the UART interrupt (`<irq irq="33" id="1">`).
+pub const UART_IRQ: Channel = Channel::new(1);
+
+/// a byte-stream device.
+pub trait Uart {
+    /// the next received byte, if one is waiting.
+    fn read_byte(&mut self) -> Option<u8>;
+    /// send bytes (blocks while the transmitter is full).
+    fn write_all(&mut self, bytes: &[u8]);
+}
+
+/// what faults the link PD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPdError {
+    /// an event it does not serve.
+    Unhandled(Unhandled),
+    /// the shared region is not mapped as the .system file says.
+    Region(RegionError),
+    /// the runtime refused (a .system mismatch).
+    Runtime(RuntimeError),
+}
+
+impl From<Unhandled> for LinkPdError {
+    fn from(e: Unhandled) -> Self {
+        Self::Unhandled(e)
+    }
+}
+
+impl From<RegionError> for LinkPdError {
+    fn from(e: RegionError) -> Self {
+        Self::Region(e)
+    }
+}
+
+impl From<RuntimeError> for LinkPdError {
+    fn from(e: RuntimeError) -> Self {
+        Self::Runtime(e)
+    }
+}
+
+/// the link.
+pub struct Link<U: Uart> {
+    uart: U,
+    shared: Region,
+    rx: Deframer<MAX_FRAME>,
+    tx: [u8; MAX_FRAME],
+    /// frames forwarded and frames dropped since boot.
+    pub counters: (u64, u64),
+}
+
+impl<U: Uart> Link<U> {
+    /// Microkit `init`.
+    pub fn init(uart: U, shared: Region) -> Self {
+        Self { uart, shared, rx: Deframer::new(), tx: [0; MAX_FRAME], counters: (0, 0) }
+    }
+
+    fn send(&mut self, payload: &[u8]) {
+        if let Ok(n) = frame::encode(payload, &mut self.tx) {
+            self.uart.write_all(self.tx.get(..n).unwrap_or(&[]));
+        }
+    }
+
+    fn send_error(&mut self, e: LinkError) {
+        let mut buf = [0u8; 16];
+        if let Ok(used) = postcard::to_slice(&Reply::Error(e), &mut buf) {
+            let n = used.len();
+            self.send(buf.get(..n).unwrap_or(&[]));
+        }
+    }
+
+    /// hand one payload to the verifier and frame its answer.
+    fn forward(&mut self, len: usize) -> Result<(), LinkPdError> {
+        pd_runtime::set_mr(0, len as u64)?;
+        let reply = VERIFIER.pp_call(MessageInfo::new(OP_REQUEST, 1))?;
+        let _ = reply;
+        let n = pd_runtime::get_mr(0).and_then(|n| usize::try_from(n).ok()).unwrap_or(usize::MAX);
+        let mut out = [0u8; MAX_PAYLOAD];
+        match out.get_mut(..n) {
+            Some(buf) => {
+                self.shared.read(0, buf)?;
+                self.send(buf);
+            }
+            None => self.send_error(LinkError::TooLarge),
+        }
+        Ok(())
+    }
+
+    /// drain the receiver; forward every complete frame.
+    pub fn drain(&mut self) -> Result<(), LinkPdError> {
+        while let Some(b) = self.uart.read_byte() {
+            let mut payload = [0u8; MAX_PAYLOAD];
+            let got = match self.rx.push(b) {
+                Pushed::Pending => continue,
+                Pushed::Dropped(_) => None,
+                Pushed::Frame(p) => match payload.get_mut(..p.len()) {
+                    Some(dst) => {
+                        dst.copy_from_slice(p);
+                        Some(p.len())
+                    }
+                    None => None,
+                },
+            };
+            match got {
+                Some(len) if len <= self.shared.len() => {
+                    self.shared.write(0, payload.get(..len).unwrap_or(&[]))?;
+                    self.counters.0 += 1;
+                    self.forward(len)?;
+                }
+                _ => {
+                    self.counters.1 += 1;
+                    self.send_error(LinkError::BadFrame);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<U: Uart> Handler for Link<U> {
+    type Error = LinkPdError;
+
+    fn notified(&mut self, channel: Channel) -> Result<(), LinkPdError> {
+        if channel != UART_IRQ {
+            return Err(Unhandled::Notified(channel).into());
+        }
+        self.drain()?;
+        UART_IRQ.irq_ack()?;
+        Ok(())
+    }
+}

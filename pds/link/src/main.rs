@@ -1,7 +1,23 @@
-//! placeholder image.
+//! the link PD's image: glue between the seL4 runtime and [`pd_link`].
 #![cfg_attr(target_os = "none", no_std, no_main)]
-#[cfg(not(target_os = "none"))]
-fn main() {}
+
 #[cfg(target_os = "none")]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+mod image {
+    use pd_interface::link::SHARED_REGION_SIZE;
+    use pd_link::{pl011::Pl011, Link, LinkPdError};
+    use pd_runtime::Region;
+
+    pd_runtime::setvar!(uart_base);
+    pd_runtime::setvar!(link_buf);
+
+    fn init() -> Result<Link<Pl011>, LinkPdError> {
+        Ok(Link::init(Pl011::new(uart_base.get()), Region::from_setvar(&link_buf, SHARED_REGION_SIZE, true)))
+    }
+
+    pd_runtime::protection_domain!(Link<Pl011>, init);
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("the link PD runs under seL4 (aarch64-unknown-none) or in the hosted system (`llmsh boot`)");
+}

@@ -1,2 +1,339 @@
-//! placeholder.
+//! verifier PD: the only way from the host to a capability.
+//!
+//! holds: the policy (policy.toml, compiled into policy-verifier), the
+//! confirmation key, and the only PPC channels to the capability PDs
+//! (process, memory, timer, firmware). talks to: link (PPC in, through the
+//! shared `link_verifier` region), the four capability PDs (PPC out). it
+//! maps no device and no pool memory.
+//!
+//! for each plan it reads the real state back from the capability PDs, runs
+//! policy-verifier's `verify` on it (the one model; there is no second copy
+//! here), and, only if the whole plan is approved, invokes the capability
+//! PDs one action at a time in order, stopping at the first failure. the
+//! receipt carries the state before and after, both read back from the PDs.
+//!
+//! the confirmation key compiled in is system/dev-confirm.key: dev only.
 #![no_std]
+#![forbid(unsafe_code)]
+
+use pd_interface::link::{
+    ExecFailure, LinkError, Receipt, Reply, Request, SystemState, Violation, WorkerReport, OP_REQUEST,
+};
+use pd_interface::msg::{self, CallError};
+use pd_interface::{firmware, frame::MAX_PAYLOAD, memory, process, timer, WorkerId, N_WORKERS};
+use pd_runtime::{Channel, Handler, MessageInfo, Region, RegionError, RuntimeError, Unhandled};
+use policy_verifier::{verify, Action, InventoryQuery, Plan, State, Worker, WorkerState, DEFAULT_POLICY};
+
+/// PPCs from link.
+pub const LINK: Channel = Channel::new(0);
+/// PPC to the process PD.
+pub const PROCESS: Channel = Channel::new(1);
+/// PPC to the memory PD.
+pub const MEMORY: Channel = Channel::new(2);
+/// PPC to the timer PD.
+pub const TIMER: Channel = Channel::new(3);
+/// PPC to the firmware PD.
+pub const FIRMWARE: Channel = Channel::new(4);
+
+/// the dev confirmation key (system/dev-confirm.key, 64 hex digits).
+pub const DEV_KEY: [u8; 32] = hex32(include_str!("../../../system/dev-confirm.key"));
+
+const fn hex32(s: &str) -> [u8; 32] {
+    const fn nib(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => panic!("system/dev-confirm.key must be 64 hex digits"),
+        }
+    }
+    let b = s.as_bytes();
+    assert!(b.len() >= 64, "system/dev-confirm.key must be 64 hex digits");
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = (nib(b[2 * i]) << 4) | nib(b[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+
+/// what faults the verifier PD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifierError {
+    /// an event it does not serve.
+    Unhandled(Unhandled),
+    /// the shared region is not mapped as the .system file says.
+    Region(RegionError),
+    /// the runtime refused.
+    Runtime(RuntimeError),
+}
+
+impl From<Unhandled> for VerifierError {
+    fn from(e: Unhandled) -> Self {
+        Self::Unhandled(e)
+    }
+}
+
+impl From<RegionError> for VerifierError {
+    fn from(e: RegionError) -> Self {
+        Self::Region(e)
+    }
+}
+
+impl From<RuntimeError> for VerifierError {
+    fn from(e: RuntimeError) -> Self {
+        Self::Runtime(e)
+    }
+}
+
+/// the verifier's state: the shared region and the replay guard.
+pub struct Verifier {
+    shared: Region,
+    last_request_id: u64,
+}
+
+fn wid(w: Worker) -> WorkerId {
+    // Worker::index is 0..=3 by construction
+    WorkerId::new(w.index()).unwrap_or(WorkerId::ALL[0])
+}
+
+fn call<Req: serde::Serialize, Rep: serde::de::DeserializeOwned>(ch: Channel, req: &Req) -> Result<Rep, ExecFailure> {
+    msg::call(ch, req).map_err(|e| match e {
+        CallError::Runtime(_) => ExecFailure::Unreachable,
+        CallError::Msg(_) => ExecFailure::BadReply,
+    })
+}
+
+/// read the real state from the capability PDs (the `system.query` view).
+pub fn read_state(last_request_id: u64) -> Result<SystemState, ExecFailure> {
+    let procs = match call(PROCESS, &process::Request::Query)? {
+        process::Reply::Workers(w) => w,
+        _ => return Err(ExecFailure::BadReply),
+    };
+    let pool = match call(MEMORY, &memory::Request::Query)? {
+        memory::Reply::Pool(p) => p,
+        memory::Reply::Error(_) => return Err(ExecFailure::BadReply),
+    };
+    let timers = match call(TIMER, &timer::Request::Query)? {
+        timer::Reply::Timers(t) => t,
+        timer::Reply::Error(_) => return Err(ExecFailure::BadReply),
+    };
+    let mut s = SystemState {
+        pool_pages: pool.pool_pages,
+        free_pages: pool.free_pages,
+        last_request_id,
+        ..SystemState::default()
+    };
+    for i in 0..N_WORKERS {
+        let (Some(out), Some(p), Some(pages), Some(period), Some(ticks)) = (
+            s.workers.get_mut(i),
+            procs.get(i),
+            pool.pages.get(i),
+            timers.period_us.get(i),
+            timers.ticks.get(i),
+        ) else {
+            continue;
+        };
+        *out = WorkerReport {
+            running: p.running,
+            priority: u64::from(p.priority),
+            budget_us: p.budget_us,
+            period_us: p.period_us,
+            pages: *pages,
+            timer_period_us: *period,
+            faults: p.faults,
+            restarts: p.restarts,
+            progress: p.progress,
+            ticks: *ticks,
+            consumed_us: p.consumed_us,
+        };
+    }
+    Ok(s)
+}
+
+/// the verifier's model of a read-back state.
+pub fn model_state(s: &SystemState) -> State {
+    let w = |r: &WorkerReport| WorkerState {
+        running: r.running,
+        priority: r.priority,
+        budget_us: r.budget_us,
+        period_us: r.period_us,
+        pages: r.pages,
+        timer_period_us: r.timer_period_us,
+    };
+    let [a, b, c, d] = &s.workers;
+    State { workers: [w(a), w(b), w(c), w(d)], pool_pages: s.pool_pages, last_request_id: s.last_request_id }
+}
+
+fn refused(code: u8) -> ExecFailure {
+    ExecFailure::Refused(code)
+}
+
+/// invoke the capability PD that carries out `action`.
+fn execute(action: &Action, inventory: &mut Option<firmware::Inventory>) -> Result<(), ExecFailure> {
+    let proc_done = |r: process::Reply| match r {
+        process::Reply::Done(_) => Ok(()),
+        process::Reply::Error(e) => Err(refused(e.code())),
+        process::Reply::Workers(_) => Err(ExecFailure::BadReply),
+    };
+    let mem_done = |r: memory::Reply| match r {
+        memory::Reply::Pool(_) => Ok(()),
+        memory::Reply::Error(e) => Err(refused(e as u8)),
+    };
+    let timer_done = |r: timer::Reply| match r {
+        timer::Reply::Timers(_) => Ok(()),
+        timer::Reply::Error(e) => Err(refused(e as u8)),
+    };
+    match *action {
+        Action::ProcessStart { pd } => proc_done(call(PROCESS, &process::Request::Start(wid(pd)))?),
+        Action::ProcessStop { pd } => proc_done(call(PROCESS, &process::Request::Stop(wid(pd)))?),
+        Action::ProcessRestart { pd } => proc_done(call(PROCESS, &process::Request::Restart(wid(pd)))?),
+        Action::ProcessSetPriority { pd, priority } => {
+            let p = u8::try_from(priority).map_err(|_| refused(0xfe))?;
+            proc_done(call(PROCESS, &process::Request::SetPriority(wid(pd), p))?)
+        }
+        Action::ProcessSetBudget { pd, budget_us, period_us } => {
+            proc_done(call(PROCESS, &process::Request::SetBudget { worker: wid(pd), budget_us, period_us })?)
+        }
+        Action::MemoryGrant { pd, pages } => mem_done(call(MEMORY, &memory::Request::Grant(wid(pd), pages))?),
+        Action::MemoryReclaim { pd, pages } => mem_done(call(MEMORY, &memory::Request::Reclaim(wid(pd), pages))?),
+        Action::TimerSetPeriodic { pd, period_us } => {
+            timer_done(call(TIMER, &timer::Request::SetPeriodic(wid(pd), period_us))?)
+        }
+        Action::TimerCancel { pd } => timer_done(call(TIMER, &timer::Request::Cancel(wid(pd)))?),
+        Action::FirmwareInventory { query } => {
+            let q = match query {
+                InventoryQuery::Cpus => firmware::Query::Cpus,
+                InventoryQuery::Memory => firmware::Query::Memory,
+                InventoryQuery::Devices => firmware::Query::Devices,
+                InventoryQuery::All => firmware::Query::All,
+            };
+            match call(FIRMWARE, &firmware::Request::Inventory(q))? {
+                firmware::Reply::Inventory(inv) => {
+                    *inventory = Some(inv);
+                    Ok(())
+                }
+                firmware::Reply::BadRequest => Err(ExecFailure::BadReply),
+            }
+        }
+        Action::SystemQuery {} => Ok(()),
+    }
+}
+
+fn violation(action: usize, name: &str) -> Violation {
+    let mut invariant = heapless::String::new();
+    let _ = invariant.push_str(name);
+    Violation { action: u8::try_from(action).unwrap_or(u8::MAX), invariant }
+}
+
+impl Verifier {
+    /// Microkit `init`.
+    pub fn init(shared: Region) -> Self {
+        Self { shared, last_request_id: 0 }
+    }
+
+    /// verify and, if approved, execute one plan.
+    pub fn apply(&mut self, plan: &Plan) -> Reply {
+        let Ok(before) = read_state(self.last_request_id) else {
+            return Reply::Error(LinkError::Unavailable);
+        };
+        let verdict = verify(&DEFAULT_POLICY, &model_state(&before), plan, &DEV_KEY);
+        let mut receipt = Receipt {
+            request_id: plan.request_id,
+            approved: verdict.approved,
+            executed: 0,
+            failed_action: None,
+            failure: None,
+            violations: heapless::Vec::new(),
+            state_before: before,
+            state_after: before,
+            inventory: None,
+        };
+        for inv in verdict.plan_violations.iter() {
+            let _ = receipt.violations.push(violation(0, inv.name()));
+        }
+        if let Some((i, set)) = verdict.failed {
+            for inv in set.iter() {
+                let _ = receipt.violations.push(violation(i, inv.name()));
+            }
+        }
+        if verdict.approved {
+            // the plan is accepted as a whole: its id is spent even if an
+            // invocation fails, so a half-run plan cannot be replayed
+            self.last_request_id = plan.request_id;
+            for (i, action) in plan.actions.iter().enumerate() {
+                match execute(action, &mut receipt.inventory) {
+                    Ok(()) => receipt.executed = receipt.executed.saturating_add(1),
+                    Err(f) => {
+                        receipt.failed_action = Some(u8::try_from(i).unwrap_or(u8::MAX));
+                        receipt.failure = Some(f);
+                        break;
+                    }
+                }
+            }
+            match read_state(self.last_request_id) {
+                Ok(after) => receipt.state_after = after,
+                Err(f) => {
+                    if receipt.failure.is_none() {
+                        receipt.failure = Some(f);
+                    }
+                }
+            }
+        }
+        Reply::Receipt(receipt)
+    }
+
+    /// serve one request of the link protocol.
+    pub fn serve(&mut self, request: &[u8]) -> Reply {
+        match postcard::from_bytes::<Request<'_>>(request) {
+            Err(_) => Reply::Error(LinkError::BadRequest),
+            Ok(Request::Status) => match read_state(self.last_request_id) {
+                Ok(s) => Reply::Status(s),
+                Err(_) => Reply::Error(LinkError::Unavailable),
+            },
+            Ok(Request::Apply(bytes)) => match policy_verifier::wire::decode(bytes) {
+                Ok(plan) => self.apply(&plan),
+                Err(_) => Reply::Error(LinkError::BadPlan),
+            },
+        }
+    }
+}
+
+impl Handler for Verifier {
+    type Error = VerifierError;
+
+    fn protected(&mut self, channel: Channel, msg_info: MessageInfo) -> Result<MessageInfo, VerifierError> {
+        if channel != LINK || msg_info.label() != OP_REQUEST {
+            return Err(Unhandled::Protected(channel).into());
+        }
+        let len = pd_runtime::get_mr(0).and_then(|l| usize::try_from(l).ok()).unwrap_or(usize::MAX);
+        let mut req = [0u8; MAX_PAYLOAD];
+        let reply = match req.get_mut(..len) {
+            Some(buf) if len <= self.shared.len() => {
+                self.shared.read(0, buf)?;
+                self.serve(buf)
+            }
+            _ => Reply::Error(LinkError::TooLarge),
+        };
+        let mut out = [0u8; MAX_PAYLOAD];
+        let used = match postcard::to_slice(&reply, &mut out) {
+            Ok(used) => used.len(),
+            Err(_) => postcard::to_slice(&Reply::Error(LinkError::TooLarge), &mut out).map_or(0, |u| u.len()),
+        };
+        self.shared.write(0, out.get(..used).unwrap_or(&[]))?;
+        pd_runtime::set_mr(0, used as u64)?;
+        Ok(MessageInfo::new(0, 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_key_decodes() {
+        assert_eq!(DEV_KEY[0], 0xa1);
+        assert_eq!(DEV_KEY[31], 0x59);
+    }
+}

@@ -1,7 +1,21 @@
-//! placeholder image.
+//! the verifier PD's image: glue between the seL4 runtime and [`pd_verifier`].
 #![cfg_attr(target_os = "none", no_std, no_main)]
-#[cfg(not(target_os = "none"))]
-fn main() {}
+
 #[cfg(target_os = "none")]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+mod image {
+    use pd_interface::link::SHARED_REGION_SIZE;
+    use pd_runtime::Region;
+
+    pd_runtime::setvar!(link_buf);
+
+    fn init() -> Result<pd_verifier::Verifier, pd_verifier::VerifierError> {
+        Ok(pd_verifier::Verifier::init(Region::from_setvar(&link_buf, SHARED_REGION_SIZE, true)))
+    }
+
+    pd_runtime::protection_domain!(pd_verifier::Verifier, init);
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("the verifier PD runs under seL4 (aarch64-unknown-none) or in the hosted system (`llmsh boot`)");
+}

@@ -108,10 +108,12 @@ struct InboxState {
     restart: bool,
     exit: bool,
     has_parent: bool,
+    inject_fault: bool,
 }
 
 enum Next {
     Exit,
+    InjectedFault,
     Restart,
     Notified(u64),
     Call(Call),
@@ -148,6 +150,7 @@ impl PdControl {
                 restart: false,
                 exit: false,
                 has_parent,
+                inject_fault: false,
             }),
             cv: Condvar::new(),
         })
@@ -212,6 +215,15 @@ impl PdControl {
         self.cv.notify_all();
     }
 
+    /// make the PD fault as if its code had hit an unmapped address (a test
+    /// and demo hook of the hosted system; seL4 needs no help to fault).
+    pub fn inject_fault(&self) {
+        let mut st = self.lock();
+        st.inject_fault = true;
+        drop(st);
+        self.cv.notify_all();
+    }
+
     /// ask the PD's thread to end; pending and future PPCs get `Shutdown`.
     pub fn shutdown(&self) {
         let mut st = self.lock();
@@ -236,6 +248,10 @@ impl PdControl {
                 return Next::Restart;
             }
             if st.run == RunState::Running {
+                if st.inject_fault {
+                    st.inject_fault = false;
+                    return Next::InjectedFault;
+                }
                 if st.notes != 0 {
                     let bits = st.notes;
                     st.notes = 0;
@@ -434,6 +450,10 @@ fn event_loop(ctx: &Arc<Context>, init: &InitFn) {
         let next = ctx.me.next();
         let (badge, tag, reply) = match next {
             Next::Exit => return,
+            Next::InjectedFault => {
+                fault_self(ctx, "injected fault (vm fault)", None);
+                continue;
+            }
             Next::Restart => {
                 handler = match init(&env) {
                     Ok(h) => Some(h),

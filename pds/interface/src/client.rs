@@ -1,0 +1,96 @@
+//! the host end of the link: frames requests onto any byte stream (a unix
+//! socket to the hosted system, qemu's serial port) and reads framed replies.
+
+use std::io::{self, Read, Write};
+
+use crate::frame::{self, Deframer, FrameError, Pushed, MAX_FRAME};
+use crate::link::{Reply, Request};
+
+/// why a request got no reply.
+#[derive(Debug)]
+pub enum ClientError {
+    /// the stream failed.
+    Io(io::Error),
+    /// the request could not be encoded or framed (too large).
+    Encode,
+    /// the stream closed before a reply.
+    Closed,
+    /// a reply frame that is not a `Reply`.
+    Decode,
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "link i/o: {e}"),
+            Self::Encode => write!(f, "request too large for one frame"),
+            Self::Closed => write!(f, "link closed before a reply"),
+            Self::Decode => write!(f, "reply frame does not decode"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// a link client over a byte stream.
+pub struct LinkClient<S> {
+    stream: S,
+    rx: Box<Deframer<MAX_FRAME>>,
+    pending: std::collections::VecDeque<u8>,
+    /// frames dropped on the way back (bad CRC etc.), since creation.
+    pub dropped: u64,
+}
+
+impl<S: Read + Write> LinkClient<S> {
+    /// a client on `stream`.
+    pub fn new(stream: S) -> Self {
+        Self { stream, rx: Box::new(Deframer::new()), pending: Default::default(), dropped: 0 }
+    }
+
+    /// the framed bytes of a request, as they go on the wire.
+    pub fn frame_request(req: &Request<'_>) -> Result<Vec<u8>, ClientError> {
+        let payload = postcard::to_allocvec(req).map_err(|_| ClientError::Encode)?;
+        let mut out = vec![0u8; MAX_FRAME];
+        let n = frame::encode(&payload, &mut out).map_err(|_: FrameError| ClientError::Encode)?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// send raw bytes (tests: garbage, partial frames).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.stream.write_all(bytes).map_err(ClientError::Io)?;
+        self.stream.flush().map_err(ClientError::Io)
+    }
+
+    /// read the next reply frame.
+    pub fn read_reply(&mut self) -> Result<Reply, ClientError> {
+        let mut buf = [0u8; 512];
+        loop {
+            // bytes after a frame belong to the next reply: keep them
+            while let Some(b) = self.pending.pop_front() {
+                match self.rx.push(b) {
+                    Pushed::Pending => {}
+                    Pushed::Dropped(_) => self.dropped += 1,
+                    Pushed::Frame(p) => return postcard::from_bytes(p).map_err(|_| ClientError::Decode),
+                }
+            }
+            let n = self.stream.read(&mut buf).map_err(ClientError::Io)?;
+            if n == 0 {
+                return Err(ClientError::Closed);
+            }
+            self.pending.extend(buf.iter().take(n));
+        }
+    }
+
+    /// one request, one reply.
+    pub fn request(&mut self, req: &Request<'_>) -> Result<Reply, ClientError> {
+        let framed = Self::frame_request(req)?;
+        self.send_raw(&framed)?;
+        self.read_reply()
+    }
+
+    /// the stream, back.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+}
