@@ -142,6 +142,7 @@ impl SchedContext {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MessageInfo {
     label: u64,
+    extra_caps: u8,
     count: u8,
 }
 
@@ -153,7 +154,15 @@ impl MessageInfo {
     /// and the count to `seL4_MsgMaxLength`.
     pub const fn new(label: u64, count: usize) -> Self {
         let count = if count > MSG_MAX_WORDS { MSG_MAX_WORDS } else { count };
-        Self { label: label & ((1u64 << Self::LABEL_BITS) - 1), count: count as u8 }
+        Self { label: label & ((1u64 << Self::LABEL_BITS) - 1), extra_caps: 0, count: count as u8 }
+    }
+
+    /// an invocation tag that also transfers `extra_caps` (0..=3) caps from
+    /// the IPC buffer (`seL4_MessageInfo_new(label, 0, extra_caps, count)`).
+    pub const fn with_extra_caps(label: u64, extra_caps: u8, count: usize) -> Self {
+        let mut m = Self::new(label, count);
+        m.extra_caps = extra_caps & 3;
+        m
     }
 
     /// `microkit_msginfo_get_label`.
@@ -169,13 +178,13 @@ impl MessageInfo {
     /// the kernel's word encoding: label << 12 | caps_unwrapped << 9 |
     /// extra_caps << 7 | length.
     pub const fn to_word(self) -> u64 {
-        (self.label << 12) | (self.count as u64 & Self::COUNT_MASK)
+        (self.label << 12) | ((self.extra_caps as u64) << 7) | (self.count as u64 & Self::COUNT_MASK)
     }
 
-    /// decode the kernel's word encoding (caps fields are ignored: Microkit
-    /// PDs transfer no caps).
+    /// decode the kernel's word encoding (the caps-unwrapped field is
+    /// ignored: Microkit PDs receive no caps).
     pub const fn from_word(word: u64) -> Self {
-        Self::new(word >> 12, (word & Self::COUNT_MASK) as usize)
+        Self::with_extra_caps(word >> 12, ((word >> 7) & 3) as u8, (word & Self::COUNT_MASK) as usize)
     }
 }
 
@@ -368,6 +377,9 @@ mod tests {
         let m = MessageInfo::new(0xabc, 7);
         assert_eq!(m.to_word(), (0xabc << 12) | 7);
         assert_eq!(MessageInfo::from_word(m.to_word()), m);
+        let c = MessageInfo::with_extra_caps(6, 1, 1);
+        assert_eq!(c.to_word(), (6 << 12) | (1 << 7) | 1);
+        assert_eq!(MessageInfo::from_word(c.to_word()), c);
         // the label keeps 52 bits, the count saturates at 120
         assert_eq!(MessageInfo::new(u64::MAX, 500).count(), MSG_MAX_WORDS);
         assert_eq!(MessageInfo::new(u64::MAX, 1).label(), (1 << 52) - 1);
