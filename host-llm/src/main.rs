@@ -3,6 +3,7 @@
 
 mod cmd;
 mod common;
+mod link;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,12 @@ enum Command {
     Prove(cmd::prove::Args),
     /// fill in a plan's confirmation token (the human's approval).
     Confirm(cmd::confirm::Args),
+    /// verify and execute a plan on the running system; prints the receipt.
+    Apply(cmd::apply::Args),
+    /// start the hosted system in the background.
+    Boot(cmd::boot::Args),
+    /// the running system's state, read back from its PDs.
+    Status(cmd::status::Args),
 }
 
 fn main() {
@@ -38,6 +45,9 @@ fn main() {
         Command::Check(a) => cmd::check::run(a),
         Command::Prove(a) => cmd::prove::run(a),
         Command::Confirm(a) => cmd::confirm::run(a),
+        Command::Apply(a) => cmd::apply::run(a),
+        Command::Boot(a) => cmd::boot::run(a),
+        Command::Status(a) => cmd::status::run(a),
     };
     std::process::exit(exit as i32);
 }

@@ -1,0 +1,199 @@
+//! `llmsh apply --plan F [--system hosted] [--yes] [--json]`: send a plan
+//! through the link PD (framed postcard on the link's byte stream, as on
+//! qemu's serial port) and print the receipt the verifier PD returns:
+//! `{"request_id":n,"approved":bool,"executed":k,"failed_action":null,
+//! "violations":[…],"state_after":{…}}`, with `state_after` read back from the
+//! capability PDs, never from the host's own model.
+//!
+//! destructive actions (process.stop, process.restart, memory.reclaim) ask
+//! the human on the tty; `--yes` is the human saying yes up front. a yes
+//! fills the plan's confirmation token with the dev key (`llmsh confirm`).
+//! attaches to a running hosted system (`llmsh boot`), else boots one in
+//! this process for the duration of the command.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use pd_interface::link::{Receipt, Reply, Request};
+use policy_verifier::{confirm, json, verify, wire, ActionKind, Plan, DEFAULT_POLICY};
+use serde_json::{json, Value};
+
+use crate::cmd::status::{observed_json, state_json};
+use crate::common::{self, Exit};
+use crate::link::{self, Link};
+
+/// arguments of `llmsh apply`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// what the system should do, in words: the llm plans it (`llmsh plan`).
+    #[arg(required_unless_present = "plan", conflicts_with = "plan")]
+    pub intent: Option<String>,
+    /// the plan (json); `-` reads stdin.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// the audit log; default `LLMSH_AUDIT_LOG` or $XDG_STATE_HOME/llm-os/audit.jsonl.
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
+    /// the planner's flags (intent form only).
+    #[command(flatten)]
+    pub planner: crate::cmd::intent::PlannerArgs,
+    /// which system: `hosted` (default) or `qemu`.
+    #[arg(long, default_value = "hosted")]
+    pub system: String,
+    /// yes to every destructive action, up front.
+    #[arg(long)]
+    pub yes: bool,
+    /// print the receipt as json.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// actions a human must agree to.
+fn needs_human(kind: ActionKind) -> bool {
+    kind.destructive() || kind == ActionKind::MemoryReclaim
+}
+
+fn ask_tty(plan: &Plan) -> bool {
+    // no human at a terminal (a pipe, CI): nobody to ask, so no
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return false;
+    }
+    let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else {
+        return false;
+    };
+    let mut out = match tty.try_clone() {
+        Ok(o) => o,
+        Err(_) => return false,
+    };
+    let _ = writeln!(out, "plan {} ({}) has destructive actions:", plan.request_id, plan.session);
+    for (i, a) in plan.actions.iter().enumerate() {
+        if needs_human(a.kind()) {
+            let _ = writeln!(out, "  [{i}] {} {}", a.kind().name(), a.worker().map_or("", |w| w.name()));
+        }
+    }
+    let _ = write!(out, "run them? type `yes`: ");
+    let _ = out.flush();
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(tty).read_line(&mut line);
+    line.trim() == "yes"
+}
+
+/// the receipt as DESIGN.md prints it; violation details come from the
+/// host's policy-verifier run on the receipt's `state_before` when it names
+/// the same invariants as the PD (it always should: it is the same code).
+pub fn receipt_json(plan: &Plan, r: &Receipt) -> Value {
+    let before = pd_verifier::model_state(&r.state_before);
+    let key = common::load_key(None).unwrap_or([0; 32]);
+    let host = verify(&DEFAULT_POLICY, &before, plan, &key);
+    let host_v = json::violations_json(&DEFAULT_POLICY, &before, plan, &host);
+    let same = host_v.len() == r.violations.len()
+        && host_v.iter().zip(r.violations.iter()).all(|(h, p)| {
+            h["action"] == json!(p.action) && h["invariant"] == json!(p.invariant.as_str())
+        });
+    let violations: Vec<Value> = if same {
+        host_v
+    } else {
+        r.violations.iter().map(|v| json!({"action": v.action, "invariant": v.invariant.as_str()})).collect()
+    };
+    let mut out = json!({
+        "request_id": r.request_id,
+        "approved": r.approved,
+        "executed": r.executed,
+        "failed_action": r.failed_action,
+        "violations": violations,
+        "state_after": state_json(&r.state_after),
+        "observed_after": observed_json(&r.state_after),
+    });
+    if let Some(f) = r.failure {
+        out["failure"] = json!(format!("{f:?}"));
+    }
+    if let Some(inv) = &r.inventory {
+        // strings from the firmware PD are untrusted data: shown, never interpreted
+        out["inventory"] = json!({
+            "cpus": inv.cpus,
+            "cpu_model": inv.cpu_model.as_str(),
+            "memory": inv.memory.iter().map(|m| json!({"base": m.base, "size": m.size})).collect::<Vec<_>>(),
+            "devices": inv.devices.iter().map(|d| json!({"name": d.name.as_str(), "compatible": d.compatible.as_str(),
+                "base": d.base, "size": d.size, "irq": d.irq})).collect::<Vec<_>>(),
+        });
+    }
+    out
+}
+
+/// sends a (confirmed) plan through the link and returns the verifier PD's
+/// receipt: the one execution path of `apply --plan F` and `apply "INTENT"`.
+pub fn execute(link: &mut Link, plan: &Plan) -> Result<Receipt, (&'static str, String, Exit)> {
+    let mut buf = [0u8; wire::MAX_PLAN_BYTES];
+    let bytes = match wire::encode(plan, &mut buf) {
+        Ok(b) => b.to_vec(),
+        Err(e) => return Err((e.code(), "the plan does not fit the wire format".into(), Exit::BadInput)),
+    };
+    match link.request(&Request::Apply(&bytes)) {
+        Ok(Reply::Receipt(r)) => Ok(r),
+        Ok(Reply::Error(e)) => Err(("link.refused", format!("{e:?}"), Exit::Rejected)),
+        Ok(other) => Err(("link.reply", format!("unexpected reply {other:?}"), Exit::Rejected)),
+        Err(e) => Err((e.code(), e.to_string(), Exit::Rejected)),
+    }
+}
+
+fn fail(code: &str, message: String, exit: Exit) -> Exit {
+    common::print_json(&json!({"error": {"code": code, "message": message}}));
+    exit
+}
+
+/// runs the command.
+pub fn run(args: &Args) -> Exit {
+    if args.system != "hosted" {
+        return fail("system.unsupported", format!("`--system {}` is not wired into llmsh apply yet", args.system), Exit::BadInput);
+    }
+    let Some(plan_path) = &args.plan else {
+        let flags = crate::cmd::apply_intent::Flags { yes: args.yes, json: args.json, audit_log: args.audit_log.as_deref() };
+        return crate::cmd::apply_intent::run(args.intent.as_deref().unwrap_or(""), &args.planner, flags);
+    };
+    let mut plan = match common::read_input(plan_path).and_then(|b| json::parse_plan(&b)) {
+        Ok(p) => p,
+        Err(e) => return common::bad_input(&e),
+    };
+    let destructive = plan.actions.iter().any(|a| needs_human(a.kind()));
+    if destructive && !args.yes && !ask_tty(&plan) {
+        return fail("apply.declined", "destructive actions need a yes (on the tty, or --yes)".into(), Exit::Rejected);
+    }
+    if plan.has_destructive() && plan.confirmation.is_none() {
+        // the human said yes: fill the token as `llmsh confirm` would
+        let key = match common::load_key(None) {
+            Ok(k) => k,
+            Err(e) => return common::bad_input(&e),
+        };
+        match confirm::sign(&plan, &key) {
+            Some(p) => plan = p,
+            None => return fail("plan.encode", "the plan cannot be encoded".into(), Exit::BadInput),
+        }
+    }
+    let mut link = match Link::attach_or_boot(&link::system_path()) {
+        Ok(l) => l,
+        Err(e) => return fail(e.code(), e.to_string(), Exit::Rejected),
+    };
+    let receipt = match execute(&mut link, &plan) {
+        Ok(r) => r,
+        Err((code, msg, exit)) => return fail(code, msg, exit),
+    };
+    let out = receipt_json(&plan, &receipt);
+    if args.json {
+        common::print_json(&out);
+    } else {
+        let verdict = if receipt.approved { "approved" } else { "rejected" };
+        println!("plan {}: {verdict}, {} of {} actions executed", receipt.request_id, receipt.executed, plan.actions.len());
+        for v in out["violations"].as_array().into_iter().flatten() {
+            println!("  action {}: {} {}", v["action"], v["invariant"].as_str().unwrap_or(""), v["detail"].as_str().unwrap_or(""));
+        }
+        if let Some(i) = receipt.failed_action {
+            println!("  action {i} failed at execution: {:?}", receipt.failure);
+        }
+        println!("{}", out["state_after"]);
+    }
+    if receipt.approved && receipt.failed_action.is_none() {
+        Exit::Ok
+    } else {
+        Exit::Rejected
+    }
+}

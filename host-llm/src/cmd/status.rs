@@ -1,0 +1,59 @@
+//! `llmsh status`: the state of the running hosted system, read back from
+//! its capability PDs through the verifier (the link's `Status` request).
+
+use pd_interface::link::{Reply, Request, SystemState};
+use policy_verifier::json::state_to_json;
+use serde_json::{json, Value};
+
+use crate::common::{self, Exit};
+use crate::link::Link;
+
+/// arguments of `llmsh status`.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// the state json of DESIGN.md (what `llmsh check --state` reads back).
+pub fn state_json(s: &SystemState) -> Value {
+    state_to_json(&pd_verifier::model_state(s))
+}
+
+/// what the PDs observe beyond the model: progress, ticks, faults, cpu time.
+pub fn observed_json(s: &SystemState) -> Value {
+    let observed: serde_json::Map<String, Value> = s
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            (
+                format!("worker{i}"),
+                json!({"progress": w.progress, "ticks": w.ticks, "faults": w.faults, "restarts": w.restarts, "consumed_us": w.consumed_us}),
+            )
+        })
+        .collect();
+    json!({"workers": observed, "free_pages": s.free_pages})
+}
+
+/// runs the command.
+pub fn run(_args: &Args) -> Exit {
+    let mut link = match Link::attach() {
+        Ok(l) => l,
+        Err(e) => {
+            common::print_json(&json!({"error": {"code": e.code(), "message": e.to_string()}}));
+            return Exit::Rejected;
+        }
+    };
+    match link.request(&Request::Status) {
+        Ok(Reply::Status(s)) => {
+            common::print_json(&json!({"system": "hosted", "state": state_json(&s), "observed": observed_json(&s)}));
+            Exit::Ok
+        }
+        Ok(other) => {
+            common::print_json(&json!({"error": {"code": "link.reply", "message": format!("unexpected reply {other:?}")}}));
+            Exit::Rejected
+        }
+        Err(e) => {
+            common::print_json(&json!({"error": {"code": e.code(), "message": e.to_string()}}));
+            Exit::Rejected
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `llmsh apply` / `boot` / `status` against the hosted system, as a user runs them.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn llmsh(rt: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_llmsh"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", rt)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("llmsh runs")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("llmsh-apply-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_plan(dir: &std::path::Path, name: &str, json: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, json).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+const GRANT: &str = r#"{"version":1,"request_id":7,"session":"ops","reason":"r","actions":[
+  {"op":"memory.grant","pd":"worker1","pages":16},{"op":"process.set_priority","pd":"worker1","priority":90},
+  {"op":"timer.set_periodic","pd":"worker1","period_us":20000},{"op":"system.query"}]}"#;
+const STOP: &str = r#"{"version":1,"request_id":9,"session":"admin","reason":"r","actions":[
+  {"op":"process.stop","pd":"worker2"},{"op":"memory.reclaim","pd":"worker2","pages":8}]}"#;
+const TOO_MUCH: &str = r#"{"version":1,"request_id":3,"session":"ops","reason":"r","actions":[
+  {"op":"memory.grant","pd":"worker0","pages":300}]}"#;
+
+#[test]
+fn apply_boots_a_hosted_system_and_prints_the_receipt() {
+    let rt = tmp("inproc");
+    let plan = write_plan(&rt, "grant.json", GRANT);
+    let out = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["approved"], true);
+    assert_eq!(r["executed"], 4);
+    assert_eq!(r["failed_action"], Value::Null);
+    assert_eq!(r["request_id"], 7);
+    let w1 = &r["state_after"]["workers"]["worker1"];
+    assert_eq!((w1["pages"].as_u64(), w1["priority"].as_u64(), w1["timer_period_us"].as_u64()), (Some(48), Some(90), Some(20000)));
+    assert_eq!(r["state_after"]["last_request_id"], 7);
+}
+
+#[test]
+fn rejected_plan_exits_1_with_named_violations() {
+    let rt = tmp("reject");
+    let plan = write_plan(&rt, "too-much.json", TOO_MUCH);
+    let out = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["approved"], false);
+    assert_eq!(r["executed"], 0);
+    assert_eq!(r["violations"][0]["invariant"], "mem.quota");
+    assert_eq!(r["violations"][0]["action"], 0);
+    assert!(r["violations"][0]["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    assert_eq!(r["state_after"]["workers"]["worker0"]["pages"], 32);
+}
+
+#[test]
+fn destructive_plan_without_a_yes_is_declined_and_with_yes_runs() {
+    let rt = tmp("destructive");
+    let plan = write_plan(&rt, "stop.json", STOP);
+    let out = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("apply.declined"));
+    let out = llmsh(&rt, &["apply", "--plan", &plan, "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["state_after"]["workers"]["worker2"]["running"], false);
+    assert_eq!(r["state_after"]["workers"]["worker2"]["pages"], 24);
+}
+
+#[test]
+fn bad_plan_json_exits_2() {
+    let rt = tmp("bad");
+    let plan = write_plan(&rt, "bad.json", r#"{"version":1,"request_id":1,"session":"ops","reason":"r","actions":[{"op":"memory.explode"}]}"#);
+    let out = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(serde_json::from_slice::<Value>(&out.stdout).unwrap().get("error").is_some());
+}
+
+#[test]
+fn boot_then_status_and_apply_attach_to_the_running_system() {
+    let rt = tmp("boot");
+    let out = llmsh(&rt, &["status"]);
+    assert_eq!(out.status.code(), Some(1), "no system yet");
+    let out = llmsh(&rt, &["boot"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let booted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pid = booted["pid"].as_u64().expect("pid");
+    let plan = write_plan(&rt, "grant.json", GRANT);
+    let first = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
+    // the same plan again is a replay: the running system remembers request 7
+    let again = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
+    let status = llmsh(&rt, &["status"]);
+    // stop the background system before asserting, so a failure leaves nothing behind
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(again.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(r["violations"][0]["invariant"], "plan.replay");
+    let s: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(s["state"]["last_request_id"], 7);
+    assert_eq!(s["state"]["workers"]["worker1"]["pages"], 48);
+    assert!(rt.join("llm-os/hosted.pid").exists() || rt.join("llm-os").exists());
+}
