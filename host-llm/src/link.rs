@@ -25,7 +25,9 @@ pub fn runtime_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d).join("llm-os"),
         _ => {
-            let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+            let uid = std::fs::metadata("/proc/self")
+                .map(|m| m.uid())
+                .unwrap_or(0);
             PathBuf::from(format!("/tmp/llm-os-{uid}"))
         }
     }
@@ -79,7 +81,11 @@ impl std::fmt::Display for LinkError {
         match self {
             Self::Boot(e) => write!(f, "{e}"),
             Self::Client(e) => write!(f, "{e}"),
-            Self::NotRunning(p) => write!(f, "no hosted system is running (no socket at `{}`); start one with `llmsh boot`", p.display()),
+            Self::NotRunning(p) => write!(
+                f,
+                "no hosted system is running (no socket at `{}`); start one with `llmsh boot`",
+                p.display()
+            ),
             Self::Io(e) => write!(f, "{e}"),
         }
     }
@@ -103,13 +109,17 @@ impl Link {
     pub fn attach_or_boot(system: &Path) -> Result<Link, LinkError> {
         match connect_running() {
             Some(s) => Ok(Link::Attached(LinkClient::new(s))),
-            None => HostedSystem::boot(system).map(|h| Link::InProcess(Box::new(h))).map_err(LinkError::Boot),
+            None => HostedSystem::boot(system)
+                .map(|h| Link::InProcess(Box::new(h)))
+                .map_err(LinkError::Boot),
         }
     }
 
     /// attach to the running hosted system only.
     pub fn attach() -> Result<Link, LinkError> {
-        connect_running().map(|s| Link::Attached(LinkClient::new(s))).ok_or_else(|| LinkError::NotRunning(socket_path()))
+        connect_running()
+            .map(|s| Link::Attached(LinkClient::new(s)))
+            .ok_or_else(|| LinkError::NotRunning(socket_path()))
     }
 
     /// one request, one reply.

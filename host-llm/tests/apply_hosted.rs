@@ -39,14 +39,26 @@ fn apply_boots_a_hosted_system_and_prints_the_receipt() {
     let rt = tmp("inproc");
     let plan = write_plan(&rt, "grant.json", GRANT);
     let out = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["approved"], true);
     assert_eq!(r["executed"], 4);
     assert_eq!(r["failed_action"], Value::Null);
     assert_eq!(r["request_id"], 7);
     let w1 = &r["state_after"]["workers"]["worker1"];
-    assert_eq!((w1["pages"].as_u64(), w1["priority"].as_u64(), w1["timer_period_us"].as_u64()), (Some(48), Some(90), Some(20000)));
+    assert_eq!(
+        (
+            w1["pages"].as_u64(),
+            w1["priority"].as_u64(),
+            w1["timer_period_us"].as_u64()
+        ),
+        (Some(48), Some(90), Some(20000))
+    );
     assert_eq!(r["state_after"]["last_request_id"], 7);
 }
 
@@ -61,7 +73,9 @@ fn rejected_plan_exits_1_with_named_violations() {
     assert_eq!(r["executed"], 0);
     assert_eq!(r["violations"][0]["invariant"], "mem.quota");
     assert_eq!(r["violations"][0]["action"], 0);
-    assert!(r["violations"][0]["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(r["violations"][0]["detail"]
+        .as_str()
+        .is_some_and(|d| !d.is_empty()));
     assert_eq!(r["state_after"]["workers"]["worker0"]["pages"], 32);
 }
 
@@ -73,7 +87,12 @@ fn destructive_plan_without_a_yes_is_declined_and_with_yes_runs() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("apply.declined"));
     let out = llmsh(&rt, &["apply", "--plan", &plan, "--yes", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["state_after"]["workers"]["worker2"]["running"], false);
     assert_eq!(r["state_after"]["workers"]["worker2"]["pages"], 24);
@@ -82,10 +101,17 @@ fn destructive_plan_without_a_yes_is_declined_and_with_yes_runs() {
 #[test]
 fn bad_plan_json_exits_2() {
     let rt = tmp("bad");
-    let plan = write_plan(&rt, "bad.json", r#"{"version":1,"request_id":1,"session":"ops","reason":"r","actions":[{"op":"memory.explode"}]}"#);
+    let plan = write_plan(
+        &rt,
+        "bad.json",
+        r#"{"version":1,"request_id":1,"session":"ops","reason":"r","actions":[{"op":"memory.explode"}]}"#,
+    );
     let out = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(serde_json::from_slice::<Value>(&out.stdout).unwrap().get("error").is_some());
+    assert!(serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .get("error")
+        .is_some());
 }
 
 #[test]
@@ -94,7 +120,12 @@ fn boot_then_status_and_apply_attach_to_the_running_system() {
     let out = llmsh(&rt, &["status"]);
     assert_eq!(out.status.code(), Some(1), "no system yet");
     let out = llmsh(&rt, &["boot"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let booted: Value = serde_json::from_slice(&out.stdout).unwrap();
     let pid = booted["pid"].as_u64().expect("pid");
     let plan = write_plan(&rt, "grant.json", GRANT);

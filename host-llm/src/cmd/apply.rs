@@ -58,17 +58,30 @@ fn ask_tty(plan: &Plan) -> bool {
     if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return false;
     }
-    let Ok(tty) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") else {
+    let Ok(tty) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    else {
         return false;
     };
     let mut out = match tty.try_clone() {
         Ok(o) => o,
         Err(_) => return false,
     };
-    let _ = writeln!(out, "plan {} ({}) has destructive actions:", plan.request_id, plan.session);
+    let _ = writeln!(
+        out,
+        "plan {} ({}) has destructive actions:",
+        plan.request_id, plan.session
+    );
     for (i, a) in plan.actions.iter().enumerate() {
         if needs_human(a.kind()) {
-            let _ = writeln!(out, "  [{i}] {} {}", a.kind().name(), a.worker().map_or("", |w| w.name()));
+            let _ = writeln!(
+                out,
+                "  [{i}] {} {}",
+                a.kind().name(),
+                a.worker().map_or("", |w| w.name())
+            );
         }
     }
     let _ = write!(out, "run them? type `yes`: ");
@@ -93,7 +106,10 @@ pub fn receipt_json(plan: &Plan, r: &Receipt) -> Value {
     let violations: Vec<Value> = if same {
         host_v
     } else {
-        r.violations.iter().map(|v| json!({"action": v.action, "invariant": v.invariant.as_str()})).collect()
+        r.violations
+            .iter()
+            .map(|v| json!({"action": v.action, "invariant": v.invariant.as_str()}))
+            .collect()
     };
     let mut out = json!({
         "request_id": r.request_id,
@@ -126,12 +142,22 @@ pub fn execute(link: &mut Link, plan: &Plan) -> Result<Receipt, (&'static str, S
     let mut buf = [0u8; wire::MAX_PLAN_BYTES];
     let bytes = match wire::encode(plan, &mut buf) {
         Ok(b) => b.to_vec(),
-        Err(e) => return Err((e.code(), "the plan does not fit the wire format".into(), Exit::BadInput)),
+        Err(e) => {
+            return Err((
+                e.code(),
+                "the plan does not fit the wire format".into(),
+                Exit::BadInput,
+            ))
+        }
     };
     match link.request(&Request::Apply(&bytes)) {
         Ok(Reply::Receipt(r)) => Ok(r),
         Ok(Reply::Error(e)) => Err(("link.refused", format!("{e:?}"), Exit::Rejected)),
-        Ok(other) => Err(("link.reply", format!("unexpected reply {other:?}"), Exit::Rejected)),
+        Ok(other) => Err((
+            "link.reply",
+            format!("unexpected reply {other:?}"),
+            Exit::Rejected,
+        )),
         Err(e) => Err((e.code(), e.to_string(), Exit::Rejected)),
     }
 }
@@ -144,11 +170,26 @@ fn fail(code: &str, message: String, exit: Exit) -> Exit {
 /// runs the command.
 pub fn run(args: &Args) -> Exit {
     if args.system != "hosted" {
-        return fail("system.unsupported", format!("`--system {}` is not wired into llmsh apply yet", args.system), Exit::BadInput);
+        return fail(
+            "system.unsupported",
+            format!(
+                "`--system {}` is not wired into llmsh apply yet",
+                args.system
+            ),
+            Exit::BadInput,
+        );
     }
     let Some(plan_path) = &args.plan else {
-        let flags = crate::cmd::apply_intent::Flags { yes: args.yes, json: args.json, audit_log: args.audit_log.as_deref() };
-        return crate::cmd::apply_intent::run(args.intent.as_deref().unwrap_or(""), &args.planner, flags);
+        let flags = crate::cmd::apply_intent::Flags {
+            yes: args.yes,
+            json: args.json,
+            audit_log: args.audit_log.as_deref(),
+        };
+        return crate::cmd::apply_intent::run(
+            args.intent.as_deref().unwrap_or(""),
+            &args.planner,
+            flags,
+        );
     };
     let mut plan = match common::read_input(plan_path).and_then(|b| json::parse_plan(&b)) {
         Ok(p) => p,
@@ -156,7 +197,11 @@ pub fn run(args: &Args) -> Exit {
     };
     let destructive = plan.actions.iter().any(|a| needs_human(a.kind()));
     if destructive && !args.yes && !ask_tty(&plan) {
-        return fail("apply.declined", "destructive actions need a yes (on the tty, or --yes)".into(), Exit::Rejected);
+        return fail(
+            "apply.declined",
+            "destructive actions need a yes (on the tty, or --yes)".into(),
+            Exit::Rejected,
+        );
     }
     if plan.has_destructive() && plan.confirmation.is_none() {
         // the human said yes: fill the token as `llmsh confirm` would
@@ -166,7 +211,13 @@ pub fn run(args: &Args) -> Exit {
         };
         match confirm::sign(&plan, &key) {
             Some(p) => plan = p,
-            None => return fail("plan.encode", "the plan cannot be encoded".into(), Exit::BadInput),
+            None => {
+                return fail(
+                    "plan.encode",
+                    "the plan cannot be encoded".into(),
+                    Exit::BadInput,
+                )
+            }
         }
     }
     let mut link = match Link::attach_or_boot(&link::system_path()) {
@@ -181,10 +232,24 @@ pub fn run(args: &Args) -> Exit {
     if args.json {
         common::print_json(&out);
     } else {
-        let verdict = if receipt.approved { "approved" } else { "rejected" };
-        println!("plan {}: {verdict}, {} of {} actions executed", receipt.request_id, receipt.executed, plan.actions.len());
+        let verdict = if receipt.approved {
+            "approved"
+        } else {
+            "rejected"
+        };
+        println!(
+            "plan {}: {verdict}, {} of {} actions executed",
+            receipt.request_id,
+            receipt.executed,
+            plan.actions.len()
+        );
         for v in out["violations"].as_array().into_iter().flatten() {
-            println!("  action {}: {} {}", v["action"], v["invariant"].as_str().unwrap_or(""), v["detail"].as_str().unwrap_or(""));
+            println!(
+                "  action {}: {} {}",
+                v["action"],
+                v["invariant"].as_str().unwrap_or(""),
+                v["detail"].as_str().unwrap_or("")
+            );
         }
         if let Some(i) = receipt.failed_action {
             println!("  action {i} failed at execution: {:?}", receipt.failure);

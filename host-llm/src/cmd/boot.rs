@@ -32,10 +32,15 @@ pub fn run(args: &Args) -> Exit {
     match args.system.as_str() {
         "hosted" => {}
         "qemu" => {
-            return error("system.unsupported", "`--system qemu` is not wired into llmsh yet; use `--system hosted`".into())
+            return error(
+                "system.unsupported",
+                "`--system qemu` is not wired into llmsh yet; use `--system hosted`".into(),
+            )
         }
         other => {
-            common::print_json(&json!({"error": {"code": "args", "message": format!("unknown system `{other}`")}}));
+            common::print_json(
+                &json!({"error": {"code": "args", "message": format!("unknown system `{other}`")}}),
+            );
             return Exit::BadInput;
         }
     }
@@ -44,7 +49,9 @@ pub fn run(args: &Args) -> Exit {
     }
     if link::connect_running().is_some() {
         let pid = std::fs::read_to_string(link::pidfile_path()).unwrap_or_default();
-        common::print_json(&json!({"booted": false, "running": true, "socket": link::socket_path(), "pid": pid.trim().parse::<u64>().ok()}));
+        common::print_json(
+            &json!({"booted": false, "running": true, "socket": link::socket_path(), "pid": pid.trim().parse::<u64>().ok()}),
+        );
         return Exit::Ok;
     }
     let exe = match std::env::current_exe() {
@@ -60,23 +67,36 @@ pub fn run(args: &Args) -> Exit {
         .spawn();
     let child = match child {
         Ok(c) => c,
-        Err(e) => return error("system.boot", format!("cannot start the hosted system: {e}")),
+        Err(e) => {
+            return error(
+                "system.boot",
+                format!("cannot start the hosted system: {e}"),
+            )
+        }
     };
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(10) {
         if link::connect_running().is_some() {
-            common::print_json(&json!({"booted": true, "running": true, "socket": link::socket_path(), "pid": child.id()}));
+            common::print_json(
+                &json!({"booted": true, "running": true, "socket": link::socket_path(), "pid": child.id()}),
+            );
             return Exit::Ok;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    error("system.boot", "the hosted system did not come up within 10 s".into())
+    error(
+        "system.boot",
+        "the hosted system did not come up within 10 s".into(),
+    )
 }
 
 fn foreground() -> Exit {
     let dir = link::runtime_dir();
     if let Err(e) = std::fs::create_dir_all(&dir) {
-        return error("system.boot", format!("cannot create `{}`: {e}", dir.display()));
+        return error(
+            "system.boot",
+            format!("cannot create `{}`: {e}", dir.display()),
+        );
     }
     let sys = match hosted_system::HostedSystem::boot(&link::system_path()) {
         Ok(s) => s,
@@ -86,7 +106,12 @@ fn foreground() -> Exit {
     let _ = std::fs::remove_file(&sock);
     let listener = match std::os::unix::net::UnixListener::bind(&sock) {
         Ok(l) => l,
-        Err(e) => return error("system.boot", format!("cannot listen on `{}`: {e}", sock.display())),
+        Err(e) => {
+            return error(
+                "system.boot",
+                format!("cannot listen on `{}`: {e}", sock.display()),
+            )
+        }
     };
     let _ = std::fs::write(link::pidfile_path(), format!("{}\n", std::process::id()));
     let res = sys.serve_unix(listener);

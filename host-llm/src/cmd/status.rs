@@ -44,11 +44,15 @@ pub fn run(_args: &Args) -> Exit {
     };
     match link.request(&Request::Status) {
         Ok(Reply::Status(s)) => {
-            common::print_json(&json!({"system": "hosted", "state": state_json(&s), "observed": observed_json(&s)}));
+            common::print_json(
+                &json!({"system": "hosted", "state": state_json(&s), "observed": observed_json(&s)}),
+            );
             Exit::Ok
         }
         Ok(other) => {
-            common::print_json(&json!({"error": {"code": "link.reply", "message": format!("unexpected reply {other:?}")}}));
+            common::print_json(
+                &json!({"error": {"code": "link.reply", "message": format!("unexpected reply {other:?}")}}),
+            );
             Exit::Rejected
         }
         Err(e) => {

@@ -51,10 +51,34 @@ pub const QEMU_VIRT_AARCH64: PlatformFacts = PlatformFacts {
     cpu_model: "arm,cortex-a53",
     memory: &[(0x4000_0000, 0x8000_0000)],
     devices: &[
-        DeviceFact { name: "intc@8000000", compatible: "arm,cortex-a15-gic", base: 0x0800_0000, size: 0x2_0000, irq: None },
-        DeviceFact { name: "pl011@9000000", compatible: "arm,pl011", base: 0x0900_0000, size: 0x1000, irq: Some(33) },
-        DeviceFact { name: "pl031@9010000", compatible: "arm,pl031", base: 0x0901_0000, size: 0x1000, irq: Some(34) },
-        DeviceFact { name: "timer", compatible: "arm,armv8-timer", base: 0, size: 0, irq: Some(30) },
+        DeviceFact {
+            name: "intc@8000000",
+            compatible: "arm,cortex-a15-gic",
+            base: 0x0800_0000,
+            size: 0x2_0000,
+            irq: None,
+        },
+        DeviceFact {
+            name: "pl011@9000000",
+            compatible: "arm,pl011",
+            base: 0x0900_0000,
+            size: 0x1000,
+            irq: Some(33),
+        },
+        DeviceFact {
+            name: "pl031@9010000",
+            compatible: "arm,pl031",
+            base: 0x0901_0000,
+            size: 0x1000,
+            irq: Some(34),
+        },
+        DeviceFact {
+            name: "timer",
+            compatible: "arm,armv8-timer",
+            base: 0,
+            size: 0,
+            irq: Some(30),
+        },
     ],
 };
 
@@ -130,7 +154,11 @@ impl Firmware {
 impl Handler for Firmware {
     type Error = FirmwareError;
 
-    fn protected(&mut self, channel: Channel, msg_info: MessageInfo) -> Result<MessageInfo, FirmwareError> {
+    fn protected(
+        &mut self,
+        channel: Channel,
+        msg_info: MessageInfo,
+    ) -> Result<MessageInfo, FirmwareError> {
         if channel != VERIFIER {
             return Err(Unhandled::Protected(channel).into());
         }
@@ -150,10 +178,16 @@ mod tests {
     fn inventory_parts_are_selected() {
         let f = Firmware::init(QEMU_VIRT_AARCH64);
         let cpus = f.inventory(Query::Cpus);
-        assert_eq!((cpus.cpus, cpus.memory.len(), cpus.devices.len()), (4, 0, 0));
+        assert_eq!(
+            (cpus.cpus, cpus.memory.len(), cpus.devices.len()),
+            (4, 0, 0)
+        );
         let all = f.inventory(Query::All);
         assert_eq!(all.memory.len(), 1);
-        assert!(all.devices.iter().any(|d| d.compatible == "arm,pl011" && d.irq == Some(33)));
+        assert!(all
+            .devices
+            .iter()
+            .any(|d| d.compatible == "arm,pl011" && d.irq == Some(33)));
     }
 
     #[test]

@@ -33,7 +33,11 @@ pub struct HostUart {
 
 impl pd_link::Uart for HostUart {
     fn read_byte(&mut self) -> Option<u8> {
-        self.rx.bytes.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+        self.rx
+            .bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
     }
     fn write_all(&mut self, bytes: &[u8]) {
         self.tx.push(bytes);
@@ -65,7 +69,10 @@ impl UartWire {
     }
 
     pub(crate) fn device(&self) -> HostUart {
-        HostUart { rx: self.rx.clone(), tx: self.tx.clone() }
+        HostUart {
+            rx: self.rx.clone(),
+            tx: self.tx.clone(),
+        }
     }
 
     pub(crate) fn close(&self) {
@@ -101,9 +108,16 @@ impl UartWire {
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        return Err(io::Error::new(io::ErrorKind::TimedOut, "no reply from the link pd"));
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "no reply from the link pd",
+                        ));
                     }
-                    self.tx.cv.wait_timeout(q, d - now).unwrap_or_else(|e| e.into_inner()).0
+                    self.tx
+                        .cv
+                        .wait_timeout(q, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
                 }
             };
         }
@@ -155,7 +169,11 @@ impl pd_timer::Clock for HostClock {
         u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
     fn set_deadline(&mut self, deadline_us: u64) {
-        let mut d = self.alarm.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        let mut d = self
+            .alarm
+            .deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         d.0 = Some(deadline_us);
         drop(d);
         self.alarm.cv.notify_all();
@@ -171,7 +189,11 @@ pub(crate) struct TimerDevice {
 
 impl TimerDevice {
     pub(crate) fn new() -> Self {
-        Self { start: Instant::now(), alarm: Arc::default(), irq: Arc::new(Mutex::new(None)) }
+        Self {
+            start: Instant::now(),
+            alarm: Arc::default(),
+            irq: Arc::new(Mutex::new(None)),
+        }
     }
 
     pub(crate) fn connect(&self, irq: Arc<IrqLine>) {
@@ -179,43 +201,55 @@ impl TimerDevice {
     }
 
     pub(crate) fn clock(&self) -> HostClock {
-        HostClock { start: self.start, alarm: self.alarm.clone() }
+        HostClock {
+            start: self.start,
+            alarm: self.alarm.clone(),
+        }
     }
 
     pub(crate) fn spawn(&self) -> io::Result<std::thread::JoinHandle<()>> {
         let (start, alarm, irq) = (self.start, self.alarm.clone(), self.irq.clone());
-        std::thread::Builder::new().name("dev-timer".into()).spawn(move || {
-            let mut d = alarm.deadline.lock().unwrap_or_else(|e| e.into_inner());
-            loop {
-                if d.1 {
-                    return;
-                }
-                match d.0 {
-                    None => d = alarm.cv.wait(d).unwrap_or_else(|e| e.into_inner()),
-                    Some(at) => {
-                        let now = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-                        if now >= at {
-                            d.0 = None; // one shot, like CNTP_CVAL: the PD re-arms it
-                            drop(d);
-                            if let Some(irq) = irq.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                                irq.raise();
+        std::thread::Builder::new()
+            .name("dev-timer".into())
+            .spawn(move || {
+                let mut d = alarm.deadline.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if d.1 {
+                        return;
+                    }
+                    match d.0 {
+                        None => d = alarm.cv.wait(d).unwrap_or_else(|e| e.into_inner()),
+                        Some(at) => {
+                            let now =
+                                u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                            if now >= at {
+                                d.0 = None; // one shot, like CNTP_CVAL: the PD re-arms it
+                                drop(d);
+                                if let Some(irq) =
+                                    irq.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+                                {
+                                    irq.raise();
+                                }
+                                d = alarm.deadline.lock().unwrap_or_else(|e| e.into_inner());
+                            } else {
+                                d = alarm
+                                    .cv
+                                    .wait_timeout(d, Duration::from_micros(at - now))
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .0;
                             }
-                            d = alarm.deadline.lock().unwrap_or_else(|e| e.into_inner());
-                        } else {
-                            d = alarm
-                                .cv
-                                .wait_timeout(d, Duration::from_micros(at - now))
-                                .unwrap_or_else(|e| e.into_inner())
-                                .0;
                         }
                     }
                 }
-            }
-        })
+            })
     }
 
     pub(crate) fn stop(&self) {
-        let mut d = self.alarm.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        let mut d = self
+            .alarm
+            .deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         d.1 = true;
         drop(d);
         self.alarm.cv.notify_all();

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use pd_interface::client::{ClientError, LinkClient};
 use pd_interface::link::{Reply, Request};
-use pd_runtime::hosted::{self, ChannelWire, DynHandler, InitFn, IrqLine, PdControl, PdSpec, RunState, SharedMemory};
+use pd_runtime::hosted::{
+    self, ChannelWire, DynHandler, InitFn, IrqLine, PdControl, PdSpec, RunState, SharedMemory,
+};
 use pd_runtime::Region;
 
 pub use devices::{LinkStream, UartWire};
@@ -58,7 +60,10 @@ impl std::fmt::Display for BootError {
             Self::Io(p, e) => write!(f, "cannot read `{}`: {e}", p.display()),
             Self::Sdf(e) => write!(f, "system description: {e}"),
             Self::Graph(e) => write!(f, "capability graph: {e}"),
-            Self::UnknownImage { pd, image } => write!(f, "pd `{pd}` has program image `{image}`, unknown to the hosted system"),
+            Self::UnknownImage { pd, image } => write!(
+                f,
+                "pd `{pd}` has program image `{image}`, unknown to the hosted system"
+            ),
             Self::Spawn(e) => write!(f, "cannot start a pd thread: {e}"),
         }
     }
@@ -107,29 +112,46 @@ where
 }
 
 fn region(env: &hosted::PdEnv<'_>, setvar: &str) -> Result<Region, String> {
-    env.region(setvar).ok_or_else(|| format!("pd `{}` has no region for `{setvar}`", env.name()))
+    env.region(setvar)
+        .ok_or_else(|| format!("pd `{}` has no region for `{setvar}`", env.name()))
 }
 
 fn boot(sys: &sdf::SystemDescription) -> Result<Handle, BootError> {
     let uart = UartWire::new();
     let timer = devices::TimerDevice::new();
-    let controls: Vec<Arc<PdControl>> =
-        sys.pds.iter().map(|p| PdControl::new(&p.name, p.priority, p.parent.is_some())).collect();
-    let memories: BTreeMap<&str, SharedMemory> =
-        sys.regions.iter().map(|r| (r.name.as_str(), SharedMemory::new(r.size as usize))).collect();
+    let controls: Vec<Arc<PdControl>> = sys
+        .pds
+        .iter()
+        .map(|p| PdControl::new(&p.name, p.priority, p.parent.is_some()))
+        .collect();
+    let memories: BTreeMap<&str, SharedMemory> = sys
+        .regions
+        .iter()
+        .map(|r| (r.name.as_str(), SharedMemory::new(r.size as usize)))
+        .collect();
     let ctl = |i: usize| controls.get(i).cloned();
 
     let mut specs: Vec<PdSpec> = sys.pds.iter().map(|_| PdSpec::default()).collect();
     for ch in &sys.channels {
         for (me, other) in [(ch.a, ch.b), (ch.b, ch.a)] {
             if let (Some(spec), Some(peer)) = (specs.get_mut(me.pd), ctl(other.pd)) {
-                spec.channels.insert(me.id, ChannelWire { peer, peer_id: other.id, notify: me.notify, pp: me.pp });
+                spec.channels.insert(
+                    me.id,
+                    ChannelWire {
+                        peer,
+                        peer_id: other.id,
+                        notify: me.notify,
+                        pp: me.pp,
+                    },
+                );
             }
         }
     }
     let mut inits: Vec<InitFn> = Vec::new();
     for (i, pd) in sys.pds.iter().enumerate() {
-        let (Some(spec), Some(me)) = (specs.get_mut(i), ctl(i)) else { continue };
+        let (Some(spec), Some(me)) = (specs.get_mut(i), ctl(i)) else {
+            continue;
+        };
         for m in &pd.maps {
             if let Some(mem) = memories.get(m.mr.as_str()) {
                 let view = mem.map(m.writable);
@@ -170,7 +192,9 @@ fn boot(sys: &sdf::SystemDescription) -> Result<Handle, BootError> {
                 let wire = uart.clone();
                 init_fn(move |env| Ok(pd_link::Link::init(wire.device(), region(env, "link_buf")?)))
             }
-            "verifier.elf" => init_fn(|env| Ok(pd_verifier::Verifier::init(region(env, "link_buf")?))),
+            "verifier.elf" => {
+                init_fn(|env| Ok(pd_verifier::Verifier::init(region(env, "link_buf")?)))
+            }
             "timer.elf" => {
                 let clock = Mutex::new(Some(timer.clock()));
                 init_fn(move |_| {
@@ -193,7 +217,9 @@ fn boot(sys: &sdf::SystemDescription) -> Result<Handle, BootError> {
                 ])
                 .map_err(|e| format!("{e:?}"))
             }),
-            "firmware.elf" => init_fn(|_| Ok(pd_firmware::Firmware::init(pd_firmware::QEMU_VIRT_AARCH64))),
+            "firmware.elf" => {
+                init_fn(|_| Ok(pd_firmware::Firmware::init(pd_firmware::QEMU_VIRT_AARCH64)))
+            }
             "worker.elf" => init_fn(|env| {
                 pd_worker::Worker::init(
                     env.name(),
@@ -203,7 +229,12 @@ fn boot(sys: &sdf::SystemDescription) -> Result<Handle, BootError> {
                 )
                 .map_err(|e| format!("{e:?}"))
             }),
-            other => return Err(BootError::UnknownImage { pd: pd.name.clone(), image: other.to_owned() }),
+            other => {
+                return Err(BootError::UnknownImage {
+                    pd: pd.name.clone(),
+                    image: other.to_owned(),
+                })
+            }
         };
         inits.push(init);
     }
@@ -250,7 +281,8 @@ impl Handle {
     /// concurrent callers are serialised.
     pub fn request(&self, req: &Request<'_>) -> Result<Reply, ClientError> {
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        let client = guard.get_or_insert_with(|| LinkClient::new(self.transport(Some(REPLY_TIMEOUT))));
+        let client =
+            guard.get_or_insert_with(|| LinkClient::new(self.transport(Some(REPLY_TIMEOUT))));
         client.request(req)
     }
 
@@ -300,7 +332,8 @@ impl Handle {
                     match io::Read::read(&mut from_uart, &mut buf) {
                         Ok(0) => break,
                         Ok(n) => {
-                            if io::Write::write_all(&mut back, buf.get(..n).unwrap_or(&[])).is_err() {
+                            if io::Write::write_all(&mut back, buf.get(..n).unwrap_or(&[])).is_err()
+                            {
                                 break;
                             }
                         }

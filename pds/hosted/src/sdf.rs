@@ -155,15 +155,39 @@ impl fmt::Display for SdfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Xml(e) => write!(f, "not a system description: {e}"),
-            Self::UnknownElement { element, line } => write!(f, "line {line}: unknown element `{element}`"),
-            Self::UnknownAttribute { element, attribute, line } => {
-                write!(f, "line {line}: element `{element}` has no attribute `{attribute}`")
+            Self::UnknownElement { element, line } => {
+                write!(f, "line {line}: unknown element `{element}`")
             }
-            Self::MissingAttribute { element, attribute, line } => {
-                write!(f, "line {line}: element `{element}` needs attribute `{attribute}`")
+            Self::UnknownAttribute {
+                element,
+                attribute,
+                line,
+            } => {
+                write!(
+                    f,
+                    "line {line}: element `{element}` has no attribute `{attribute}`"
+                )
             }
-            Self::BadValue { element, attribute, value, line } => {
-                write!(f, "line {line}: `{element}` attribute `{attribute}` has bad value `{value}`")
+            Self::MissingAttribute {
+                element,
+                attribute,
+                line,
+            } => {
+                write!(
+                    f,
+                    "line {line}: element `{element}` needs attribute `{attribute}`"
+                )
+            }
+            Self::BadValue {
+                element,
+                attribute,
+                value,
+                line,
+            } => {
+                write!(
+                    f,
+                    "line {line}: `{element}` attribute `{attribute}` has bad value `{value}`"
+                )
             }
             Self::Invalid(e) => write!(f, "{e}"),
         }
@@ -249,7 +273,10 @@ pub fn parse(text: &str) -> Result<SystemDescription, SdfError> {
     let doc = roxmltree::Document::parse(text).map_err(|e| SdfError::Xml(e.to_string()))?;
     let root = doc.root_element();
     if root.tag_name().name() != "system" {
-        return Err(SdfError::UnknownElement { element: root.tag_name().name().to_owned(), line: line(&root) });
+        return Err(SdfError::UnknownElement {
+            element: root.tag_name().name().to_owned(),
+            line: line(&root),
+        });
     }
     check_attrs(&root, &[])?;
     let mut sys = SystemDescription::default();
@@ -271,18 +298,35 @@ pub fn parse(text: &str) -> Result<SystemDescription, SdfError> {
             }
             "protection_domain" => parse_pd(&n, None, &mut sys)?,
             "channel" => {}
-            other => return Err(SdfError::UnknownElement { element: other.to_owned(), line: line(&n) }),
+            other => {
+                return Err(SdfError::UnknownElement {
+                    element: other.to_owned(),
+                    line: line(&n),
+                })
+            }
         }
     }
-    for n in root.children().filter(|c| c.is_element() && c.tag_name().name() == "channel") {
+    for n in root
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "channel")
+    {
         check_attrs(&n, &[])?;
-        let ends: Vec<End> =
-            n.children().filter(Node::is_element).map(|e| parse_end(&e, &sys)).collect::<Result<_, _>>()?;
+        let ends: Vec<End> = n
+            .children()
+            .filter(Node::is_element)
+            .map(|e| parse_end(&e, &sys))
+            .collect::<Result<_, _>>()?;
         let [a, b] = ends.as_slice() else {
-            return Err(SdfError::Invalid(format!("line {}: a channel needs exactly two `end` elements", line(&n))));
+            return Err(SdfError::Invalid(format!(
+                "line {}: a channel needs exactly two `end` elements",
+                line(&n)
+            )));
         };
         if a.pp && b.pp {
-            return Err(SdfError::Invalid(format!("line {}: cannot ppc bidirectionally", line(&n))));
+            return Err(SdfError::Invalid(format!(
+                "line {}: cannot ppc bidirectionally",
+                line(&n)
+            )));
         }
         sys.channels.push(ChannelDecl { a: *a, b: *b });
     }
@@ -292,17 +336,43 @@ pub fn parse(text: &str) -> Result<SystemDescription, SdfError> {
 
 fn parse_end(n: &Node<'_, '_>, sys: &SystemDescription) -> Result<End, SdfError> {
     if n.tag_name().name() != "end" {
-        return Err(SdfError::UnknownElement { element: n.tag_name().name().to_owned(), line: line(n) });
+        return Err(SdfError::UnknownElement {
+            element: n.tag_name().name().to_owned(),
+            line: line(n),
+        });
     }
     check_attrs(n, &["pd", "id", "pp", "notify", "setvar_id"])?;
     let name = req(n, "pd")?;
-    let pd = sys.pds.iter().position(|p| p.name == name).ok_or_else(|| bad(n, "pd", name))?;
-    Ok(End { pd, id: small(n, "id", MAX_ID)?, pp: boolean(n, "pp", false)?, notify: boolean(n, "notify", true)? })
+    let pd = sys
+        .pds
+        .iter()
+        .position(|p| p.name == name)
+        .ok_or_else(|| bad(n, "pd", name))?;
+    Ok(End {
+        pd,
+        id: small(n, "id", MAX_ID)?,
+        pp: boolean(n, "pp", false)?,
+        notify: boolean(n, "notify", true)?,
+    })
 }
 
-fn parse_pd(n: &Node<'_, '_>, parent: Option<usize>, sys: &mut SystemDescription) -> Result<(), SdfError> {
-    let mut allowed =
-        vec!["name", "priority", "budget", "period", "passive", "stack_size", "cpu", "smc", "fpu", "domain"];
+fn parse_pd(
+    n: &Node<'_, '_>,
+    parent: Option<usize>,
+    sys: &mut SystemDescription,
+) -> Result<(), SdfError> {
+    let mut allowed = vec![
+        "name",
+        "priority",
+        "budget",
+        "period",
+        "passive",
+        "stack_size",
+        "cpu",
+        "smc",
+        "fpu",
+        "domain",
+    ];
     if parent.is_some() {
         allowed.extend(["id", "setvar_id"]);
     }
@@ -316,7 +386,11 @@ fn parse_pd(n: &Node<'_, '_>, parent: Option<usize>, sys: &mut SystemDescription
     if period_us < budget_us {
         return Err(bad(n, "period", n.attribute("period").unwrap_or("")));
     }
-    let child_id = if parent.is_some() { Some(small(n, "id", MAX_ID)?) } else { None };
+    let child_id = if parent.is_some() {
+        Some(small(n, "id", MAX_ID)?)
+    } else {
+        None
+    };
     let mut pd = Pd {
         name: req(n, "name")?.to_owned(),
         program_image: String::new(),
@@ -339,7 +413,17 @@ fn parse_pd(n: &Node<'_, '_>, parent: Option<usize>, sys: &mut SystemDescription
                 pd.program_image = req(&c, "path")?.to_owned();
             }
             "map" => {
-                check_attrs(&c, &["mr", "vaddr", "perms", "cached", "setvar_vaddr", "setvar_size"])?;
+                check_attrs(
+                    &c,
+                    &[
+                        "mr",
+                        "vaddr",
+                        "perms",
+                        "cached",
+                        "setvar_vaddr",
+                        "setvar_size",
+                    ],
+                )?;
                 let perms = c.attribute("perms").unwrap_or("rw");
                 if perms.is_empty() || perms == "w" || !perms.chars().all(|ch| "rwx".contains(ch)) {
                     return Err(bad(&c, "perms", perms));
@@ -355,8 +439,12 @@ fn parse_pd(n: &Node<'_, '_>, parent: Option<usize>, sys: &mut SystemDescription
             "irq" => {
                 check_attrs(&c, &["irq", "id", "trigger", "setvar_id"])?;
                 let irq_s = req(&c, "irq")?;
-                let irq = u32::try_from(num(&c, "irq", irq_s)?).map_err(|_| bad(&c, "irq", irq_s))?;
-                pd.irqs.push(Irq { irq, id: small(&c, "id", MAX_ID)? });
+                let irq =
+                    u32::try_from(num(&c, "irq", irq_s)?).map_err(|_| bad(&c, "irq", irq_s))?;
+                pd.irqs.push(Irq {
+                    irq,
+                    id: small(&c, "id", MAX_ID)?,
+                });
             }
             "setvar" => check_attrs(&c, &["symbol", "region_paddr"])?,
             "cspace" => {
@@ -372,13 +460,21 @@ fn parse_pd(n: &Node<'_, '_>, parent: Option<usize>, sys: &mut SystemDescription
                         "cap_sc" => pd.cap_sc.push((slot, target)),
                         "cap_tcb" => pd.cap_tcb.push((slot, target)),
                         other => {
-                            return Err(SdfError::UnknownElement { element: other.to_owned(), line: line(&cap) })
+                            return Err(SdfError::UnknownElement {
+                                element: other.to_owned(),
+                                line: line(&cap),
+                            })
                         }
                     }
                 }
             }
             "protection_domain" => children.push(c),
-            other => return Err(SdfError::UnknownElement { element: other.to_owned(), line: line(&c) }),
+            other => {
+                return Err(SdfError::UnknownElement {
+                    element: other.to_owned(),
+                    line: line(&c),
+                })
+            }
         }
     }
     if pd.program_image.is_empty() {
@@ -400,13 +496,19 @@ fn validate(sys: &SystemDescription) -> Result<(), SdfError> {
     let mut names = BTreeSet::new();
     for pd in &sys.pds {
         if !names.insert(pd.name.as_str()) {
-            return Err(SdfError::Invalid(format!("duplicate protection domain name `{}`", pd.name)));
+            return Err(SdfError::Invalid(format!(
+                "duplicate protection domain name `{}`",
+                pd.name
+            )));
         }
     }
     let mut mrs = BTreeSet::new();
     for r in &sys.regions {
         if !mrs.insert(r.name.as_str()) {
-            return Err(SdfError::Invalid(format!("duplicate memory region name `{}`", r.name)));
+            return Err(SdfError::Invalid(format!(
+                "duplicate memory region name `{}`",
+                r.name
+            )));
         }
     }
     // channel ids (channels and irqs) are unique per PD
@@ -414,24 +516,36 @@ fn validate(sys: &SystemDescription) -> Result<(), SdfError> {
     for (i, pd) in sys.pds.iter().enumerate() {
         for m in &pd.maps {
             if !mrs.contains(m.mr.as_str()) {
-                return Err(SdfError::Invalid(format!("pd `{}` maps unknown memory region `{}`", pd.name, m.mr)));
+                return Err(SdfError::Invalid(format!(
+                    "pd `{}` maps unknown memory region `{}`",
+                    pd.name, m.mr
+                )));
             }
         }
         for irq in &pd.irqs {
             if used.insert((i, irq.id), "irq").is_some() {
-                return Err(SdfError::Invalid(format!("pd `{}` uses channel id {} twice", pd.name, irq.id)));
+                return Err(SdfError::Invalid(format!(
+                    "pd `{}` uses channel id {} twice",
+                    pd.name, irq.id
+                )));
             }
         }
         for (_, target) in pd.cap_sc.iter().chain(pd.cap_tcb.iter()) {
             if !names.contains(target.as_str()) {
-                return Err(SdfError::Invalid(format!("pd `{}` is granted a cap of unknown pd `{target}`", pd.name)));
+                return Err(SdfError::Invalid(format!(
+                    "pd `{}` is granted a cap of unknown pd `{target}`",
+                    pd.name
+                )));
             }
         }
         let mut child_ids = BTreeSet::new();
         for c in sys.pds.iter().filter(|c| c.parent == Some(i)) {
             if let Some(id) = c.child_id {
                 if !child_ids.insert(id) {
-                    return Err(SdfError::Invalid(format!("pd `{}` has two children with id {id}", pd.name)));
+                    return Err(SdfError::Invalid(format!(
+                        "pd `{}` has two children with id {id}",
+                        pd.name
+                    )));
                 }
             }
         }
@@ -439,7 +553,11 @@ fn validate(sys: &SystemDescription) -> Result<(), SdfError> {
     for ch in &sys.channels {
         for e in [ch.a, ch.b] {
             if used.insert((e.pd, e.id), "channel").is_some() {
-                return Err(SdfError::Invalid(format!("pd `{}` uses channel id {} twice", pd_name(sys, e.pd), e.id)));
+                return Err(SdfError::Invalid(format!(
+                    "pd `{}` uses channel id {} twice",
+                    pd_name(sys, e.pd),
+                    e.id
+                )));
             }
         }
         for (from, to) in [(ch.a, ch.b), (ch.b, ch.a)] {
@@ -501,7 +619,11 @@ impl fmt::Display for Edge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Channel { from_id, to_id, pp } => {
-                write!(f, "{} channel {from_id}<->{to_id}", if *pp { "ppc" } else { "notify" })
+                write!(
+                    f,
+                    "{} channel {from_id}<->{to_id}",
+                    if *pp { "ppc" } else { "notify" }
+                )
             }
             Self::SharedRegion(mr) => write!(f, "shared region `{mr}`"),
             Self::ParentChild => write!(f, "parent/child"),
@@ -515,8 +637,24 @@ pub fn edges(sys: &SystemDescription) -> Vec<(usize, usize, Edge)> {
     let mut out = Vec::new();
     for ch in &sys.channels {
         let pp = ch.a.pp || ch.b.pp;
-        out.push((ch.a.pd, ch.b.pd, Edge::Channel { from_id: ch.a.id, to_id: ch.b.id, pp }));
-        out.push((ch.b.pd, ch.a.pd, Edge::Channel { from_id: ch.b.id, to_id: ch.a.id, pp }));
+        out.push((
+            ch.a.pd,
+            ch.b.pd,
+            Edge::Channel {
+                from_id: ch.a.id,
+                to_id: ch.b.id,
+                pp,
+            },
+        ));
+        out.push((
+            ch.b.pd,
+            ch.a.pd,
+            Edge::Channel {
+                from_id: ch.b.id,
+                to_id: ch.a.id,
+                pp,
+            },
+        ));
     }
     for (i, a) in sys.pds.iter().enumerate() {
         for (j, b) in sys.pds.iter().enumerate() {
@@ -531,7 +669,12 @@ pub fn edges(sys: &SystemDescription) -> Vec<(usize, usize, Edge)> {
             if a.parent == Some(j) || b.parent == Some(i) {
                 out.push((i, j, Edge::ParentChild));
             }
-            let grants = |x: &Pd, y: &Pd| x.cap_sc.iter().chain(x.cap_tcb.iter()).any(|(_, t)| *t == y.name);
+            let grants = |x: &Pd, y: &Pd| {
+                x.cap_sc
+                    .iter()
+                    .chain(x.cap_tcb.iter())
+                    .any(|(_, t)| *t == y.name)
+            };
             if grants(a, b) || grants(b, a) {
                 out.push((i, j, Edge::CapGrant));
             }
@@ -552,8 +695,11 @@ pub struct GraphRoles<'a> {
 }
 
 /// llm-os's roles (DESIGN.md "Protection domains").
-pub const LLM_OS_ROLES: GraphRoles<'static> =
-    GraphRoles { entry: "link", guard: "verifier", capability: &["timer", "memory", "process", "firmware"] };
+pub const LLM_OS_ROLES: GraphRoles<'static> = GraphRoles {
+    entry: "link",
+    guard: "verifier",
+    capability: &["timer", "memory", "process", "firmware"],
+};
 
 /// a violation of the capability-graph property.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -600,11 +746,21 @@ impl std::error::Error for GraphError {}
 /// check: from `roles.entry`, every path to a capability PD passes through
 /// `roles.guard` (over channels, shared regions, parent/child and cap grants,
 /// in either direction), and only the guard PPCs into capability PDs.
-pub fn check_capability_graph(sys: &SystemDescription, roles: &GraphRoles<'_>) -> Result<(), GraphError> {
-    let idx = |n: &str| sys.pd_index(n).ok_or_else(|| GraphError::MissingPd(n.to_owned()));
+pub fn check_capability_graph(
+    sys: &SystemDescription,
+    roles: &GraphRoles<'_>,
+) -> Result<(), GraphError> {
+    let idx = |n: &str| {
+        sys.pd_index(n)
+            .ok_or_else(|| GraphError::MissingPd(n.to_owned()))
+    };
     let entry = idx(roles.entry)?;
     let guard = idx(roles.guard)?;
-    let caps: Vec<usize> = roles.capability.iter().map(|c| idx(c)).collect::<Result<_, _>>()?;
+    let caps: Vec<usize> = roles
+        .capability
+        .iter()
+        .map(|c| idx(c))
+        .collect::<Result<_, _>>()?;
     let all = edges(sys);
     // breadth-first from the entry with the guard removed; the first
     // capability PD found gives the shortest offending path
@@ -616,11 +772,18 @@ pub fn check_capability_graph(sys: &SystemDescription, roles: &GraphRoles<'_>) -
             let mut path = Vec::new();
             let mut cur = at;
             while let Some((p, e)) = prev.get(&cur) {
-                path.push((pd_name(sys, *p).to_owned(), e.clone(), pd_name(sys, cur).to_owned()));
+                path.push((
+                    pd_name(sys, *p).to_owned(),
+                    e.clone(),
+                    pd_name(sys, cur).to_owned(),
+                ));
                 cur = *p;
             }
             path.reverse();
-            return Err(GraphError::Bypass { target: pd_name(sys, at).to_owned(), path });
+            return Err(GraphError::Bypass {
+                target: pd_name(sys, at).to_owned(),
+                path,
+            });
         }
         for (from, to, e) in &all {
             if *from == at && *to != guard && seen.insert(*to) {

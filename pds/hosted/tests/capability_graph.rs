@@ -14,7 +14,8 @@ fn load(rel: &str) -> Result<sdf::SystemDescription, SdfError> {
 #[test]
 fn llm_os_system_passes_the_capability_graph_check() {
     let sys = load("llm-os.system").expect("llm-os.system parses");
-    check_capability_graph(&sys, &LLM_OS_ROLES).expect("every path from link to a capability PD passes verifier");
+    check_capability_graph(&sys, &LLM_OS_ROLES)
+        .expect("every path from link to a capability PD passes verifier");
 }
 
 #[test]
@@ -25,7 +26,11 @@ fn llm_os_system_priorities_follow_the_design() {
     let system_pds = ["link", "verifier", "timer", "memory", "process", "firmware"];
     for w in workers {
         assert!(prio(w) <= 100, "{w} above 100");
-        assert_eq!(sys.pd(w).unwrap().parent, sys.pd_index("process"), "{w} is a child of process");
+        assert_eq!(
+            sys.pd(w).unwrap().parent,
+            sys.pd_index("process"),
+            "{w} is a child of process"
+        );
         for s in system_pds {
             assert!(prio(w) < prio(s), "{w} not below {s}");
         }
@@ -40,8 +45,11 @@ fn link_talks_to_nothing_but_verifier() {
     let sys = load("llm-os.system").unwrap();
     let link = sys.pd_index("link").unwrap();
     let verifier = sys.pd_index("verifier").unwrap();
-    let neighbours: Vec<_> =
-        sdf::edges(&sys).into_iter().filter(|(a, _, _)| *a == link).map(|(_, b, _)| b).collect();
+    let neighbours: Vec<_> = sdf::edges(&sys)
+        .into_iter()
+        .filter(|(a, _, _)| *a == link)
+        .map(|(_, b, _)| b)
+        .collect();
     assert!(!neighbours.is_empty());
     assert!(neighbours.iter().all(|b| *b == verifier), "{neighbours:?}");
 }
@@ -54,7 +62,15 @@ fn link_to_memory_channel_is_a_bypass() {
         err,
         GraphError::Bypass {
             target: "memory".into(),
-            path: vec![("link".into(), Edge::Channel { from_id: 2, to_id: 5, pp: true }, "memory".into())],
+            path: vec![(
+                "link".into(),
+                Edge::Channel {
+                    from_id: 2,
+                    to_id: 5,
+                    pp: true
+                },
+                "memory".into()
+            )],
         }
     );
     assert_eq!(
@@ -72,7 +88,11 @@ fn link_mapping_the_pool_is_a_bypass() {
         err,
         GraphError::Bypass {
             target: "memory".into(),
-            path: vec![("link".into(), Edge::SharedRegion("pool".into()), "memory".into())],
+            path: vec![(
+                "link".into(),
+                Edge::SharedRegion("pool".into()),
+                "memory".into()
+            )],
         }
     );
 }
@@ -82,9 +102,23 @@ fn link_reaching_a_worker_is_a_bypass_through_it() {
     let sys = load("fixtures/link-notifies-worker.system").unwrap();
     match check_capability_graph(&sys, &LLM_OS_ROLES).unwrap_err() {
         GraphError::Bypass { target, path } => {
-            assert!(["timer", "memory", "process"].contains(&target.as_str()), "{target}");
+            assert!(
+                ["timer", "memory", "process"].contains(&target.as_str()),
+                "{target}"
+            );
             assert_eq!(path.len(), 2, "{path:?}");
-            assert_eq!(path[0], ("link".into(), Edge::Channel { from_id: 3, to_id: 5, pp: false }, "worker0".into()));
+            assert_eq!(
+                path[0],
+                (
+                    "link".into(),
+                    Edge::Channel {
+                        from_id: 3,
+                        to_id: 5,
+                        pp: false
+                    },
+                    "worker0".into()
+                )
+            );
             assert_eq!(path[1].2, target);
         }
         other => panic!("expected a bypass, got {other}"),
@@ -96,7 +130,10 @@ fn ppc_into_a_capability_pd_from_a_worker_is_refused() {
     let sys = load("fixtures/worker-ppc-firmware.system").unwrap();
     assert_eq!(
         check_capability_graph(&sys, &LLM_OS_ROLES).unwrap_err(),
-        GraphError::ForeignPpc { caller: "worker1".into(), callee: "firmware".into() }
+        GraphError::ForeignPpc {
+            caller: "worker1".into(),
+            callee: "firmware".into()
+        }
     );
 }
 
@@ -113,7 +150,10 @@ fn ppc_to_a_lower_priority_is_refused_at_parse() {
 #[test]
 fn a_system_without_the_verifier_fails_the_check() {
     let sys = load("fixtures/no-verifier.system").unwrap();
-    assert_eq!(check_capability_graph(&sys, &LLM_OS_ROLES).unwrap_err(), GraphError::MissingPd("verifier".into()));
+    assert_eq!(
+        check_capability_graph(&sys, &LLM_OS_ROLES).unwrap_err(),
+        GraphError::MissingPd("verifier".into())
+    );
 }
 
 #[test]

@@ -46,7 +46,10 @@ fn status(sys: &Handle) -> SystemState {
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < Duration::from_secs(5), "timed out waiting for {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -57,11 +60,26 @@ fn boots_into_the_policy_initial_state() {
     let s = status(&sys);
     for w in &s.workers {
         assert!(w.running);
-        assert_eq!((w.priority, w.budget_us, w.period_us, w.pages, w.timer_period_us), (50, 1000, 10_000, 32, None));
+        assert_eq!(
+            (
+                w.priority,
+                w.budget_us,
+                w.period_us,
+                w.pages,
+                w.timer_period_us
+            ),
+            (50, 1000, 10_000, 32, None)
+        );
     }
-    assert_eq!((s.pool_pages, s.free_pages, s.last_request_id), (512, 384, 0));
+    assert_eq!(
+        (s.pool_pages, s.free_pages, s.last_request_id),
+        (512, 384, 0)
+    );
     // the model the verifier builds from it is the policy's initial state
-    assert_eq!(pd_verifier::model_state(&s), policy_verifier::DEFAULT_POLICY.initial);
+    assert_eq!(
+        pd_verifier::model_state(&s),
+        policy_verifier::DEFAULT_POLICY.initial
+    );
     // the kernel-side priority (what process set at boot) agrees
     assert_eq!(sys.pd("worker0").unwrap().priority, 50);
 }
@@ -73,19 +91,40 @@ fn approved_plan_changes_the_real_state() {
         7,
         "ops",
         &[
-            Action::MemoryGrant { pd: Worker::W1, pages: 16 },
-            Action::ProcessSetPriority { pd: Worker::W1, priority: 90 },
-            Action::ProcessSetBudget { pd: Worker::W1, budget_us: 2000, period_us: 10_000 },
-            Action::TimerSetPeriodic { pd: Worker::W1, period_us: 2_000 },
-            Action::FirmwareInventory { query: policy_verifier::InventoryQuery::Devices },
+            Action::MemoryGrant {
+                pd: Worker::W1,
+                pages: 16,
+            },
+            Action::ProcessSetPriority {
+                pd: Worker::W1,
+                priority: 90,
+            },
+            Action::ProcessSetBudget {
+                pd: Worker::W1,
+                budget_us: 2000,
+                period_us: 10_000,
+            },
+            Action::TimerSetPeriodic {
+                pd: Worker::W1,
+                period_us: 2_000,
+            },
+            Action::FirmwareInventory {
+                query: policy_verifier::InventoryQuery::Devices,
+            },
             Action::SystemQuery {},
         ],
     );
     let r = apply(&sys, &p);
     assert!(r.approved, "{r:?}");
-    assert_eq!((r.executed, r.failed_action, r.violations.len()), (6, None, 0));
+    assert_eq!(
+        (r.executed, r.failed_action, r.violations.len()),
+        (6, None, 0)
+    );
     let w1 = r.state_after.workers[1];
-    assert_eq!((w1.pages, w1.priority, w1.budget_us, w1.timer_period_us), (48, 90, 2000, Some(2_000)));
+    assert_eq!(
+        (w1.pages, w1.priority, w1.budget_us, w1.timer_period_us),
+        (48, 90, 2000, Some(2_000))
+    );
     assert_eq!(r.state_before.workers[1].pages, 32);
     assert_eq!(r.state_after.last_request_id, 7);
     assert_eq!(r.state_after.free_pages, 384 - 16);
@@ -110,24 +149,52 @@ fn rejected_plan_changes_nothing() {
     let p = plan(
         3,
         "ops",
-        &[Action::TimerSetPeriodic { pd: Worker::W0, period_us: 5_000 }, Action::MemoryGrant { pd: Worker::W0, pages: 300 }],
+        &[
+            Action::TimerSetPeriodic {
+                pd: Worker::W0,
+                period_us: 5_000,
+            },
+            Action::MemoryGrant {
+                pd: Worker::W0,
+                pages: 300,
+            },
+        ],
     );
     let r = apply(&sys, &p);
     assert!(!r.approved);
     assert_eq!(r.executed, 0);
     assert_eq!(r.violations.len(), 1);
-    assert_eq!((r.violations[0].action, r.violations[0].invariant.as_str()), (1, "mem.quota"));
+    assert_eq!(
+        (r.violations[0].action, r.violations[0].invariant.as_str()),
+        (1, "mem.quota")
+    );
     assert_eq!(r.state_after, r.state_before);
     let after = status(&sys);
-    assert_eq!(after.workers[0].timer_period_us, None, "the first, valid action was not run either");
-    assert_eq!(after.workers.map(|w| w.pages), before.workers.map(|w| w.pages));
+    assert_eq!(
+        after.workers[0].timer_period_us, None,
+        "the first, valid action was not run either"
+    );
+    assert_eq!(
+        after.workers.map(|w| w.pages),
+        before.workers.map(|w| w.pages)
+    );
     assert_eq!(after.last_request_id, 0);
 }
 
 #[test]
 fn observer_session_cannot_change_anything() {
     let sys = boot();
-    let r = apply(&sys, &plan(1, "viewer", &[Action::MemoryGrant { pd: Worker::W2, pages: 1 }]));
+    let r = apply(
+        &sys,
+        &plan(
+            1,
+            "viewer",
+            &[Action::MemoryGrant {
+                pd: Worker::W2,
+                pages: 1,
+            }],
+        ),
+    );
     assert!(!r.approved);
     assert!(r.violations.iter().any(|v| v.invariant == "auth.tier"));
     assert_eq!(status(&sys).workers[2].pages, 32);
@@ -136,18 +203,30 @@ fn observer_session_cannot_change_anything() {
 #[test]
 fn destructive_plan_needs_the_token_and_then_runs() {
     let sys = boot();
-    let actions = [Action::ProcessStop { pd: Worker::W2 }, Action::MemoryReclaim { pd: Worker::W2, pages: 8 }];
+    let actions = [
+        Action::ProcessStop { pd: Worker::W2 },
+        Action::MemoryReclaim {
+            pd: Worker::W2,
+            pages: 8,
+        },
+    ];
     let unsigned = plan(5, "admin", &actions);
     let r = apply(&sys, &unsigned);
     assert!(!r.approved);
-    assert!(r.violations.iter().any(|v| v.invariant == "auth.confirm" && v.action == 0));
+    assert!(r
+        .violations
+        .iter()
+        .any(|v| v.invariant == "auth.confirm" && v.action == 0));
     let signed = confirm::sign(&plan(6, "admin", &actions), &pd_verifier::DEV_KEY).unwrap();
     let r = apply(&sys, &signed);
     assert!(r.approved, "{r:?}");
     assert_eq!(r.executed, 2);
     assert!(!r.state_after.workers[2].running);
     assert_eq!(r.state_after.workers[2].pages, 24);
-    assert_eq!(sys.pd("worker2").unwrap().state, pd_runtime::hosted::RunState::Stopped);
+    assert_eq!(
+        sys.pd("worker2").unwrap().state,
+        pd_runtime::hosted::RunState::Stopped
+    );
     // a token does not transfer to a replayed id
     let r = apply(&sys, &signed);
     assert!(!r.approved);
@@ -158,7 +237,20 @@ fn destructive_plan_needs_the_token_and_then_runs() {
 fn worker_fault_is_handled_by_the_process_pd() {
     let sys = boot();
     // give worker3 a timer so it has work to lose
-    assert!(apply(&sys, &plan(1, "ops", &[Action::TimerSetPeriodic { pd: Worker::W3, period_us: 1_000 }])).approved);
+    assert!(
+        apply(
+            &sys,
+            &plan(
+                1,
+                "ops",
+                &[Action::TimerSetPeriodic {
+                    pd: Worker::W3,
+                    period_us: 1_000
+                }]
+            )
+        )
+        .approved
+    );
     wait_for("worker3 progress", || status(&sys).workers[3].progress >= 2);
     assert!(sys.inject_fault("worker3"));
     wait_for("fault handled", || {
@@ -168,7 +260,9 @@ fn worker_fault_is_handled_by_the_process_pd() {
     // restarted from its entry: running again, progress starts over and grows
     let w = status(&sys).workers[3];
     assert!(w.running);
-    wait_for("progress after restart", || status(&sys).workers[3].progress >= 2);
+    wait_for("progress after restart", || {
+        status(&sys).workers[3].progress >= 2
+    });
     // past the restart limit the worker stays stopped, and the model sees it
     for n in 2..=4 {
         assert!(sys.inject_fault("worker3"));
@@ -178,7 +272,10 @@ fn worker_fault_is_handled_by_the_process_pd() {
     assert!(!s.workers[3].running);
     assert_eq!(s.workers[3].restarts, 3);
     // and the verifier uses that state: starting it again is now a valid plan
-    let r = apply(&sys, &plan(2, "admin", &[Action::ProcessStart { pd: Worker::W3 }]));
+    let r = apply(
+        &sys,
+        &plan(2, "admin", &[Action::ProcessStart { pd: Worker::W3 }]),
+    );
     assert!(r.approved, "{r:?}");
     assert!(r.state_after.workers[3].running);
     // other workers were not disturbed
@@ -190,13 +287,25 @@ fn a_plan_of_sixteen_actions_runs_in_order() {
     let sys = boot();
     let mut actions = Vec::new();
     for i in 0..8u64 {
-        actions.push(Action::MemoryGrant { pd: Worker::W0, pages: 1 });
-        actions.push(Action::ProcessSetPriority { pd: Worker::W0, priority: 51 + i });
+        actions.push(Action::MemoryGrant {
+            pd: Worker::W0,
+            pages: 1,
+        });
+        actions.push(Action::ProcessSetPriority {
+            pd: Worker::W0,
+            priority: 51 + i,
+        });
     }
     let r = apply(&sys, &plan(1, "ops", &actions));
     assert!(r.approved, "{r:?}");
     assert_eq!(r.executed, 16);
-    assert_eq!((r.state_after.workers[0].pages, r.state_after.workers[0].priority), (40, 58));
+    assert_eq!(
+        (
+            r.state_after.workers[0].pages,
+            r.state_after.workers[0].priority
+        ),
+        (40, 58)
+    );
 }
 
 #[test]
@@ -204,7 +313,17 @@ fn a_stream_of_1000_plans() {
     let sys = boot();
     for id in 1..=1000u64 {
         let period = 1_000 + (id % 50) * 1_000;
-        let r = apply(&sys, &plan(id, "ops", &[Action::TimerSetPeriodic { pd: Worker::W1, period_us: period }]));
+        let r = apply(
+            &sys,
+            &plan(
+                id,
+                "ops",
+                &[Action::TimerSetPeriodic {
+                    pd: Worker::W1,
+                    period_us: period,
+                }],
+            ),
+        );
         assert!(r.approved && r.executed == 1, "plan {id}: {r:?}");
         assert_eq!(r.state_after.workers[1].timer_period_us, Some(period));
     }
@@ -217,22 +336,38 @@ fn garbage_on_the_link_is_answered_and_the_link_resynchronises() {
     let mut client = LinkClient::new(sys.transport(Some(Duration::from_secs(10))));
     // junk, then a frame with a flipped byte: two framed errors, no crash
     client.send_raw(&[0x41, 0x42, 0x43, 0x00]).unwrap();
-    assert_eq!(client.read_reply().unwrap(), Reply::Error(LinkError::BadFrame));
-    let mut framed = LinkClient::<hosted_system::LinkStream>::frame_request(&Request::Status).unwrap();
+    assert_eq!(
+        client.read_reply().unwrap(),
+        Reply::Error(LinkError::BadFrame)
+    );
+    let mut framed =
+        LinkClient::<hosted_system::LinkStream>::frame_request(&Request::Status).unwrap();
     framed[1] ^= 0x80; // never turns a byte into a delimiter here (0x01 -> 0x81)
     assert_ne!(framed[1], 0);
     client.send_raw(&framed).unwrap();
-    assert_eq!(client.read_reply().unwrap(), Reply::Error(LinkError::BadFrame));
+    assert_eq!(
+        client.read_reply().unwrap(),
+        Reply::Error(LinkError::BadFrame)
+    );
     // a well-framed request that is not a plan
-    let r = client.request(&Request::Apply(&[0xff, 0xff, 0xff])).unwrap();
+    let r = client
+        .request(&Request::Apply(&[0xff, 0xff, 0xff]))
+        .unwrap();
     assert_eq!(r, Reply::Error(LinkError::BadPlan));
     // and the link still works
-    assert!(matches!(client.request(&Request::Status).unwrap(), Reply::Status(_)));
+    assert!(matches!(
+        client.request(&Request::Status).unwrap(),
+        Reply::Status(_)
+    ));
 }
 
 #[test]
 fn a_system_failing_the_graph_check_does_not_boot() {
     let path = default_system_path().with_file_name("fixtures/link-to-memory.system");
     let err = HostedSystem::boot(&path).err().expect("refused");
-    assert!(err.to_string().contains("capability PD `memory` is reachable from `link`"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("capability PD `memory` is reachable from `link`"),
+        "{err}"
+    );
 }

@@ -44,7 +44,12 @@ pub struct LinkClient<S> {
 impl<S: Read + Write> LinkClient<S> {
     /// a client on `stream`.
     pub fn new(stream: S) -> Self {
-        Self { stream, rx: Box::new(Deframer::new()), pending: Default::default(), dropped: 0 }
+        Self {
+            stream,
+            rx: Box::new(Deframer::new()),
+            pending: Default::default(),
+            dropped: 0,
+        }
     }
 
     /// the framed bytes of a request, as they go on the wire.
@@ -71,7 +76,9 @@ impl<S: Read + Write> LinkClient<S> {
                 match self.rx.push(b) {
                     Pushed::Pending => {}
                     Pushed::Dropped(_) => self.dropped += 1,
-                    Pushed::Frame(p) => return postcard::from_bytes(p).map_err(|_| ClientError::Decode),
+                    Pushed::Frame(p) => {
+                        return postcard::from_bytes(p).map_err(|_| ClientError::Decode)
+                    }
                 }
             }
             let n = self.stream.read(&mut buf).map_err(ClientError::Io)?;

@@ -22,7 +22,11 @@ const CRC_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         t[i] = c;
@@ -160,7 +164,11 @@ impl<const N: usize> Default for Deframer<N> {
 impl<const N: usize> Deframer<N> {
     /// an empty deframer.
     pub const fn new() -> Self {
-        Self { buf: [0; N], len: 0, overflow: false }
+        Self {
+            buf: [0; N],
+            len: 0,
+            overflow: false,
+        }
     }
 
     /// feed one byte.
@@ -254,9 +262,21 @@ mod tests {
         let long: Vec<u8> = (0..1000u32).map(|i| (i % 255 + 1) as u8).collect();
         let mut zeros_254 = vec![7u8; 254];
         zeros_254.push(0);
-        for p in [vec![], vec![0], vec![0; 300], long, zeros_254, (0..=255u8).collect()] {
+        for p in [
+            vec![],
+            vec![0],
+            vec![0; 300],
+            long,
+            zeros_254,
+            (0..=255u8).collect(),
+        ] {
             let mut d: Deframer<4096> = Deframer::new();
-            assert_eq!(feed(&mut d, &frame(&p)), vec![Ok(p.clone())], "payload len {}", p.len());
+            assert_eq!(
+                feed(&mut d, &frame(&p)),
+                vec![Ok(p.clone())],
+                "payload len {}",
+                p.len()
+            );
         }
     }
 
@@ -284,7 +304,10 @@ mod tests {
         }
         let mut d: Deframer<4096> = Deframer::new();
         let got = feed(&mut d, &f);
-        assert!(matches!(got.as_slice(), [Err(FrameError::BadCrc | FrameError::BadEncoding)]));
+        assert!(matches!(
+            got.as_slice(),
+            [Err(FrameError::BadCrc | FrameError::BadEncoding)]
+        ));
     }
 
     #[test]
@@ -292,13 +315,19 @@ mod tests {
         let mut d: Deframer<64> = Deframer::new();
         let mut stream = frame(&[9u8; 200]);
         stream.extend(frame(b"ok"));
-        assert_eq!(feed(&mut d, &stream), vec![Err(FrameError::TooLong), Ok(b"ok".to_vec())]);
+        assert_eq!(
+            feed(&mut d, &stream),
+            vec![Err(FrameError::TooLong), Ok(b"ok".to_vec())]
+        );
     }
 
     #[test]
     fn payload_cap_is_enforced_on_encode() {
         let mut out = vec![0u8; MAX_FRAME + 1000];
-        assert_eq!(encode(&vec![1u8; MAX_PAYLOAD + 1], &mut out), Err(FrameError::TooLong));
+        assert_eq!(
+            encode(&vec![1u8; MAX_PAYLOAD + 1], &mut out),
+            Err(FrameError::TooLong)
+        );
         assert!(encode(&vec![1u8; MAX_PAYLOAD], &mut out).is_ok());
         assert_eq!(encode(b"abc", &mut [0u8; 4]), Err(FrameError::TooLong));
     }

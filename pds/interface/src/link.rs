@@ -164,18 +164,27 @@ mod tests {
             inventory: None,
         };
         r.violations
-            .push(Violation { action: 2, invariant: heapless::String::try_from("mem.quota").unwrap() })
+            .push(Violation {
+                action: 2,
+                invariant: heapless::String::try_from("mem.quota").unwrap(),
+            })
             .unwrap();
         r.state_after.workers[1].timer_period_us = Some(20_000);
         let mut buf = [0u8; 1024];
         let used = postcard::to_slice(&Reply::Receipt(r.clone()), &mut buf).unwrap();
-        assert_eq!(postcard::from_bytes::<Reply>(used).unwrap(), Reply::Receipt(r));
+        assert_eq!(
+            postcard::from_bytes::<Reply>(used).unwrap(),
+            Reply::Receipt(r)
+        );
     }
 
     #[test]
     fn garbage_is_a_decode_error_not_a_crash() {
         for bytes in [&[][..], &[9, 9, 9], &[0, 200, 200, 200, 200, 200]] {
-            assert!(postcard::from_bytes::<Request<'_>>(bytes).is_err(), "{bytes:?}");
+            assert!(
+                postcard::from_bytes::<Request<'_>>(bytes).is_err(),
+                "{bytes:?}"
+            );
         }
         assert!(postcard::from_bytes::<Reply>(&[7]).is_err());
     }

@@ -21,7 +21,9 @@ pub const fn tag_for_len(len: usize) -> MessageInfo {
 /// encode `value` into the message registers; the tag to send with them.
 pub fn put<T: Serialize>(value: &T) -> Result<MessageInfo, MsgError> {
     pd_runtime::with_msg_bytes_mut(|buf| {
-        postcard::to_slice(value, buf).map(|used| tag_for_len(used.len())).map_err(|_| MsgError::TooLong)
+        postcard::to_slice(value, buf)
+            .map(|used| tag_for_len(used.len()))
+            .map_err(|_| MsgError::TooLong)
     })
 }
 

@@ -72,7 +72,13 @@ pub struct Link<U: Uart> {
 impl<U: Uart> Link<U> {
     /// Microkit `init`.
     pub fn init(uart: U, shared: Region) -> Self {
-        Self { uart, shared, rx: Deframer::new(), tx: [0; MAX_FRAME], counters: (0, 0) }
+        Self {
+            uart,
+            shared,
+            rx: Deframer::new(),
+            tx: [0; MAX_FRAME],
+            counters: (0, 0),
+        }
     }
 
     fn send(&mut self, payload: &[u8]) {
@@ -94,7 +100,9 @@ impl<U: Uart> Link<U> {
         pd_runtime::set_mr(0, len as u64)?;
         let reply = VERIFIER.pp_call(MessageInfo::new(OP_REQUEST, 1))?;
         let _ = reply;
-        let n = pd_runtime::get_mr(0).and_then(|n| usize::try_from(n).ok()).unwrap_or(usize::MAX);
+        let n = pd_runtime::get_mr(0)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(usize::MAX);
         let mut out = [0u8; MAX_PAYLOAD];
         match out.get_mut(..n) {
             Some(buf) => {

@@ -11,7 +11,10 @@ mod image {
     pd_runtime::setvar!(link_buf);
 
     fn init() -> Result<Link<Pl011>, LinkPdError> {
-        Ok(Link::init(Pl011::new(uart_base.get()), Region::from_setvar(&link_buf, SHARED_REGION_SIZE, true)))
+        Ok(Link::init(
+            Pl011::new(uart_base.get()),
+            Region::from_setvar(&link_buf, SHARED_REGION_SIZE, true),
+        ))
     }
 
     pd_runtime::protection_domain!(Link<Pl011>, init);
@@ -19,5 +22,7 @@ mod image {
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("the link PD runs under seL4 (aarch64-unknown-none) or in the hosted system (`llmsh boot`)");
+    eprintln!(
+        "the link PD runs under seL4 (aarch64-unknown-none) or in the hosted system (`llmsh boot`)"
+    );
 }

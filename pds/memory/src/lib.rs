@@ -54,16 +54,26 @@ impl Memory {
     /// `[initial] pages`), the rest is free and zeroed.
     pub fn init(pool: Region, ledger: Region) -> Result<Self, MemoryError> {
         if pool.len() < POOL_PAGES * PAGE_SIZE || ledger.len() < POOL_PAGES {
-            return Err(MemoryError::Region(RegionError::OutOfBounds { offset: 0, len: POOL_PAGES * PAGE_SIZE }));
+            return Err(MemoryError::Region(RegionError::OutOfBounds {
+                offset: 0,
+                len: POOL_PAGES * PAGE_SIZE,
+            }));
         }
-        let mut m = Self { pool, ledger, owner: [LEDGER_FREE; POOL_PAGES] };
+        let mut m = Self {
+            pool,
+            ledger,
+            owner: [LEDGER_FREE; POOL_PAGES],
+        };
         m.pool.zero(0, POOL_PAGES * PAGE_SIZE)?;
         m.publish()?;
         for w in WorkerId::ALL {
             // 4 × 32 initial pages always fit a 512-page pool; a refusal
             // here would mean the layout constants disagree
             if m.grant(w, INITIAL_PAGES)?.is_err() {
-                return Err(MemoryError::Region(RegionError::OutOfBounds { offset: 0, len: POOL_PAGES }));
+                return Err(MemoryError::Region(RegionError::OutOfBounds {
+                    offset: 0,
+                    len: POOL_PAGES,
+                }));
             }
         }
         Ok(m)
@@ -89,7 +99,11 @@ impl Memory {
             *slot = self.held(w);
         }
         let free = self.owner.iter().filter(|&&o| o == LEDGER_FREE).count() as u64;
-        PoolInfo { pages, pool_pages: POOL_PAGES as u64, free_pages: free }
+        PoolInfo {
+            pages,
+            pool_pages: POOL_PAGES as u64,
+            free_pages: free,
+        }
     }
 
     /// grant `n` more pages to `w`: lowest free pages first, zeroed.
@@ -154,7 +168,11 @@ impl Memory {
 impl Handler for Memory {
     type Error = MemoryError;
 
-    fn protected(&mut self, channel: Channel, msg_info: MessageInfo) -> Result<MessageInfo, MemoryError> {
+    fn protected(
+        &mut self,
+        channel: Channel,
+        msg_info: MessageInfo,
+    ) -> Result<MessageInfo, MemoryError> {
         if channel != VERIFIER {
             return Err(Unhandled::Protected(channel).into());
         }
@@ -179,7 +197,11 @@ mod tests {
     fn setup() -> (Memory, SharedMemory, SharedMemory) {
         let pool = SharedMemory::new(POOL_PAGES * PAGE_SIZE);
         let ledger = SharedMemory::new(PAGE_SIZE);
-        (Memory::init(pool.map(true), ledger.map(true)).unwrap(), pool, ledger)
+        (
+            Memory::init(pool.map(true), ledger.map(true)).unwrap(),
+            pool,
+            ledger,
+        )
     }
 
     #[test]

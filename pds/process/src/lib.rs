@@ -24,14 +24,17 @@ use pd_interface::layout::{
 };
 use pd_interface::process::{Error, Reply, Request, WorkerInfo};
 use pd_interface::{msg, WorkerId, N_WORKERS};
-use pd_runtime::{Channel, Child, Handler, MessageInfo, Region, RuntimeError, SchedContext, Unhandled};
+use pd_runtime::{
+    Channel, Child, Handler, MessageInfo, Region, RuntimeError, SchedContext, Unhandled,
+};
 
 /// PPCs from the verifier.
 pub const VERIFIER: Channel = Channel::new(0);
 /// the enforcement tick from the timer.
 pub const TIMER: Channel = Channel::new(1);
 /// worker0..worker3 as children (`id="0".."3"`).
-pub const CHILDREN: [Child; N_WORKERS] = [Child::new(0), Child::new(1), Child::new(2), Child::new(3)];
+pub const CHILDREN: [Child; N_WORKERS] =
+    [Child::new(0), Child::new(1), Child::new(2), Child::new(3)];
 /// their scheduling contexts (`<cap_sc slot="1".."4">`).
 pub const SCHED: [SchedContext; N_WORKERS] = [
     SchedContext::from_cspace_slot(1),
@@ -94,7 +97,11 @@ impl Process {
     /// Microkit `init`: every worker running at the policy's initial
     /// priority and budget (its declared priority, 100, stays its ceiling).
     pub fn init(status: [Region; N_WORKERS]) -> Result<Self, ProcessError> {
-        let mut p = Self { workers: [Slot::default(); N_WORKERS], status, now_us: 0 };
+        let mut p = Self {
+            workers: [Slot::default(); N_WORKERS],
+            status,
+            now_us: 0,
+        };
         for (slot, child) in p.workers.iter_mut().zip(CHILDREN) {
             child.set_priority(INITIAL_PRIORITY)?;
             slot.info = WorkerInfo {
@@ -115,7 +122,11 @@ impl Process {
     /// every worker, with progress read from its status page.
     pub fn info(&self) -> [WorkerInfo; N_WORKERS] {
         let mut out = [WorkerInfo::default(); N_WORKERS];
-        for ((o, s), page) in out.iter_mut().zip(self.workers.iter()).zip(self.status.iter()) {
+        for ((o, s), page) in out
+            .iter_mut()
+            .zip(self.workers.iter())
+            .zip(self.status.iter())
+        {
             *o = s.info;
             if page.read_u64(status::MAGIC) == Ok(status::STATUS_MAGIC) {
                 o.progress = page.read_u64(status::PROGRESS).unwrap_or(0);
@@ -136,9 +147,13 @@ impl Process {
             Request::Stop(w) => self.stop(w).map(|()| w),
             Request::Restart(w) => self.restart(w).map(|()| w),
             Request::SetPriority(w, p) => self.set_priority(w, p).map(|()| w),
-            Request::SetBudget { worker, budget_us, period_us } => {
-                self.set_budget(worker, budget_us, period_us).map(|()| worker)
-            }
+            Request::SetBudget {
+                worker,
+                budget_us,
+                period_us,
+            } => self
+                .set_budget(worker, budget_us, period_us)
+                .map(|()| worker),
         };
         match result {
             Ok(w) => Reply::Done(self.worker_info(w)),
@@ -258,7 +273,11 @@ impl Handler for Process {
         }
     }
 
-    fn protected(&mut self, channel: Channel, msg_info: MessageInfo) -> Result<MessageInfo, ProcessError> {
+    fn protected(
+        &mut self,
+        channel: Channel,
+        msg_info: MessageInfo,
+    ) -> Result<MessageInfo, ProcessError> {
         if channel != VERIFIER {
             return Err(Unhandled::Protected(channel).into());
         }
@@ -269,7 +288,11 @@ impl Handler for Process {
         msg::put(&reply).map_err(|_| ProcessError::Reply)
     }
 
-    fn fault(&mut self, child: Child, _msg_info: MessageInfo) -> Result<Option<MessageInfo>, ProcessError> {
+    fn fault(
+        &mut self,
+        child: Child,
+        _msg_info: MessageInfo,
+    ) -> Result<Option<MessageInfo>, ProcessError> {
         self.faulted(child)?;
         // no fault reply: resuming at the faulting instruction would fault again
         Ok(None)

@@ -153,8 +153,16 @@ impl MessageInfo {
     /// `microkit_msginfo_new(label, count)`; the label is cut to its 52 bits
     /// and the count to `seL4_MsgMaxLength`.
     pub const fn new(label: u64, count: usize) -> Self {
-        let count = if count > MSG_MAX_WORDS { MSG_MAX_WORDS } else { count };
-        Self { label: label & ((1u64 << Self::LABEL_BITS) - 1), extra_caps: 0, count: count as u8 }
+        let count = if count > MSG_MAX_WORDS {
+            MSG_MAX_WORDS
+        } else {
+            count
+        };
+        Self {
+            label: label & ((1u64 << Self::LABEL_BITS) - 1),
+            extra_caps: 0,
+            count: count as u8,
+        }
     }
 
     /// an invocation tag that also transfers `extra_caps` (0..=3) caps from
@@ -178,13 +186,19 @@ impl MessageInfo {
     /// the kernel's word encoding: label << 12 | caps_unwrapped << 9 |
     /// extra_caps << 7 | length.
     pub const fn to_word(self) -> u64 {
-        (self.label << 12) | ((self.extra_caps as u64) << 7) | (self.count as u64 & Self::COUNT_MASK)
+        (self.label << 12)
+            | ((self.extra_caps as u64) << 7)
+            | (self.count as u64 & Self::COUNT_MASK)
     }
 
     /// decode the kernel's word encoding (the caps-unwrapped field is
     /// ignored: Microkit PDs receive no caps).
     pub const fn from_word(word: u64) -> Self {
-        Self::with_extra_caps(word >> 12, ((word >> 7) & 3) as u8, (word & Self::COUNT_MASK) as usize)
+        Self::with_extra_caps(
+            word >> 12,
+            ((word >> 7) & 3) as u8,
+            (word & Self::COUNT_MASK) as usize,
+        )
     }
 }
 
@@ -206,9 +220,13 @@ pub enum Event {
 /// notification bits.
 pub const fn decode_badge(badge: u64) -> Event {
     if badge >> BADGE_ENDPOINT_BIT != 0 {
-        Event::Protected(Channel { index: (badge & CHANNEL_MASK) as u8 })
+        Event::Protected(Channel {
+            index: (badge & CHANNEL_MASK) as u8,
+        })
     } else if (badge >> BADGE_FAULT_BIT) & 1 != 0 {
-        Event::Fault(Child { index: (badge & PD_MASK) as u8 })
+        Event::Fault(Child {
+            index: (badge & PD_MASK) as u8,
+        })
     } else {
         Event::Notified(badge)
     }
@@ -260,14 +278,22 @@ pub trait Handler {
 
     /// a PPC arrived on `channel` (`protected`); the reply tag is returned and
     /// its message registers set.
-    fn protected(&mut self, channel: Channel, msg_info: MessageInfo) -> Result<MessageInfo, Self::Error> {
+    fn protected(
+        &mut self,
+        channel: Channel,
+        msg_info: MessageInfo,
+    ) -> Result<MessageInfo, Self::Error> {
         let _ = msg_info;
         Err(Unhandled::Protected(channel).into())
     }
 
     /// a child faulted (`fault`); `Some(reply)` replies to the fault, which
     /// resumes the child, `None` leaves it suspended.
-    fn fault(&mut self, child: Child, msg_info: MessageInfo) -> Result<Option<MessageInfo>, Self::Error> {
+    fn fault(
+        &mut self,
+        child: Child,
+        msg_info: MessageInfo,
+    ) -> Result<Option<MessageInfo>, Self::Error> {
         let _ = msg_info;
         Err(Unhandled::Fault(child).into())
     }
@@ -275,12 +301,16 @@ pub trait Handler {
 
 /// run the handler for one received message, as libmicrokit's `handler_loop`
 /// does: notifications are delivered lowest channel first.
-pub fn dispatch<H: Handler>(handler: &mut H, badge: u64, tag: MessageInfo) -> Result<Outcome, H::Error> {
+pub fn dispatch<H: Handler>(
+    handler: &mut H,
+    badge: u64,
+    tag: MessageInfo,
+) -> Result<Outcome, H::Error> {
     match decode_badge(badge) {
         Event::Protected(ch) => handler.protected(ch, tag).map(Outcome::Reply),
-        Event::Fault(child) => {
-            Ok(handler.fault(child, tag)?.map_or(Outcome::NoReply, Outcome::Reply))
-        }
+        Event::Fault(child) => Ok(handler
+            .fault(child, tag)?
+            .map_or(Outcome::NoReply, Outcome::Reply)),
         Event::Notified(mut bits) => {
             let mut idx = 0usize;
             while bits != 0 {
@@ -330,7 +360,9 @@ pub enum RuntimeError {
 impl core::fmt::Display for RuntimeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::NotPermitted { channel } => write!(f, "channel `{channel}` not granted to this pd"),
+            Self::NotPermitted { channel } => {
+                write!(f, "channel `{channel}` not granted to this pd")
+            }
             Self::NoSuchChild { child } => write!(f, "no child `{child}`"),
             Self::NoSuchCap { slot } => write!(f, "no scheduling context in cspace slot `{slot}`"),
             Self::MessageTooLong => write!(f, "message longer than 120 registers"),
@@ -347,23 +379,38 @@ mod tests {
 
     #[test]
     fn ppc_badge_decodes_to_its_channel() {
-        assert_eq!(decode_badge((1 << 63) | 5), Event::Protected(Channel::new(5)));
+        assert_eq!(
+            decode_badge((1 << 63) | 5),
+            Event::Protected(Channel::new(5))
+        );
         // bits above the channel mask are not part of the channel id
-        assert_eq!(decode_badge((1 << 63) | 0x40 | 3), Event::Protected(Channel::new(3)));
-        assert_eq!(decode_badge(ppc_badge(Channel::new(61))), Event::Protected(Channel::new(61)));
+        assert_eq!(
+            decode_badge((1 << 63) | 0x40 | 3),
+            Event::Protected(Channel::new(3))
+        );
+        assert_eq!(
+            decode_badge(ppc_badge(Channel::new(61))),
+            Event::Protected(Channel::new(61))
+        );
     }
 
     #[test]
     fn fault_badge_decodes_to_its_child() {
         assert_eq!(decode_badge((1 << 62) | 2), Event::Fault(Child::new(2)));
-        assert_eq!(decode_badge(fault_badge(Child::new(7))), Event::Fault(Child::new(7)));
+        assert_eq!(
+            decode_badge(fault_badge(Child::new(7))),
+            Event::Fault(Child::new(7))
+        );
     }
 
     #[test]
     fn endpoint_bit_wins_over_fault_bit() {
         // libmicrokit tests the fault bit first only after masking; a PPC badge
         // never has bit 62 set, but decoding must not misread one that does.
-        assert_eq!(decode_badge((1 << 63) | (1 << 62) | 1), Event::Protected(Channel::new(1)));
+        assert_eq!(
+            decode_badge((1 << 63) | (1 << 62) | 1),
+            Event::Protected(Channel::new(1))
+        );
     }
 
     #[test]
@@ -407,23 +454,43 @@ mod tests {
 
     #[test]
     fn coalesced_notifications_are_delivered_lowest_first() {
-        let mut r = Recorder { seen: [0; 8], n: 0, fail_on: None };
-        let out = dispatch(&mut r, (1 << 9) | (1 << 0) | (1 << 4), MessageInfo::default());
+        let mut r = Recorder {
+            seen: [0; 8],
+            n: 0,
+            fail_on: None,
+        };
+        let out = dispatch(
+            &mut r,
+            (1 << 9) | (1 << 0) | (1 << 4),
+            MessageInfo::default(),
+        );
         assert_eq!(out, Ok(Outcome::NoReply));
         assert_eq!(&r.seen[..r.n], &[0, 4, 9]);
     }
 
     #[test]
     fn handler_error_stops_delivery() {
-        let mut r = Recorder { seen: [0; 8], n: 0, fail_on: Some(4) };
-        let out = dispatch(&mut r, (1 << 9) | (1 << 0) | (1 << 4), MessageInfo::default());
+        let mut r = Recorder {
+            seen: [0; 8],
+            n: 0,
+            fail_on: Some(4),
+        };
+        let out = dispatch(
+            &mut r,
+            (1 << 9) | (1 << 0) | (1 << 4),
+            MessageInfo::default(),
+        );
         assert_eq!(out, Err(Unhandled::Notified(Channel::new(4))));
         assert_eq!(&r.seen[..r.n], &[0]);
     }
 
     #[test]
     fn default_methods_report_unhandled_events() {
-        let mut r = Recorder { seen: [0; 8], n: 0, fail_on: None };
+        let mut r = Recorder {
+            seen: [0; 8],
+            n: 0,
+            fail_on: None,
+        };
         assert_eq!(
             dispatch(&mut r, ppc_badge(Channel::new(2)), MessageInfo::default()),
             Err(Unhandled::Protected(Channel::new(2)))

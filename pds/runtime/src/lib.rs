@@ -29,7 +29,9 @@ pub mod sel4;
 pub mod hosted;
 
 #[cfg(not(any(target_os = "none", feature = "hosted")))]
-compile_error!("pd-runtime needs a backend: build for aarch64-unknown-none (seL4) or enable feature `hosted`");
+compile_error!(
+    "pd-runtime needs a backend: build for aarch64-unknown-none (seL4) or enable feature `hosted`"
+);
 
 #[cfg(target_os = "none")]
 use sel4 as platform;

@@ -22,7 +22,9 @@ pub enum RegionError {
 impl fmt::Display for RegionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::OutOfBounds { offset, len } => write!(f, "access `{offset}+{len}` outside the region"),
+            Self::OutOfBounds { offset, len } => {
+                write!(f, "access `{offset}+{len}` outside the region")
+            }
             Self::ReadOnly => write!(f, "region is mapped read-only"),
         }
     }
@@ -43,13 +45,20 @@ pub struct Region {
 
 impl fmt::Debug for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Region").field("len", &self.len).field("writable", &self.writable).finish()
+        f.debug_struct("Region")
+            .field("len", &self.len)
+            .field("writable", &self.writable)
+            .finish()
     }
 }
 
 impl Region {
     pub(crate) fn from_backing(backing: Backing, len: usize, writable: bool) -> Self {
-        Self { backing, len, writable }
+        Self {
+            backing,
+            len,
+            writable,
+        }
     }
 
     /// size in bytes.
@@ -68,7 +77,9 @@ impl Region {
     }
 
     fn check(&self, offset: usize, len: usize, align: usize) -> Result<(), RegionError> {
-        let end = offset.checked_add(len).ok_or(RegionError::OutOfBounds { offset, len })?;
+        let end = offset
+            .checked_add(len)
+            .ok_or(RegionError::OutOfBounds { offset, len })?;
         if end > self.len || offset % align != 0 {
             return Err(RegionError::OutOfBounds { offset, len });
         }

@@ -29,7 +29,9 @@ impl GenericTimer {
         let c: u64;
         // safety: CNTPCT_EL0 is readable at EL0 (KernelArmExportPCNTUser);
         // the isb orders the read after earlier instructions.
-        unsafe { core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) c, options(nomem, nostack)) };
+        unsafe {
+            core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) c, options(nomem, nostack))
+        };
         c
     }
 }

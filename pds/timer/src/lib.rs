@@ -22,7 +22,12 @@ pub const VERIFIER: Channel = Channel::new(0);
 /// the timer interrupt (`<irq irq="30" id="1">`).
 pub const IRQ: Channel = Channel::new(1);
 /// ticks to worker0..worker3.
-pub const WORKERS: [Channel; N_WORKERS] = [Channel::new(2), Channel::new(3), Channel::new(4), Channel::new(5)];
+pub const WORKERS: [Channel; N_WORKERS] = [
+    Channel::new(2),
+    Channel::new(3),
+    Channel::new(4),
+    Channel::new(5),
+];
 /// the budget-enforcement tick to the process PD.
 pub const PROCESS: Channel = Channel::new(6);
 
@@ -100,7 +105,10 @@ impl<C: Clock> Timer<C> {
 
     /// the timers now.
     pub fn info(&self) -> TimerInfo {
-        TimerInfo { period_us: self.period, ticks: self.ticks }
+        TimerInfo {
+            period_us: self.period,
+            ticks: self.ticks,
+        }
     }
 
     /// serve one request; a refused request changes nothing.
@@ -111,7 +119,9 @@ impl<C: Clock> Timer<C> {
                     return Reply::Error(Error::BadPeriod);
                 }
                 let now = self.clock.now_us();
-                if let (Some(slot), Some(next)) = (self.period.get_mut(w.index()), self.next.get_mut(w.index())) {
+                if let (Some(slot), Some(next)) =
+                    (self.period.get_mut(w.index()), self.next.get_mut(w.index()))
+                {
                     *slot = Some(p);
                     *next = now.saturating_add(p);
                 }
@@ -134,7 +144,8 @@ impl<C: Clock> Timer<C> {
         let now = self.clock.now_us();
         for w in WorkerId::ALL {
             let i = w.index();
-            let (Some(Some(p)), Some(next)) = (self.period.get(i).copied(), self.next.get_mut(i)) else {
+            let (Some(Some(p)), Some(next)) = (self.period.get(i).copied(), self.next.get_mut(i))
+            else {
                 continue;
             };
             if *next <= now {
@@ -147,7 +158,10 @@ impl<C: Clock> Timer<C> {
         }
         if self.next_enforcement <= now {
             PROCESS.notify()?;
-            self.next_enforcement = self.next_enforcement.saturating_add(ENFORCEMENT_TICK_US).max(now.saturating_add(1));
+            self.next_enforcement = self
+                .next_enforcement
+                .saturating_add(ENFORCEMENT_TICK_US)
+                .max(now.saturating_add(1));
         }
         self.program();
         Ok(())
@@ -166,7 +180,11 @@ impl<C: Clock> Handler for Timer<C> {
         Ok(())
     }
 
-    fn protected(&mut self, channel: Channel, msg_info: MessageInfo) -> Result<MessageInfo, TimerError> {
+    fn protected(
+        &mut self,
+        channel: Channel,
+        msg_info: MessageInfo,
+    ) -> Result<MessageInfo, TimerError> {
         if channel != VERIFIER {
             return Err(Unhandled::Protected(channel).into());
         }
@@ -201,9 +219,15 @@ mod tests {
 
     #[test]
     fn deadline_is_the_earliest_tick() {
-        let mut f = Fake { now: 1000, deadline: 0 };
+        let mut f = Fake {
+            now: 1000,
+            deadline: 0,
+        };
         let mut t = Timer::init(&mut f);
-        assert_eq!(t.handle(Request::SetPeriodic(w(1), 2_000)), Reply::Timers(t.info()));
+        assert_eq!(
+            t.handle(Request::SetPeriodic(w(1), 2_000)),
+            Reply::Timers(t.info())
+        );
         assert_eq!(t.clock.deadline, 3_000);
         t.handle(Request::Cancel(w(1)));
         assert_eq!(t.clock.deadline, 1000 + ENFORCEMENT_TICK_US);
@@ -211,12 +235,24 @@ mod tests {
 
     #[test]
     fn out_of_bounds_periods_are_refused_and_change_nothing() {
-        let mut f = Fake { now: 0, deadline: 0 };
+        let mut f = Fake {
+            now: 0,
+            deadline: 0,
+        };
         let mut t = Timer::init(&mut f);
         let before = t.info();
-        assert_eq!(t.handle(Request::SetPeriodic(w(0), 999)), Reply::Error(Error::BadPeriod));
-        assert_eq!(t.handle(Request::SetPeriodic(w(0), 10_000_001)), Reply::Error(Error::BadPeriod));
+        assert_eq!(
+            t.handle(Request::SetPeriodic(w(0), 999)),
+            Reply::Error(Error::BadPeriod)
+        );
+        assert_eq!(
+            t.handle(Request::SetPeriodic(w(0), 10_000_001)),
+            Reply::Error(Error::BadPeriod)
+        );
         assert_eq!(t.info(), before);
-        assert!(matches!(t.handle(Request::SetPeriodic(w(0), 1_000)), Reply::Timers(_)));
+        assert!(matches!(
+            t.handle(Request::SetPeriodic(w(0), 1_000)),
+            Reply::Timers(_)
+        ));
     }
 }

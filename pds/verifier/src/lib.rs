@@ -17,12 +17,15 @@
 #![forbid(unsafe_code)]
 
 use pd_interface::link::{
-    ExecFailure, LinkError, Receipt, Reply, Request, SystemState, Violation, WorkerReport, OP_REQUEST,
+    ExecFailure, LinkError, Receipt, Reply, Request, SystemState, Violation, WorkerReport,
+    OP_REQUEST,
 };
 use pd_interface::msg::{self, CallError};
 use pd_interface::{firmware, frame::MAX_PAYLOAD, memory, process, timer, WorkerId, N_WORKERS};
 use pd_runtime::{Channel, Handler, MessageInfo, Region, RegionError, RuntimeError, Unhandled};
-use policy_verifier::{verify, Action, InventoryQuery, Plan, State, Worker, WorkerState, DEFAULT_POLICY};
+use policy_verifier::{
+    verify, Action, InventoryQuery, Plan, State, Worker, WorkerState, DEFAULT_POLICY,
+};
 
 /// PPCs from link.
 pub const LINK: Channel = Channel::new(0);
@@ -48,7 +51,10 @@ const fn hex32(s: &str) -> [u8; 32] {
         }
     }
     let b = s.as_bytes();
-    assert!(b.len() >= 64, "system/dev-confirm.key must be 64 hex digits");
+    assert!(
+        b.len() >= 64,
+        "system/dev-confirm.key must be 64 hex digits"
+    );
     let mut out = [0u8; 32];
     let mut i = 0;
     while i < 32 {
@@ -98,7 +104,10 @@ fn wid(w: Worker) -> WorkerId {
     WorkerId::new(w.index()).unwrap_or(WorkerId::ALL[0])
 }
 
-fn call<Req: serde::Serialize, Rep: serde::de::DeserializeOwned>(ch: Channel, req: &Req) -> Result<Rep, ExecFailure> {
+fn call<Req: serde::Serialize, Rep: serde::de::DeserializeOwned>(
+    ch: Channel,
+    req: &Req,
+) -> Result<Rep, ExecFailure> {
     msg::call(ch, req).map_err(|e| match e {
         CallError::Runtime(_) => ExecFailure::Unreachable,
         CallError::Msg(_) => ExecFailure::BadReply,
@@ -163,7 +172,11 @@ pub fn model_state(s: &SystemState) -> State {
         timer_period_us: r.timer_period_us,
     };
     let [a, b, c, d] = &s.workers;
-    State { workers: [w(a), w(b), w(c), w(d)], pool_pages: s.pool_pages, last_request_id: s.last_request_id }
+    State {
+        workers: [w(a), w(b), w(c), w(d)],
+        pool_pages: s.pool_pages,
+        last_request_id: s.last_request_id,
+    }
 }
 
 fn refused(code: u8) -> ExecFailure {
@@ -171,7 +184,10 @@ fn refused(code: u8) -> ExecFailure {
 }
 
 /// invoke the capability PD that carries out `action`.
-fn execute(action: &Action, inventory: &mut Option<firmware::Inventory>) -> Result<(), ExecFailure> {
+fn execute(
+    action: &Action,
+    inventory: &mut Option<firmware::Inventory>,
+) -> Result<(), ExecFailure> {
     let proc_done = |r: process::Reply| match r {
         process::Reply::Done(_) => Ok(()),
         process::Reply::Error(e) => Err(refused(e.code())),
@@ -188,19 +204,35 @@ fn execute(action: &Action, inventory: &mut Option<firmware::Inventory>) -> Resu
     match *action {
         Action::ProcessStart { pd } => proc_done(call(PROCESS, &process::Request::Start(wid(pd)))?),
         Action::ProcessStop { pd } => proc_done(call(PROCESS, &process::Request::Stop(wid(pd)))?),
-        Action::ProcessRestart { pd } => proc_done(call(PROCESS, &process::Request::Restart(wid(pd)))?),
+        Action::ProcessRestart { pd } => {
+            proc_done(call(PROCESS, &process::Request::Restart(wid(pd)))?)
+        }
         Action::ProcessSetPriority { pd, priority } => {
             let p = u8::try_from(priority).map_err(|_| refused(0xfe))?;
             proc_done(call(PROCESS, &process::Request::SetPriority(wid(pd), p))?)
         }
-        Action::ProcessSetBudget { pd, budget_us, period_us } => {
-            proc_done(call(PROCESS, &process::Request::SetBudget { worker: wid(pd), budget_us, period_us })?)
+        Action::ProcessSetBudget {
+            pd,
+            budget_us,
+            period_us,
+        } => proc_done(call(
+            PROCESS,
+            &process::Request::SetBudget {
+                worker: wid(pd),
+                budget_us,
+                period_us,
+            },
+        )?),
+        Action::MemoryGrant { pd, pages } => {
+            mem_done(call(MEMORY, &memory::Request::Grant(wid(pd), pages))?)
         }
-        Action::MemoryGrant { pd, pages } => mem_done(call(MEMORY, &memory::Request::Grant(wid(pd), pages))?),
-        Action::MemoryReclaim { pd, pages } => mem_done(call(MEMORY, &memory::Request::Reclaim(wid(pd), pages))?),
-        Action::TimerSetPeriodic { pd, period_us } => {
-            timer_done(call(TIMER, &timer::Request::SetPeriodic(wid(pd), period_us))?)
+        Action::MemoryReclaim { pd, pages } => {
+            mem_done(call(MEMORY, &memory::Request::Reclaim(wid(pd), pages))?)
         }
+        Action::TimerSetPeriodic { pd, period_us } => timer_done(call(
+            TIMER,
+            &timer::Request::SetPeriodic(wid(pd), period_us),
+        )?),
         Action::TimerCancel { pd } => timer_done(call(TIMER, &timer::Request::Cancel(wid(pd)))?),
         Action::FirmwareInventory { query } => {
             let q = match query {
@@ -224,13 +256,19 @@ fn execute(action: &Action, inventory: &mut Option<firmware::Inventory>) -> Resu
 fn violation(action: usize, name: &str) -> Violation {
     let mut invariant = heapless::String::new();
     let _ = invariant.push_str(name);
-    Violation { action: u8::try_from(action).unwrap_or(u8::MAX), invariant }
+    Violation {
+        action: u8::try_from(action).unwrap_or(u8::MAX),
+        invariant,
+    }
 }
 
 impl Verifier {
     /// Microkit `init`.
     pub fn init(shared: Region) -> Self {
-        Self { shared, last_request_id: 0 }
+        Self {
+            shared,
+            last_request_id: 0,
+        }
     }
 
     /// verify and, if approved, execute one plan.
@@ -303,11 +341,17 @@ impl Verifier {
 impl Handler for Verifier {
     type Error = VerifierError;
 
-    fn protected(&mut self, channel: Channel, msg_info: MessageInfo) -> Result<MessageInfo, VerifierError> {
+    fn protected(
+        &mut self,
+        channel: Channel,
+        msg_info: MessageInfo,
+    ) -> Result<MessageInfo, VerifierError> {
         if channel != LINK || msg_info.label() != OP_REQUEST {
             return Err(Unhandled::Protected(channel).into());
         }
-        let len = pd_runtime::get_mr(0).and_then(|l| usize::try_from(l).ok()).unwrap_or(usize::MAX);
+        let len = pd_runtime::get_mr(0)
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(usize::MAX);
         let mut req = [0u8; MAX_PAYLOAD];
         let reply = match req.get_mut(..len) {
             Some(buf) if len <= self.shared.len() => {
@@ -319,7 +363,8 @@ impl Handler for Verifier {
         let mut out = [0u8; MAX_PAYLOAD];
         let used = match postcard::to_slice(&reply, &mut out) {
             Ok(used) => used.len(),
-            Err(_) => postcard::to_slice(&Reply::Error(LinkError::TooLarge), &mut out).map_or(0, |u| u.len()),
+            Err(_) => postcard::to_slice(&Reply::Error(LinkError::TooLarge), &mut out)
+                .map_or(0, |u| u.len()),
         };
         self.shared.write(0, out.get(..used).unwrap_or(&[]))?;
         pd_runtime::set_mr(0, used as u64)?;

@@ -9,7 +9,11 @@ mod image {
     pd_runtime::setvar!(link_buf);
 
     fn init() -> Result<pd_verifier::Verifier, pd_verifier::VerifierError> {
-        Ok(pd_verifier::Verifier::init(Region::from_setvar(&link_buf, SHARED_REGION_SIZE, true)))
+        Ok(pd_verifier::Verifier::init(Region::from_setvar(
+            &link_buf,
+            SHARED_REGION_SIZE,
+            true,
+        )))
     }
 
     pd_runtime::protection_domain!(pd_verifier::Verifier, init);

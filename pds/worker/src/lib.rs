@@ -57,9 +57,20 @@ pub fn index_from_name(name: &str) -> Option<u8> {
 
 impl Worker {
     /// Microkit `init`: a fresh status page (a restart starts from zero).
-    pub fn init(name: &str, pool: Region, ledger: Region, status: Region) -> Result<Self, WorkerError> {
+    pub fn init(
+        name: &str,
+        pool: Region,
+        ledger: Region,
+        status: Region,
+    ) -> Result<Self, WorkerError> {
         let idx = index_from_name(name).ok_or(WorkerError::BadName)?;
-        let w = Self { owner: idx + 1, pool, ledger, status, progress: 0 };
+        let w = Self {
+            owner: idx + 1,
+            pool,
+            ledger,
+            status,
+            progress: 0,
+        };
         w.status.write_u64(status::PROGRESS, 0)?;
         w.status.write_u64(status::PAGES_SEEN, w.owned_pages()?)?;
         w.status.write_u64(status::LAST_PAGE, u64::MAX)?;
@@ -130,7 +141,11 @@ mod tests {
     use pd_runtime::hosted::SharedMemory;
 
     fn regions() -> (SharedMemory, SharedMemory, SharedMemory) {
-        (SharedMemory::new(layout::POOL_PAGES * PAGE_SIZE), SharedMemory::new(4096), SharedMemory::new(4096))
+        (
+            SharedMemory::new(layout::POOL_PAGES * PAGE_SIZE),
+            SharedMemory::new(4096),
+            SharedMemory::new(4096),
+        )
     }
 
     #[test]
@@ -148,7 +163,13 @@ mod tests {
         l.write(7, &[3]).unwrap(); // page 7 belongs to worker2
         l.write(9, &[3]).unwrap(); // page 9 too
         l.write(8, &[1]).unwrap(); // page 8 to worker0
-        let mut w = Worker::init("worker2", pool.map(true), ledger.map(false), status.map(true)).unwrap();
+        let mut w = Worker::init(
+            "worker2",
+            pool.map(true),
+            ledger.map(false),
+            status.map(true),
+        )
+        .unwrap();
         for _ in 0..3 {
             w.notified(TIMER).unwrap();
         }
@@ -157,14 +178,24 @@ mod tests {
         assert_eq!(s.read_u64(status::PROGRESS).unwrap(), 3);
         assert_eq!(s.read_u64(status::PAGES_SEEN).unwrap(), 2);
         let p = pool.map(false);
-        assert_eq!(p.read_u64(8 * PAGE_SIZE).unwrap(), 0, "page of another worker untouched");
+        assert_eq!(
+            p.read_u64(8 * PAGE_SIZE).unwrap(),
+            0,
+            "page of another worker untouched"
+        );
         assert!(p.read_u64(7 * PAGE_SIZE).unwrap() > 0 && p.read_u64(9 * PAGE_SIZE).unwrap() > 0);
     }
 
     #[test]
     fn a_worker_without_a_status_mapping_faults() {
         let (pool, ledger, status) = regions();
-        let err = Worker::init("worker1", pool.map(true), ledger.map(false), status.map(false)).err();
+        let err = Worker::init(
+            "worker1",
+            pool.map(true),
+            ledger.map(false),
+            status.map(false),
+        )
+        .err();
         assert_eq!(err, Some(WorkerError::Region(RegionError::ReadOnly)));
     }
 }

@@ -6,7 +6,9 @@ use hosted_system::{default_system_path, HostedSystem};
 use pd_interface::link::{Reply, Request};
 
 fn main() {
-    let path = std::env::args().nth(1).map_or_else(default_system_path, Into::into);
+    let path = std::env::args()
+        .nth(1)
+        .map_or_else(default_system_path, Into::into);
     let sys = match HostedSystem::boot(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -33,7 +35,9 @@ fn main() {
     samples.sort();
     let median = samples[samples.len() / 2];
     let p99 = samples[samples.len() * 99 / 100];
-    println!("hosted plan round trip (plan in -> receipt out), n={n}: median {median:?}, p99 {p99:?}");
+    println!(
+        "hosted plan round trip (plan in -> receipt out), n={n}: median {median:?}, p99 {p99:?}"
+    );
     sys.shutdown();
 }
 
@@ -41,7 +45,10 @@ fn main() {
 fn bench_plan(id: u64) -> Vec<u8> {
     use policy_verifier::{Action, Plan, Worker};
     let mut actions = heapless::Vec::new();
-    let _ = actions.push(Action::TimerSetPeriodic { pd: Worker::W0, period_us: 20_000 });
+    let _ = actions.push(Action::TimerSetPeriodic {
+        pd: Worker::W0,
+        period_us: 20_000,
+    });
     let _ = actions.push(Action::TimerCancel { pd: Worker::W0 });
     let plan = Plan {
         version: 1,
@@ -52,5 +59,7 @@ fn bench_plan(id: u64) -> Vec<u8> {
         confirmation: None,
     };
     let mut buf = [0u8; policy_verifier::wire::MAX_PLAN_BYTES];
-    policy_verifier::wire::encode(&plan, &mut buf).map(|b| b.to_vec()).unwrap_or_default()
+    policy_verifier::wire::encode(&plan, &mut buf)
+        .map(|b| b.to_vec())
+        .unwrap_or_default()
 }

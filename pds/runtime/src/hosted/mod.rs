@@ -33,7 +33,9 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::base::{self, Channel, Child, MessageInfo, Outcome, RuntimeError, SchedContext, MSG_MAX_WORDS};
+use crate::base::{
+    self, Channel, Child, MessageInfo, Outcome, RuntimeError, SchedContext, MSG_MAX_WORDS,
+};
 use crate::{Handler, Region};
 
 /// a hosted region: a shared buffer of words.
@@ -63,7 +65,10 @@ impl SharedMemory {
     /// zeroed memory of `len` bytes (rounded up to a word).
     pub fn new(len: usize) -> Self {
         let words: Arc<[AtomicU64]> = (0..len.div_ceil(8)).map(|_| AtomicU64::new(0)).collect();
-        Self { words: RegionBacking(words), len }
+        Self {
+            words: RegionBacking(words),
+            len,
+        }
     }
 
     /// a mapping of it.
@@ -283,7 +288,12 @@ impl PdControl {
             if st.run == RunState::Faulted && !st.has_parent {
                 return Err(RuntimeError::PeerFaulted);
             }
-            st.calls.push_back(Call { channel, info, words, reply: tx });
+            st.calls.push_back(Call {
+                channel,
+                info,
+                words,
+                reply: tx,
+            });
         }
         self.cv.notify_all();
         rx.recv().unwrap_or(Err(RuntimeError::PeerFaulted))
@@ -308,7 +318,11 @@ pub struct IrqLine {
 impl IrqLine {
     /// the line delivering to `target` on its channel `channel` (`<irq id=…>`).
     pub fn new(target: Arc<PdControl>, channel: u8) -> Arc<Self> {
-        Arc::new(Self { target, channel, state: Mutex::new((false, false)) })
+        Arc::new(Self {
+            target,
+            channel,
+            state: Mutex::new((false, false)),
+        })
     }
 
     /// the device asserts the interrupt.
@@ -414,14 +428,24 @@ fn ctx() -> Option<Arc<Context>> {
 }
 
 /// start a PD's thread: run `init`, then the event loop, until shutdown.
-pub fn spawn(me: Arc<PdControl>, spec: PdSpec, init: InitFn) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn(
+    me: Arc<PdControl>,
+    spec: PdSpec,
+    init: InitFn,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     let name: &'static str = Box::leak(me.name().to_owned().into_boxed_str());
-    std::thread::Builder::new().name(format!("pd-{name}")).spawn(move || {
-        let ctx = Arc::new(Context { name, spec, me: me.clone() });
-        CTX.with(|c| *c.borrow_mut() = Some(ctx.clone()));
-        event_loop(&ctx, &init);
-        CTX.with(|c| *c.borrow_mut() = None);
-    })
+    std::thread::Builder::new()
+        .name(format!("pd-{name}"))
+        .spawn(move || {
+            let ctx = Arc::new(Context {
+                name,
+                spec,
+                me: me.clone(),
+            });
+            CTX.with(|c| *c.borrow_mut() = Some(ctx.clone()));
+            event_loop(&ctx, &init);
+            CTX.with(|c| *c.borrow_mut() = None);
+        })
 }
 
 fn set_mrs(words: &[u64]) {
@@ -438,7 +462,10 @@ fn take_mrs(count: usize) -> Vec<u64> {
 }
 
 fn event_loop(ctx: &Arc<Context>, init: &InitFn) {
-    let env = PdEnv { spec: &ctx.spec, name: ctx.name };
+    let env = PdEnv {
+        spec: &ctx.spec,
+        name: ctx.name,
+    };
     let mut handler = match init(&env) {
         Ok(h) => Some(h),
         Err(e) => {
@@ -511,7 +538,10 @@ fn fault_self(ctx: &Arc<Context>, why: &str, pending: Option<mpsc::SyncSender<Re
     if let Some((parent, id)) = &ctx.spec.parent {
         // seL4 delivers the fault as a message with the fault badge; the
         // label says what kind (here: 0, a user-level failure)
-        let words = why.bytes().take(8).fold(0u64, |acc, b| (acc << 8) | u64::from(b));
+        let words = why
+            .bytes()
+            .take(8)
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(b));
         parent.deliver_fault(FaultNote {
             child: Child::new(usize::from(*id)),
             info: MessageInfo::new(0, 1),
@@ -539,23 +569,37 @@ pub(crate) mod platform {
     }
 
     fn wire(ch: Channel) -> Result<(Arc<Context>, ChannelWire), RuntimeError> {
-        let c = ctx().ok_or(RuntimeError::NotPermitted { channel: ch.index() as u8 })?;
+        let c = ctx().ok_or(RuntimeError::NotPermitted {
+            channel: ch.index() as u8,
+        })?;
         let w = c.spec.channels.get(&(ch.index() as u8)).cloned();
-        w.map(|w| (c, w)).ok_or(RuntimeError::NotPermitted { channel: ch.index() as u8 })
+        w.map(|w| (c, w)).ok_or(RuntimeError::NotPermitted {
+            channel: ch.index() as u8,
+        })
     }
 
     pub(crate) fn notify(ch: Channel) -> Result<(), RuntimeError> {
         let (_, w) = wire(ch)?;
         if !w.notify {
-            return Err(RuntimeError::NotPermitted { channel: ch.index() as u8 });
+            return Err(RuntimeError::NotPermitted {
+                channel: ch.index() as u8,
+            });
         }
         w.peer.signal(w.peer_id);
         Ok(())
     }
 
     pub(crate) fn irq_ack(ch: Channel) -> Result<(), RuntimeError> {
-        let c = ctx().ok_or(RuntimeError::NotPermitted { channel: ch.index() as u8 })?;
-        let line = c.spec.irqs.get(&(ch.index() as u8)).ok_or(RuntimeError::NotPermitted { channel: ch.index() as u8 })?;
+        let c = ctx().ok_or(RuntimeError::NotPermitted {
+            channel: ch.index() as u8,
+        })?;
+        let line = c
+            .spec
+            .irqs
+            .get(&(ch.index() as u8))
+            .ok_or(RuntimeError::NotPermitted {
+                channel: ch.index() as u8,
+            })?;
         line.ack();
         Ok(())
     }
@@ -563,18 +607,29 @@ pub(crate) mod platform {
     pub(crate) fn pp_call(ch: Channel, info: MessageInfo) -> Result<MessageInfo, RuntimeError> {
         let (_, w) = wire(ch)?;
         if !w.pp {
-            return Err(RuntimeError::NotPermitted { channel: ch.index() as u8 });
+            return Err(RuntimeError::NotPermitted {
+                channel: ch.index() as u8,
+            });
         }
         let words = take_mrs(info.count());
-        let callee_ch = Channel::try_new(usize::from(w.peer_id)).ok_or(RuntimeError::NotPermitted { channel: w.peer_id })?;
+        let callee_ch = Channel::try_new(usize::from(w.peer_id))
+            .ok_or(RuntimeError::NotPermitted { channel: w.peer_id })?;
         let (reply, words) = w.peer.call(callee_ch, info, words)?;
         set_mrs(&words);
         Ok(reply)
     }
 
     fn child(ch: Child) -> Result<Arc<PdControl>, RuntimeError> {
-        let c = ctx().ok_or(RuntimeError::NoSuchChild { child: ch.index() as u8 })?;
-        c.spec.children.get(&(ch.index() as u8)).cloned().ok_or(RuntimeError::NoSuchChild { child: ch.index() as u8 })
+        let c = ctx().ok_or(RuntimeError::NoSuchChild {
+            child: ch.index() as u8,
+        })?;
+        c.spec
+            .children
+            .get(&(ch.index() as u8))
+            .cloned()
+            .ok_or(RuntimeError::NoSuchChild {
+                child: ch.index() as u8,
+            })
     }
 
     pub(crate) fn child_restart(ch: Child, _entry: usize) -> Result<(), RuntimeError> {
@@ -605,7 +660,11 @@ pub(crate) mod platform {
     pub(crate) fn sc_consumed_us(sc: SchedContext) -> Result<u64, RuntimeError> {
         let slot = sc.slot() as u8;
         let c = ctx().ok_or(RuntimeError::NoSuchCap { slot })?;
-        let pd = c.spec.sched_contexts.get(&slot).ok_or(RuntimeError::NoSuchCap { slot })?;
+        let pd = c
+            .spec
+            .sched_contexts
+            .get(&slot)
+            .ok_or(RuntimeError::NoSuchCap { slot })?;
         Ok(pd.consumed_ns.swap(0, Ordering::Relaxed) / 1000)
     }
 }

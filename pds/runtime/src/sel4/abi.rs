@@ -44,7 +44,11 @@ pub const TCB_SET_PRIORITY: u64 = 6;
 pub const TCB_SUSPEND: u64 = 12;
 /// `TCBResume`.
 pub const TCB_RESUME: u64 = 13;
-const DEBUG_SHIFT: u64 = if cfg!(feature = "microkit-debug") { 4 } else { 0 };
+const DEBUG_SHIFT: u64 = if cfg!(feature = "microkit-debug") {
+    4
+} else {
+    0
+};
 /// `IRQAckIRQ` (27 release, 31 debug).
 pub const IRQ_ACK_IRQ: u64 = 27 + DEBUG_SHIFT;
 /// `SchedContextConsumed` (37 release, 41 debug).

@@ -18,7 +18,9 @@ use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::base::{self, Channel, Child, MessageInfo, Outcome, RuntimeError, SchedContext, MSG_MAX_WORDS};
+use crate::base::{
+    self, Channel, Child, MessageInfo, Outcome, RuntimeError, SchedContext, MSG_MAX_WORDS,
+};
 use crate::Handler;
 
 mod abi;
@@ -126,7 +128,11 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
 }
 
 /// the PD's main: entry from `_start` with the initial stack pointer.
-pub fn run<T: Handler>(initial_sp: usize, cell: &'static HandlerCell<T>, init: fn() -> Result<T, T::Error>) -> ! {
+pub fn run<T: Handler>(
+    initial_sp: usize,
+    cell: &'static HandlerCell<T>,
+    init: fn() -> Result<T, T::Error>,
+) -> ! {
     IPC_BUFFER.store(initial_sp + PAGE_SIZE, Ordering::Relaxed);
     let handler = match init() {
         // safety: the cell is written once, here, before any use.
@@ -216,7 +222,9 @@ pub(crate) fn with_msg_regs<R>(f: impl FnOnce(&mut [u64; MSG_MAX_WORDS]) -> R) -
 
 fn allowed(mask: u64, ch: Channel) -> Result<u64, RuntimeError> {
     if mask & (1u64 << ch.index()) == 0 {
-        return Err(RuntimeError::NotPermitted { channel: ch.index() as u8 });
+        return Err(RuntimeError::NotPermitted {
+            channel: ch.index() as u8,
+        });
     }
     Ok(ch.index() as u64)
 }
@@ -249,15 +257,24 @@ pub(crate) fn child_restart(child: Child, entry: usize) -> Result<(), RuntimeErr
     set_mr(0, 1);
     set_mr(1, 1);
     set_mr(2, entry as u64);
-    check(sys_call(BASE_TCB_CAP + child.index() as u64, MessageInfo::new(TCB_WRITE_REGISTERS, 3)))
+    check(sys_call(
+        BASE_TCB_CAP + child.index() as u64,
+        MessageInfo::new(TCB_WRITE_REGISTERS, 3),
+    ))
 }
 
 pub(crate) fn child_stop(child: Child) -> Result<(), RuntimeError> {
-    check(sys_call(BASE_TCB_CAP + child.index() as u64, MessageInfo::new(TCB_SUSPEND, 0)))
+    check(sys_call(
+        BASE_TCB_CAP + child.index() as u64,
+        MessageInfo::new(TCB_SUSPEND, 0),
+    ))
 }
 
 pub(crate) fn child_resume(child: Child) -> Result<(), RuntimeError> {
-    check(sys_call(BASE_TCB_CAP + child.index() as u64, MessageInfo::new(TCB_RESUME, 0)))
+    check(sys_call(
+        BASE_TCB_CAP + child.index() as u64,
+        MessageInfo::new(TCB_RESUME, 0),
+    ))
 }
 
 pub(crate) fn child_set_priority(child: Child, prio: u8) -> Result<(), RuntimeError> {
@@ -266,7 +283,10 @@ pub(crate) fn child_set_priority(child: Child, prio: u8) -> Result<(), RuntimeEr
     let tcb = BASE_TCB_CAP + child.index() as u64;
     set_cap(0, tcb);
     set_mr(0, u64::from(prio));
-    check(sys_call(tcb, MessageInfo::with_extra_caps(TCB_SET_PRIORITY, 1, 1)))
+    check(sys_call(
+        tcb,
+        MessageInfo::with_extra_caps(TCB_SET_PRIORITY, 1, 1),
+    ))
 }
 
 pub(crate) fn sc_consumed_us(sc: SchedContext) -> Result<u64, RuntimeError> {
