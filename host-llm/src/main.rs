@@ -1,9 +1,11 @@
 //! `llmsh`: the llm-os host program. a thin dispatcher; one module per
 //! subcommand under `cmd/`.
 
+mod audit;
 mod cmd;
 mod common;
 mod link;
+mod llm;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,14 @@ enum Command {
     Boot(cmd::boot::Args),
     /// the running system's state, read back from its PDs.
     Status(cmd::status::Args),
+    /// plan an intent with the llm; the verifier judges, nothing runs.
+    Plan(cmd::plan::Args),
+    /// list the audit log and verify its hash chain.
+    Audit(cmd::audit::Args),
+    /// the planner's utility benchmark (tests/intents) with the local model.
+    #[cfg(feature = "local")]
+    #[command(hide = true)]
+    BenchIntents(cmd::bench::Args),
 }
 
 fn main() {
@@ -48,6 +58,10 @@ fn main() {
         Command::Apply(a) => cmd::apply::run(a),
         Command::Boot(a) => cmd::boot::run(a),
         Command::Status(a) => cmd::status::run(a),
+        Command::Plan(a) => cmd::plan::run(a),
+        Command::Audit(a) => cmd::audit::run(a),
+        #[cfg(feature = "local")]
+        Command::BenchIntents(a) => cmd::bench::run(a),
     };
     std::process::exit(exit as i32);
 }

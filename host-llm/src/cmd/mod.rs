@@ -1,8 +1,14 @@
 //! one module per subcommand.
 
+pub mod audit;
+#[cfg(feature = "local")]
+pub mod bench;
 pub mod apply;
+pub mod apply_intent;
 pub mod boot;
 pub mod check;
 pub mod confirm;
+pub mod intent;
+pub mod plan;
 pub mod prove;
 pub mod status;

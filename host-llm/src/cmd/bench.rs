@@ -1,0 +1,287 @@
+//! `llmsh bench-intents [--file F] [--model M]` (hidden): the planner's
+//! utility on tests/intents/intents.jsonl with the local model. every intent
+//! runs on a freshly booted hosted system (set up to the intent's starting
+//! state), is planned, executed and judged on the receipt's state read back
+//! from the PDs. reports the share achieved without and with feedback
+//! retries, the median intent → receipt time, and tokens/s.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use hosted_system::HostedSystem;
+use pd_interface::link::{Reply, Request};
+use policy_verifier::json::{self, InputError};
+use policy_verifier::{confirm, Plan, State, Worker, DEFAULT_POLICY};
+use serde_json::{json, Value};
+
+use crate::cmd::apply;
+use crate::common::{self, Exit};
+use crate::link::{self, Link};
+use crate::llm::local::LocalBackend;
+use crate::llm::planner::{self, Request as PlanRequest};
+use crate::llm::Backend;
+
+/// arguments of `llmsh bench-intents`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// the intents (json lines: intent, session, state, expect).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// a gguf model; default: the default local model.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// run only the first n intents.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// one benchmark case.
+struct Case {
+    intent: String,
+    session: String,
+    setup: Vec<(String, Value)>,
+    expect: Vec<(String, Value)>,
+}
+
+fn load(path: &PathBuf) -> Result<Vec<Case>, InputError> {
+    let text = String::from_utf8_lossy(&common::read_input(path)?).into_owned();
+    let mut out = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| InputError::new("bench.syntax", format!("line {}: {e}", i + 1)))?;
+        let pairs = |k: &str| -> Vec<(String, Value)> {
+            v[k].as_object()
+                .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default()
+        };
+        out.push(Case {
+            intent: v["intent"].as_str().unwrap_or("").to_string(),
+            session: v["session"].as_str().unwrap_or("ops").to_string(),
+            setup: pairs("state"),
+            expect: pairs("expect"),
+        });
+    }
+    Ok(out)
+}
+
+/// `worker1.pages` → (worker1, pages).
+fn split(key: &str) -> Option<(Worker, &str)> {
+    let (w, f) = key.split_once('.')?;
+    Some((Worker::from_name(w)?, f))
+}
+
+/// the setup plan that brings a fresh system to the case's starting state.
+fn setup_plan(case: &Case, key: &[u8; 32]) -> Option<Plan> {
+    let mut actions = Vec::new();
+    for (k, v) in &case.setup {
+        let (pd, field) = split(k)?;
+        match (field, v) {
+            ("timer_period_us", Value::Number(n)) => {
+                actions.push(json!({"op": "timer.set_periodic", "pd": pd.name(), "period_us": n}));
+            }
+            ("running", Value::Bool(false)) => {
+                actions.push(json!({"op": "process.stop", "pd": pd.name()}))
+            }
+            _ => return None,
+        }
+    }
+    if actions.is_empty() {
+        return None;
+    }
+    let text = json!({"version": 1, "request_id": 1, "session": "admin", "reason": "bench setup", "actions": actions});
+    let plan = json::parse_plan(text.to_string().as_bytes()).ok()?;
+    if plan.has_destructive() {
+        confirm::sign(&plan, key)
+    } else {
+        Some(plan)
+    }
+}
+
+fn field(s: &Value, w: Worker, f: &str) -> Value {
+    s["workers"][w.name()][f].clone()
+}
+
+/// whether the receipt achieves every expectation of the case.
+fn achieved(case: &Case, plan: &Plan, before: &Value, after: &Value) -> bool {
+    let ops = json::plan_to_json(plan)["actions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if case.expect.iter().any(|(k, _)| k == "op") {
+        // read-only / op-shaped expectations: an action with these fields.
+        return ops
+            .iter()
+            .any(|a| case.expect.iter().all(|(k, v)| a.get(k) == Some(v)));
+    }
+    case.expect.iter().all(|(k, v)| {
+        let Some((w, f)) = split(k) else { return false };
+        let (b, a) = (field(before, w, f), field(after, w, f));
+        match v.as_str() {
+            Some(rel) => {
+                let delta: i64 = rel.parse().unwrap_or(i64::MAX);
+                a.as_i64()
+                    .zip(b.as_i64())
+                    .is_some_and(|(a, b)| a - b == delta)
+            }
+            None => &a == v,
+        }
+    })
+}
+
+/// runs the benchmark.
+pub fn run(args: &Args) -> Exit {
+    let path = args.file.clone().unwrap_or_else(|| {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/intents/intents.jsonl"
+        ))
+    });
+    let mut cases = match load(&path) {
+        Ok(c) => c,
+        Err(e) => return common::bad_input(&e),
+    };
+    if let Some(n) = args.limit {
+        cases.truncate(n);
+    }
+    let key = match common::load_key(None) {
+        Ok(k) => k,
+        Err(e) => return common::bad_input(&e),
+    };
+    let mut backend = LocalBackend::new(args.model.as_deref());
+    let mut results = Vec::new();
+    let mut times: Vec<u64> = Vec::new();
+    let mut achieved_n = [0usize; 2];
+    for case in &cases {
+        let mut row = json!({"intent": case.intent});
+        for (mode, retries) in [(0usize, 0u32), (1usize, 3u32)] {
+            let t0 = Instant::now();
+            let r = run_case(case, retries, &key, &mut backend);
+            let ms = t0.elapsed().as_millis() as u64;
+            let (ok, detail) = match r {
+                Ok((ok, d)) => (ok, d),
+                Err(e) => (false, json!({"error": e})),
+            };
+            if ok {
+                achieved_n[mode] += 1;
+            }
+            if mode == 1 {
+                times.push(ms);
+            }
+            row[if mode == 0 { "no_retries" } else { "retries" }] =
+                json!({"achieved": ok, "ms": ms, "detail": detail});
+        }
+        eprintln!(
+            "bench: {:<60} no-retry:{} retries:{} ({} ms)",
+            case.intent,
+            if row["no_retries"]["achieved"] == true {
+                "ok "
+            } else {
+                "MISS"
+            },
+            if row["retries"]["achieved"] == true {
+                "ok "
+            } else {
+                "MISS"
+            },
+            row["retries"]["ms"]
+        );
+        results.push(row);
+    }
+    times.sort_unstable();
+    let median = times.get(times.len() / 2).copied().unwrap_or(0);
+    let n = cases.len().max(1) as f64;
+    let st = backend.stats;
+    let tps = if st.gen_ms > 0 {
+        (st.sampled + st.forced) as f64 * 1000.0 / st.gen_ms as f64
+    } else {
+        0.0
+    };
+    let sampled_tps = if st.gen_ms > 0 {
+        st.sampled as f64 * 1000.0 / st.gen_ms as f64
+    } else {
+        0.0
+    };
+    let prompt_tps = if st.prompt_ms > 0 {
+        st.prompt as f64 * 1000.0 / st.prompt_ms as f64
+    } else {
+        0.0
+    };
+    let summary = json!({
+        "model": backend.model(),
+        "intents": cases.len(),
+        "achieved_no_retries_pct": (achieved_n[0] as f64 * 1000.0 / n).round() / 10.0,
+        "achieved_with_retries_pct": (achieved_n[1] as f64 * 1000.0 / n).round() / 10.0,
+        "median_intent_to_receipt_ms": median,
+        "completion_tokens_per_s": (tps * 10.0).round() / 10.0,
+        "sampled_tokens_per_s": (sampled_tps * 10.0).round() / 10.0,
+        "prompt_tokens_per_s": prompt_tps.round(),
+        "tokens": {"sampled": st.sampled, "forced": st.forced, "prompt": st.prompt},
+        "cases": results,
+    });
+    common::print_json(&summary);
+    eprintln!(
+        "bench: {} intents · achieved {}% without retries, {}% with retries · median intent→receipt {} ms · {:.1} tok/s completion ({:.1} sampled) · {:.0} tok/s prompt",
+        cases.len(),
+        summary["achieved_no_retries_pct"],
+        summary["achieved_with_retries_pct"],
+        median,
+        tps,
+        sampled_tps,
+        prompt_tps
+    );
+    Exit::Ok
+}
+
+/// one case on a fresh system: setup, state, plan, execute, judge.
+fn run_case(
+    case: &Case,
+    retries: u32,
+    key: &[u8; 32],
+    backend: &mut LocalBackend,
+) -> Result<(bool, Value), String> {
+    let sys = HostedSystem::boot(&link::system_path()).map_err(|e| e.to_string())?;
+    let mut link = Link::InProcess(Box::new(sys));
+    if let Some(setup) = setup_plan(case, key) {
+        let r = apply::execute(&mut link, &setup).map_err(|(c, m, _)| format!("{c}: {m}"))?;
+        if !r.approved || r.failed_action.is_some() {
+            return Err(format!("setup failed: {r:?}"));
+        }
+    }
+    let state: State = match link.request(&Request::Status) {
+        Ok(Reply::Status(s)) => pd_verifier::model_state(&s),
+        other => return Err(format!("status: {other:?}")),
+    };
+    let req = PlanRequest {
+        intent: &case.intent,
+        policy: &DEFAULT_POLICY,
+        state: &state,
+        session: &case.session,
+        key,
+        max_retries: retries,
+    };
+    let mut refs: [&mut dyn Backend; 1] = [backend];
+    let planned = planner::plan(&req, &mut refs, |_| {}).map_err(|e| e.to_string())?;
+    let attempts: Vec<Value> = planned.attempts.iter().map(|a| json!(a.draft)).collect();
+    let Some(plan) = planned.plan.filter(|_| planned.approved) else {
+        return Ok((
+            false,
+            json!({"attempts": attempts, "verdict": planned.verdict["violations"]}),
+        ));
+    };
+    let signed = if plan.has_destructive() {
+        confirm::sign(&plan, key).unwrap_or(plan)
+    } else {
+        plan
+    };
+    let receipt = apply::execute(&mut link, &signed).map_err(|(c, m, _)| format!("{c}: {m}"))?;
+    let out = apply::receipt_json(&signed, &receipt);
+    let before = json::state_to_json(&state);
+    let ok = receipt.approved
+        && receipt.failed_action.is_none()
+        && achieved(case, &signed, &before, &out["state_after"]);
+    Ok((ok, json!({"attempts": attempts})))
+}

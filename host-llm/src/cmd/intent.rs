@@ -1,0 +1,332 @@
+//! what `llmsh plan "INTENT"` and `llmsh apply "INTENT"` share: the planner
+//! flags, backend selection, the current state, showing a plan with its
+//! risk tags, and the human's confirmation.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use policy_verifier::json::{self, InputError};
+use policy_verifier::{confirm, Plan, Policy, State};
+use serde_json::Value;
+
+use crate::common;
+use crate::llm::planner::{self, Planned, Request};
+use crate::llm::remote::{RemoteBackend, RemoteConfig};
+use crate::llm::{Backend, LlmError};
+
+/// which model plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// the local gguf model (default).
+    Local,
+    /// an openai-compatible endpoint (`--endpoint` / `LLMSH_ENDPOINT`).
+    Remote,
+    /// local first; the remote endpoint when the local plans are rejected.
+    Hybrid,
+}
+
+/// the planner's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlannerArgs {
+    /// the session the plan runs under (its tier and token budget); `admin`
+    /// for process.start/stop/restart.
+    #[arg(long, default_value = "ops")]
+    pub session: String,
+    /// who plans: local, remote or hybrid.
+    #[arg(long, value_enum, default_value = "local")]
+    pub backend: BackendChoice,
+    /// a gguf model for the local backend; default: SmolLM2-135M-Instruct,
+    /// fetched into ~/.cache/llm-os/models on first use.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// the remote api base (`LLMSH_ENDPOINT`), e.g. http://127.0.0.1:8080/v1.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// the remote model name (`LLMSH_MODEL`).
+    #[arg(long)]
+    pub remote_model: Option<String>,
+    /// the remote api key (`LLMSH_API_KEY`; prefer the variable).
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// feedback rounds after a rejected plan, per backend.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=3))]
+    pub max_retries: u32,
+    /// the state to plan against (json); default: read from the system, or
+    /// the policy's initial state when no system is running.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// the policy file; default: the built-in system/policy.toml.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// the confirmation key (hex); default: the dev key.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// an error of the intent commands: bad input or a backend failure.
+#[derive(Debug)]
+pub enum IntentError {
+    /// a file, flag or plan is malformed.
+    Input(InputError),
+    /// the planner could not produce a draft.
+    Llm(LlmError),
+}
+
+impl From<InputError> for IntentError {
+    fn from(e: InputError) -> IntentError {
+        IntentError::Input(e)
+    }
+}
+
+impl From<LlmError> for IntentError {
+    fn from(e: LlmError) -> IntentError {
+        IntentError::Llm(e)
+    }
+}
+
+impl IntentError {
+    /// prints the json error on stdout; exit 2.
+    pub fn report(&self) -> common::Exit {
+        match self {
+            IntentError::Input(e) => common::bad_input(e),
+            IntentError::Llm(e) => common::bad_input(&e.to_input_error()),
+        }
+    }
+}
+
+/// the state to plan against: `--state`, else `LLMSH_STATE`, else the
+/// policy's initial state.
+pub fn current_state(args: &PlannerArgs, policy: &Policy) -> Result<State, InputError> {
+    let path = args.state.clone().or_else(|| {
+        std::env::var_os("LLMSH_STATE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    match path {
+        Some(p) => json::parse_state(&common::read_input(&p)?, policy),
+        None => Ok(policy.initial),
+    }
+}
+
+/// the backends for `args`, in the order they are tried.
+pub fn backends(args: &PlannerArgs) -> Result<Vec<Box<dyn Backend>>, LlmError> {
+    let remote = || {
+        RemoteConfig::from_flags_or_env(
+            args.endpoint.as_deref(),
+            args.remote_model.as_deref(),
+            args.api_key.as_deref(),
+        )
+        .map(RemoteBackend::new)
+    };
+    let mut out: Vec<Box<dyn Backend>> = Vec::new();
+    match args.backend {
+        BackendChoice::Remote => match remote() {
+            Some(r) => out.push(Box::new(r)),
+            None => {
+                return Err(LlmError::Config(
+                    "--backend remote needs --endpoint or LLMSH_ENDPOINT".into(),
+                ))
+            }
+        },
+        BackendChoice::Local | BackendChoice::Hybrid => {
+            out.push(local(args)?);
+            if args.backend == BackendChoice::Hybrid {
+                if let Some(r) = remote() {
+                    out.push(Box::new(r));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(feature = "local")]
+fn local(args: &PlannerArgs) -> Result<Box<dyn Backend>, LlmError> {
+    Ok(Box::new(crate::llm::local::LocalBackend::new(
+        args.model.as_deref(),
+    )))
+}
+
+#[cfg(not(feature = "local"))]
+fn local(_: &PlannerArgs) -> Result<Box<dyn Backend>, LlmError> {
+    Err(LlmError::Config(
+        "this llmsh is built without the local backend (feature `local`); use --backend remote"
+            .into(),
+    ))
+}
+
+/// everything the intent commands load before planning.
+pub struct Context {
+    /// the policy.
+    pub policy: Policy,
+    /// the state planned against.
+    pub state: State,
+    /// the confirmation key.
+    pub key: [u8; 32],
+}
+
+/// loads policy, state and key; checks the session exists.
+pub fn context(args: &PlannerArgs) -> Result<Context, InputError> {
+    let policy = common::load_policy(args.policy.as_deref())?;
+    let state = current_state(args, &policy)?;
+    let key = common::load_key(args.key_file.as_deref())?;
+    if policy.session(&args.session).is_none() {
+        let names: Vec<&str> = policy
+            .sessions
+            .iter()
+            .flatten()
+            .map(|s| s.name.as_str())
+            .collect();
+        return Err(InputError::new(
+            "session.unknown",
+            format!(
+                "unknown session `{}`; the policy names {}",
+                args.session,
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(Context { policy, state, key })
+}
+
+/// plans `intent`, showing every attempt on stderr.
+pub fn plan_intent(intent: &str, args: &PlannerArgs, cx: &Context) -> Result<Planned, IntentError> {
+    if intent.trim().is_empty() {
+        return Err(InputError::new(
+            "intent.empty",
+            "the intent is empty; say what the system should do",
+        )
+        .into());
+    }
+    let mut owned = backends(args)?;
+    let mut refs: Vec<&mut dyn Backend> = owned
+        .iter_mut()
+        .map(|b| b.as_mut() as &mut dyn Backend)
+        .collect();
+    let req = Request {
+        intent,
+        policy: &cx.policy,
+        state: &cx.state,
+        session: &args.session,
+        key: &cx.key,
+        max_retries: args.max_retries,
+    };
+    eprintln!(
+        "llmsh: planning with {} (session `{}`)",
+        refs.iter()
+            .map(|b| b.name())
+            .collect::<Vec<_>>()
+            .join(" then "),
+        args.session
+    );
+    Ok(planner::plan(&req, &mut refs, |a| {
+        eprintln!("{}", a.summary())
+    })?)
+}
+
+/// the plan for people: one line per action with its risk tags.
+pub fn describe(plan: &Plan, verdict: &Value) -> String {
+    let mut s = format!(
+        "plan: request {} · session `{}` · {}\n",
+        plan.request_id,
+        plan.session,
+        if plan.reason.is_empty() {
+            "(no reason)"
+        } else {
+            plan.reason.as_str()
+        }
+    );
+    let jp = json::plan_to_json(plan);
+    let actions = jp["actions"].as_array().cloned().unwrap_or_default();
+    for (i, (a, ja)) in plan.actions.iter().zip(actions).enumerate() {
+        let mut args: Vec<String> = ja
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, _)| k.as_str() != "op")
+                    .map(|(k, v)| {
+                        format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_string))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        args.sort();
+        let kind = a.kind();
+        let mut tags = vec![format!("tier:{}", kind.tier().name())];
+        if kind.destructive() {
+            tags.push("DESTRUCTIVE".into());
+        }
+        s.push_str(&format!(
+            "  {i}. {} {}  [{}]\n",
+            kind.name(),
+            args.join(" "),
+            tags.join(", ")
+        ));
+    }
+    let approved = verdict["approved"].as_bool().unwrap_or(false);
+    s.push_str(&format!(
+        "verdict: {}\n",
+        if approved { "approved" } else { "rejected" }
+    ));
+    for v in verdict["violations"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "  action {}: {} — {}\n",
+            v["action"],
+            v["invariant"].as_str().unwrap_or("?"),
+            v["detail"].as_str().unwrap_or("")
+        ));
+    }
+    s
+}
+
+/// the human's answer to a destructive plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// not destructive: nothing to ask.
+    NotNeeded,
+    /// yes (`--yes` or typed).
+    Yes,
+    /// no, or no terminal to ask on.
+    No,
+}
+
+/// asks on the terminal before destructive actions; `yes` answers up front.
+pub fn ask(plan: &Plan, yes: bool) -> Consent {
+    if !plan.has_destructive() {
+        return Consent::NotNeeded;
+    }
+    if yes {
+        return Consent::Yes;
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        eprintln!("llmsh: the plan is destructive and there is no terminal to ask on; pass --yes to confirm");
+        return Consent::No;
+    }
+    let names: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind().destructive())
+        .map(|a| a.kind().name())
+        .collect();
+    eprint!(
+        "llmsh: the plan runs destructive actions ({}). execute it? [y/N] ",
+        names.join(", ")
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = stdin.lock().read_line(&mut line);
+    if matches!(line.trim().to_lowercase().as_str(), "y" | "yes") {
+        Consent::Yes
+    } else {
+        Consent::No
+    }
+}
+
+/// the plan with the human's confirmation token when it needs one.
+pub fn confirmed(plan: &Plan, consent: Consent, key: &[u8; 32]) -> Plan {
+    match consent {
+        Consent::Yes => confirm::sign(plan, key).unwrap_or_else(|| plan.clone()),
+        Consent::NotNeeded | Consent::No => plan.clone(),
+    }
+}

@@ -1,0 +1,488 @@
+//! the local backend: a gguf model run by llama.cpp (llama-cpp-2), every
+//! token constrained by llguidance to the draft schema. dormant until a
+//! request needs it: the model is loaded on first use, in this process,
+//! and goes away with it.
+//!
+//! the decoding loop is ours rather than llama.cpp's sampler chain so that
+//! forced tokens (`{"reason":"`, `"op":"`, ...) are fed without sampling and
+//! the token budget is counted exactly.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use llguidance::api::TopLevelGrammar;
+use llguidance::{Matcher, ParserFactory};
+use policy_verifier::Policy;
+use serde_json::Value;
+use toktrie::TokEnv;
+
+use super::prompt::Prompt;
+use super::{model_file, schema, Backend, GenOptions, Generation, LlmError};
+
+/// context window: the prompt (~1.2k tokens) plus feedback turns and a plan.
+const N_CTX: u32 = 4096;
+/// most tokens one draft may take; a plan of 4 actions needs ~120.
+const MAX_COMPLETION: u64 = 400;
+/// prompt tokens per decode call.
+const N_BATCH: usize = 512;
+
+/// llama.cpp's global state: initialised once per process.
+static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+
+fn backend() -> Result<&'static LlamaBackend, LlmError> {
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp logs every tensor on load; llmsh's stderr is for people.
+            llama_cpp_2::send_logs_to_tracing(
+                llama_cpp_2::LogOptions::default().with_logs_enabled(false),
+            );
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| LlmError::Model(format!("cannot start llama.cpp: {e}")))
+}
+
+/// what a loaded model keeps between requests of one process.
+struct Loaded {
+    model: LlamaModel,
+    tok_env: TokEnv,
+    factory: ParserFactory,
+}
+
+/// a gguf model under llguidance.
+pub struct LocalBackend {
+    path: Option<PathBuf>,
+    name: String,
+    loaded: Option<Loaded>,
+    /// tokens generated and their decode time, for tokens/s.
+    pub stats: Throughput,
+}
+
+/// generation speed, summed over a backend's requests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Throughput {
+    /// sampled tokens (forced ones excluded).
+    pub sampled: u64,
+    /// forced tokens fed without sampling.
+    pub forced: u64,
+    /// prompt tokens evaluated.
+    pub prompt: u64,
+    /// time in the completion loop, ms.
+    pub gen_ms: u64,
+    /// time evaluating prompts, ms.
+    pub prompt_ms: u64,
+}
+
+impl LocalBackend {
+    /// a backend for `path`, or for the default model (fetched on first use).
+    pub fn new(path: Option<&Path>) -> LocalBackend {
+        let name = match path {
+            Some(p) => p.file_stem().map_or_else(
+                || p.display().to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            ),
+            None => model_file::MODEL_NAME.to_string(),
+        };
+        LocalBackend {
+            path: path.map(Path::to_path_buf),
+            name,
+            loaded: None,
+            stats: Throughput::default(),
+        }
+    }
+
+    fn load(&mut self) -> Result<&Loaded, LlmError> {
+        if self.loaded.is_none() {
+            let path = match &self.path {
+                Some(p) => p.clone(),
+                None => model_file::ensure_default_model()?,
+            };
+            if !path.is_file() {
+                return Err(LlmError::Model(format!(
+                    "model file `{}` does not exist",
+                    path.display()
+                )));
+            }
+            let model = LlamaModel::load_from_file(backend()?, &path, &LlamaModelParams::default())
+                .map_err(|e| LlmError::Model(format!("cannot load `{}`: {e}", path.display())))?;
+            let tok_env = LlamaSampler::llguidance_tok_env(&model);
+            let mut factory = ParserFactory::new_simple(&tok_env)
+                .map_err(|e| LlmError::Model(format!("cannot build the grammar engine: {e}")))?;
+            factory.quiet();
+            self.loaded = Some(Loaded {
+                model,
+                tok_env,
+                factory,
+            });
+        }
+        self.loaded
+            .as_ref()
+            .ok_or_else(|| LlmError::Model("model not loaded".into()))
+    }
+}
+
+/// the chat rendered with the model's own template (chatml as a fallback).
+fn render(model: &LlamaModel, prompt: &Prompt) -> String {
+    let chat: Result<Vec<LlamaChatMessage>, _> = prompt
+        .messages
+        .iter()
+        .map(|(r, c)| LlamaChatMessage::new(r.name().to_string(), c.clone()))
+        .collect();
+    if let (Ok(tmpl), Ok(chat)) = (model.chat_template(None), chat) {
+        if let Ok(s) = model.apply_chat_template(&tmpl, &chat, true) {
+            return s;
+        }
+    }
+    let mut s = String::new();
+    for (r, c) in &prompt.messages {
+        s.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", r.name(), c));
+    }
+    s.push_str("<|im_start|>assistant\n");
+    s
+}
+
+/// a compiled grammar for the draft schema, ready to match tokens.
+pub fn matcher(factory: &ParserFactory, policy: &Policy) -> Result<Matcher, LlmError> {
+    let grammar = TopLevelGrammar::from_json_schema(schema::local_grammar_schema(policy));
+    let parser = factory
+        .create_parser(grammar)
+        .map_err(|e| LlmError::Model(format!("grammar: {e}")))?;
+    Ok(Matcher::new(Ok(parser)))
+}
+
+/// a tiny deterministic rng (xorshift64*), enough to sample a token.
+struct Rng(u64);
+
+impl Rng {
+    fn next_f32(&mut self) -> f32 {
+        let mut x = self.0.max(1);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        ((x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32) / ((1u64 << 24) as f32)
+    }
+}
+
+/// picks a token among those the mask allows: argmax at temperature 0,
+/// else a softmax sample.
+fn pick(
+    logits: &[f32],
+    allowed: impl Fn(u32) -> bool,
+    temperature: f32,
+    rng: &mut Rng,
+) -> Option<u32> {
+    let cands: Vec<(u32, f32)> = logits
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            u32::try_from(i)
+                .ok()
+                .filter(|t| allowed(*t))
+                .map(|t| (t, *l))
+        })
+        .collect();
+    let best = cands.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?;
+    if temperature <= 0.0 || cands.len() == 1 {
+        return Some(best.0);
+    }
+    let weights: Vec<f32> = cands
+        .iter()
+        .map(|(_, l)| ((l - best.1) / temperature).exp())
+        .collect();
+    let total: f32 = weights.iter().sum();
+    let mut r = rng.next_f32() * total;
+    for ((t, _), w) in cands.iter().zip(&weights) {
+        if r < *w {
+            return Some(*t);
+        }
+        r -= w;
+    }
+    Some(best.0)
+}
+
+/// feeds `tokens` to the context at `pos`, logits for the last only.
+fn feed(ctx: &mut LlamaContext<'_>, tokens: &[u32], pos: &mut i32) -> Result<(), LlmError> {
+    let mut batch = LlamaBatch::new(N_BATCH, 1);
+    for chunk in tokens.chunks(N_BATCH) {
+        batch.clear();
+        for (i, t) in chunk.iter().enumerate() {
+            let tok = LlamaToken(i32::try_from(*t).unwrap_or(0));
+            batch
+                .add(tok, *pos, &[0], i + 1 == chunk.len())
+                .map_err(|e| LlmError::Model(format!("batch: {e}")))?;
+            *pos += 1;
+        }
+        ctx.decode(&mut batch)
+            .map_err(|e| LlmError::Model(format!("decode: {e}")))?;
+    }
+    Ok(())
+}
+
+impl Backend for LocalBackend {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn model(&self) -> String {
+        self.name.clone()
+    }
+
+    fn generate(
+        &mut self,
+        prompt: &Prompt,
+        policy: &Policy,
+        opts: &GenOptions,
+    ) -> Result<Generation, LlmError> {
+        let start = Instant::now();
+        let loaded = self.load()?;
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(8) as i32;
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(N_CTX))
+            .with_n_batch(N_BATCH as u32)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        let mut ctx = loaded
+            .model
+            .new_context(backend()?, params)
+            .map_err(|e| LlmError::Model(format!("cannot create a context: {e}")))?;
+        let text = render(&loaded.model, prompt);
+        let prompt_toks: Vec<u32> = loaded
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), true, true)
+            .into_iter()
+            .map(|t| u32::try_from(t.0).unwrap_or(0))
+            .collect();
+        let n_prompt = prompt_toks.len() as u64;
+        if n_prompt >= opts.max_tokens {
+            return Err(LlmError::Budget {
+                used: n_prompt,
+                budget: opts.max_tokens,
+            });
+        }
+        if n_prompt + 64 > u64::from(N_CTX) {
+            return Err(LlmError::Model(format!(
+                "the prompt takes {n_prompt} tokens; the context holds {N_CTX}"
+            )));
+        }
+        let mut pos = 0i32;
+        feed(&mut ctx, &prompt_toks, &mut pos)?;
+        let prompt_ms = start.elapsed().as_millis() as u64;
+        let gen_start = Instant::now();
+
+        let mut m = matcher(&loaded.factory, policy)?;
+        let trie = loaded.tok_env.tok_trie();
+        let mut rng = Rng(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut out: Vec<u32> = Vec::new();
+        let (mut sampled, mut forced) = (0u64, 0u64);
+        let limit = MAX_COMPLETION.min(opts.max_tokens - n_prompt);
+        while !m.is_stopped() {
+            let ff = m.compute_ff_tokens();
+            let step: Vec<u32> = if ff.is_empty() {
+                let mask = m
+                    .compute_mask()
+                    .map_err(|e| LlmError::Model(format!("grammar: {e}")))?;
+                let logits = ctx.get_logits_ith(-1);
+                let Some(tok) = pick(logits, |t| mask.is_allowed(t), opts.temperature, &mut rng)
+                else {
+                    return Err(LlmError::Model("the grammar allows no token".into()));
+                };
+                if trie.eos_tokens().contains(&tok) {
+                    break;
+                }
+                sampled += 1;
+                vec![tok]
+            } else {
+                forced += ff.len() as u64;
+                ff
+            };
+            if out.len() as u64 + step.len() as u64 > limit {
+                let used = n_prompt + out.len() as u64 + step.len() as u64;
+                if limit < MAX_COMPLETION {
+                    return Err(LlmError::Budget {
+                        used,
+                        budget: opts.max_tokens,
+                    });
+                }
+                return Err(LlmError::Model(format!(
+                    "the draft did not end within {MAX_COMPLETION} tokens"
+                )));
+            }
+            m.consume_tokens(&step)
+                .map_err(|e| LlmError::Model(format!("grammar: {e}")))?;
+            out.extend_from_slice(&step);
+            if m.is_stopped() {
+                break;
+            }
+            feed(&mut ctx, &step, &mut pos)?;
+        }
+        let gen_ms = gen_start.elapsed().as_millis() as u64;
+        self.stats.sampled += sampled;
+        self.stats.forced += forced;
+        self.stats.prompt += n_prompt;
+        self.stats.gen_ms += gen_ms;
+        self.stats.prompt_ms += prompt_ms;
+        let text = String::from_utf8_lossy(&trie.decode(&out)).into_owned();
+        Ok(Generation {
+            text,
+            prompt_tokens: n_prompt,
+            completion_tokens: out.len() as u64,
+            millis: start.elapsed().as_millis() as u64,
+        })
+    }
+}
+
+/// the draft schema compiles under llguidance (used by the fuzz test too).
+pub fn grammar_compiles(tok_env: &TokEnv, policy: &Policy) -> Result<Matcher, LlmError> {
+    let mut factory = ParserFactory::new_simple(tok_env)
+        .map_err(|e| LlmError::Model(format!("cannot build the grammar engine: {e}")))?;
+    factory.quiet();
+    matcher(&factory, policy)
+}
+
+/// the json schema llguidance compiles, for `llmsh plan --print-schema`.
+pub fn grammar_schema(policy: &Policy) -> Value {
+    schema::local_grammar_schema(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policy_verifier::json;
+    use policy_verifier::DEFAULT_POLICY;
+
+    /// random walks through the grammar over a byte-level vocabulary: every
+    /// output the matcher lets finish is a draft that llmsh completes into a
+    /// plan `json::parse_plan` accepts (the grammar is never looser than the
+    /// parser). byte tokens reach every string the grammar admits.
+    #[test]
+    fn pbt_grammar_admits_only_plans_the_parser_accepts() {
+        let env = toktrie::ApproximateTokEnv::single_byte_env();
+        let base = grammar_compiles(&env, &DEFAULT_POLICY).expect("grammar compiles");
+        let trie = env.tok_trie();
+        let envelope = schema::Envelope {
+            request_id: 1,
+            session: "ops".into(),
+        };
+        let mut rng = Rng(0x5eed);
+        let mut finished = 0;
+        let mut ops = std::collections::BTreeSet::new();
+        for walk in 0..400 {
+            let mut m = base.deep_clone();
+            let mut out: Vec<u32> = Vec::new();
+            for _ in 0..1200 {
+                if m.is_stopped() {
+                    break;
+                }
+                let mask = m.compute_mask().expect("mask");
+                let allowed: Vec<u32> = (0..trie.vocab_size() as u32)
+                    .filter(|t| mask.is_allowed(*t))
+                    .collect();
+                assert!(
+                    !allowed.is_empty(),
+                    "walk {walk}: dead end after {:?}",
+                    String::from_utf8_lossy(&trie.decode(&out))
+                );
+                // end as soon as allowed, and favour closing brackets and
+                // digits late in a walk so that walks finish.
+                let eos = allowed
+                    .iter()
+                    .copied()
+                    .find(|t| trie.eos_tokens().contains(t));
+                if let Some(e) = eos {
+                    if rng.next_f32() < 0.9 {
+                        m.consume_token(e).expect("eos");
+                        break;
+                    }
+                }
+                let closing: Vec<u32> = allowed
+                    .iter()
+                    .copied()
+                    .filter(|t| matches!(trie.decode(&[*t]).as_slice(), b"\"" | b"]" | b"}"))
+                    .collect();
+                let tok = if out.len() > 60 && !closing.is_empty() && rng.next_f32() < 0.5 {
+                    closing[(rng.next_f32() * closing.len() as f32) as usize % closing.len()]
+                } else {
+                    allowed[(rng.next_f32() * allowed.len() as f32) as usize % allowed.len()]
+                };
+                if trie.eos_tokens().contains(&tok) {
+                    break;
+                }
+                m.consume_token(tok).expect("consume");
+                out.push(tok);
+            }
+            let text = String::from_utf8_lossy(&trie.decode(&out)).into_owned();
+            if !m.is_accepting().unwrap_or(false) {
+                continue;
+            }
+            finished += 1;
+            let plan = schema::complete(&text, &envelope);
+            assert!(
+                plan.is_ok(),
+                "grammar admitted `{text}` but the parser says {plan:?}"
+            );
+            if let Ok(p) = plan {
+                for a in &p.actions {
+                    ops.insert(a.kind().name());
+                }
+                // and it round-trips through the plan's own json form.
+                let again = json::parse_plan(schema::plan_text(&p).as_bytes());
+                assert_eq!(again.as_ref(), Ok(&p));
+            }
+        }
+        assert!(finished >= 100, "only {finished} walks finished");
+        assert!(ops.len() >= 8, "walks reached only {ops:?}");
+    }
+
+    /// the grammar rejects what the parser rejects: unknown ops, extra
+    /// fields, out-of-range numbers, wrong workers.
+    #[test]
+    fn grammar_rejects_bad_drafts() {
+        let env = toktrie::ApproximateTokEnv::single_byte_env();
+        let base = grammar_compiles(&env, &DEFAULT_POLICY).expect("grammar compiles");
+        let accepts = |s: &str| {
+            let mut m = base.deep_clone();
+            let toks: Vec<u32> = s.bytes().map(u32::from).collect();
+            m.validate_tokens(&toks).is_ok_and(|n| n == toks.len()) && {
+                let _ = m.consume_tokens(&toks);
+                m.is_accepting().unwrap_or(false)
+            }
+        };
+        assert!(accepts(
+            r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":16}]}"#
+        ));
+        assert!(!accepts(
+            r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":257}]}"#
+        ));
+        assert!(!accepts(
+            r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker4","pages":16}]}"#
+        ));
+        assert!(!accepts(
+            r#"{"reason":"r","actions":[{"op":"memory.wipe","pd":"worker1"}]}"#
+        ));
+        assert!(!accepts(
+            r#"{"reason":"r","request_id":5,"actions":[{"op":"system.query"}]}"#
+        ));
+        assert!(
+            !accepts(r#"{"reason": "r","actions":[{"op":"system.query"}]}"#),
+            "no free whitespace"
+        );
+        assert!(!accepts(r#"{"reason":"r","actions":[]}"#));
+        assert!(!accepts(
+            r#"{"reason":"r","actions":[{"op":"timer.set_periodic","pd":"worker0","period_us":999}]}"#
+        ));
+    }
+}

@@ -1,0 +1,313 @@
+//! the llm-facing schema: the plan schema of `policy_verifier::json`, cut
+//! down to what the model writes (`reason` and `actions`) and tightened by
+//! the policy (numbers in their valid ranges). llmsh adds `version`,
+//! `request_id`, `session` and `confirmation` itself.
+//!
+//! derived in code from [`json::plan_schema`], never written by hand, so the
+//! grammar follows the plan types: the fuzz test in this module shows that
+//! every output the grammar admits is a plan that `json::parse_plan` accepts.
+
+use policy_verifier::json::{self, JsonPlan};
+use policy_verifier::{Policy, MAX_ACTIONS};
+use serde_json::{json, Map, Value};
+
+/// the plan fields the model writes; the rest are llmsh's.
+pub const DRAFT_FIELDS: [&str; 2] = ["reason", "actions"];
+
+/// longest `reason` the model may write, in characters. 4 bytes per char at
+/// most, so always within the plan's 512-byte limit; short keeps it cheap.
+pub const DRAFT_REASON_CHARS: u64 = 96;
+
+/// most actions the model may propose in one plan: intents are small and a
+/// tight bound stops a weak model from rambling (the plan format allows 16).
+pub const DRAFT_MAX_ACTIONS: u64 = 4;
+
+/// the draft schema for `policy`: `{"reason":…,"actions":[…]}`, with every
+/// number bounded by the limit its invariant checks. valid json schema
+/// (draft-07) for remote servers; see [`local_grammar_schema`] for llguidance.
+pub fn draft_schema(policy: &Policy) -> Value {
+    let plan = json::plan_schema();
+    let mut defs = plan.get("definitions").cloned().unwrap_or(Value::Null);
+    if let Some(defs) = defs.as_object_mut() {
+        for def in defs.values_mut() {
+            simplify(def, policy);
+        }
+    }
+    let mut props = Map::new();
+    if let Some(all) = plan.get("properties").and_then(Value::as_object) {
+        for name in DRAFT_FIELDS {
+            if let Some(p) = all.get(name) {
+                props.insert(name.to_string(), p.clone());
+            }
+        }
+    }
+    if let Some(r) = props.get_mut("reason").and_then(Value::as_object_mut) {
+        let max = r
+            .get("maxLength")
+            .and_then(Value::as_u64)
+            .unwrap_or(DRAFT_REASON_CHARS);
+        r.insert("maxLength".into(), json!(max.min(DRAFT_REASON_CHARS)));
+        r.insert("minLength".into(), json!(1));
+    }
+    if let Some(a) = props.get_mut("actions").and_then(Value::as_object_mut) {
+        let max = a
+            .get("maxItems")
+            .and_then(Value::as_u64)
+            .unwrap_or(MAX_ACTIONS as u64);
+        a.insert("maxItems".into(), json!(max.min(DRAFT_MAX_ACTIONS)));
+    }
+    let plan_required = plan
+        .get("required")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let required: Vec<Value> = DRAFT_FIELDS
+        .iter()
+        .map(|f| json!(f))
+        .filter(|f| plan_required.contains(f))
+        .collect();
+    let mut out = Map::new();
+    out.insert("type".into(), json!("object"));
+    out.insert("additionalProperties".into(), json!(false));
+    out.insert("properties".into(), Value::Object(props));
+    out.insert("required".into(), Value::Array(required));
+    out.insert("definitions".into(), defs);
+    Value::Object(out)
+}
+
+#[cfg_attr(
+    not(feature = "local"),
+    allow(dead_code, reason = "only the local backend compiles grammars")
+)]
+/// the draft schema with llguidance's options: compact separators and no
+/// free whitespace, so the model spends no tokens on layout.
+pub fn local_grammar_schema(policy: &Policy) -> Value {
+    let mut s = draft_schema(policy);
+    if let Some(o) = s.as_object_mut() {
+        o.insert(
+            "x-guidance".into(),
+            json!({"whitespace_flexible": false, "item_separator": ",", "key_separator": ":", "coerce_one_of": true}),
+        );
+    }
+    s
+}
+
+/// the bounds of a numeric field of an op, from the policy; none for
+/// fields the policy does not bound.
+fn bounds(op: &str, field: &str, p: &Policy) -> Option<(u64, u64)> {
+    let l = &p.limits;
+    match (op, field) {
+        ("memory.grant" | "memory.reclaim", "pages") => Some((1, l.quota_pages)),
+        ("process.set_priority", "priority") => Some((1, l.priority_ceiling)),
+        ("process.set_budget", "budget_us" | "period_us") => {
+            Some((l.budget_min_us, l.period_max_us))
+        }
+        ("timer.set_periodic", "period_us") => Some((l.timer_min_us, l.timer_max_us)),
+        _ => None,
+    }
+}
+
+/// rewrites one definition: `oneOf` of variants becomes `anyOf` (the ops are
+/// disjoint, so the two mean the same), enums lose their per-value wrappers,
+/// `op` and `pd` come first, and numbers get their policy bounds.
+fn simplify(def: &mut Value, policy: &Policy) {
+    let Some(obj) = def.as_object_mut() else {
+        return;
+    };
+    obj.remove("description");
+    let Some(Value::Array(variants)) = obj.remove("oneOf") else {
+        return;
+    };
+    // an enum of strings written as one variant per value: fold it.
+    let values: Option<Vec<Value>> = variants
+        .iter()
+        .map(|v| match v.get("enum").and_then(Value::as_array) {
+            Some(e) if e.len() == 1 && v.get("properties").is_none() => e.first().cloned(),
+            _ => None,
+        })
+        .collect();
+    if let Some(values) = values {
+        obj.insert("type".into(), json!("string"));
+        obj.insert("enum".into(), Value::Array(values));
+        return;
+    }
+    let any: Vec<Value> = variants
+        .into_iter()
+        .map(|v| action_variant(v, policy))
+        .collect();
+    obj.insert("anyOf".into(), Value::Array(any));
+}
+
+/// one action variant, properties in the order a person writes them.
+fn action_variant(mut v: Value, policy: &Policy) -> Value {
+    let Some(obj) = v.as_object_mut() else {
+        return v;
+    };
+    obj.remove("description");
+    let props = obj
+        .remove("properties")
+        .and_then(|p| p.as_object().cloned())
+        .unwrap_or_default();
+    let op = props
+        .get("op")
+        .and_then(|o| o.get("enum"))
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut keys: Vec<&String> = props.keys().collect();
+    keys.sort_by_key(|k| match k.as_str() {
+        "op" => 0,
+        "pd" => 1,
+        "budget_us" => 2,
+        _ => 3,
+    });
+    let mut ordered = Map::new();
+    for k in keys {
+        let mut p = props.get(k).cloned().unwrap_or(Value::Null);
+        if let Some(po) = p.as_object_mut() {
+            po.remove("format");
+            if po.get("type").and_then(Value::as_str) == Some("integer") {
+                if let Some((lo, hi)) = bounds(&op, k, policy) {
+                    po.insert("minimum".into(), json!(lo));
+                    po.insert("maximum".into(), json!(hi));
+                } else {
+                    po.insert("minimum".into(), json!(0));
+                }
+            }
+        }
+        ordered.insert(k.clone(), p);
+    }
+    let mut required: Vec<Value> = ordered.keys().map(|k| json!(k)).collect();
+    required.retain(|k| {
+        obj.get("required")
+            .and_then(Value::as_array)
+            .is_none_or(|r| r.contains(k))
+    });
+    obj.insert("properties".into(), Value::Object(ordered));
+    obj.insert("required".into(), Value::Array(required));
+    v
+}
+
+/// the fields llmsh adds to a draft to make a plan.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// `last_request_id + 1` of the state the plan is made against.
+    pub request_id: u64,
+    /// the session the user named.
+    pub session: String,
+}
+
+/// a draft as the model wrote it, completed into a plan: parsed with
+/// the same strict front end as `llmsh check` (`json::parse_plan`).
+pub fn complete(draft: &str, env: &Envelope) -> Result<policy_verifier::Plan, json::InputError> {
+    let v: Value = serde_json::from_str(draft).map_err(|e| {
+        json::InputError::new(
+            "draft.syntax",
+            format!("the model's draft is not json: {e}"),
+        )
+    })?;
+    let Value::Object(mut fields) = v else {
+        return Err(json::InputError::new(
+            "draft.type",
+            "the model's draft is not a json object",
+        ));
+    };
+    for k in fields.keys() {
+        if !DRAFT_FIELDS.contains(&k.as_str()) {
+            return Err(json::InputError::new(
+                "draft.unknown_field",
+                format!("the draft sets `{k}`, which llmsh owns"),
+            ));
+        }
+    }
+    fields.insert("version".into(), json!(1));
+    fields.insert("request_id".into(), json!(env.request_id));
+    fields.insert("session".into(), json!(env.session));
+    let text = serde_json::to_vec(&Value::Object(fields)).unwrap_or_default();
+    json::parse_plan(&text)
+}
+
+/// the plan as json text, ordered as DESIGN.md writes it.
+pub fn plan_text(plan: &policy_verifier::Plan) -> String {
+    serde_json::to_string(&JsonPlan::from(plan)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policy_verifier::DEFAULT_POLICY;
+
+    #[test]
+    fn draft_schema_has_only_the_model_fields() {
+        let s = draft_schema(&DEFAULT_POLICY);
+        let props: Vec<&String> = s["properties"]
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(props.len(), 2, "{s}");
+        assert!(
+            s["properties"].get("reason").is_some() && s["properties"].get("actions").is_some()
+        );
+        assert_eq!(s["required"], json!(["reason", "actions"]));
+        assert_eq!(
+            s["properties"]["actions"]["maxItems"],
+            json!(DRAFT_MAX_ACTIONS)
+        );
+    }
+
+    #[test]
+    fn draft_schema_bounds_numbers_by_the_policy() {
+        let s = draft_schema(&DEFAULT_POLICY);
+        let text = s.to_string();
+        // every op of the plan types is present.
+        for op in json::op_names() {
+            assert!(text.contains(&format!("\"{op}\"")), "{op} missing");
+        }
+        let any = s["definitions"]["JsonActionOf_for_Worker_and_uint64"]["anyOf"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let grant = any
+            .iter()
+            .find(|v| v["properties"]["op"]["enum"][0] == "memory.grant")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(grant["properties"]["pages"]["maximum"], json!(256));
+        assert_eq!(grant["properties"]["pages"]["minimum"], json!(1));
+        let keys: Vec<&String> = grant["properties"]
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        // op first: the model names the operation before its arguments.
+        assert_eq!(keys.first().map(|k| k.as_str()), Some("op"));
+        let timer = any
+            .iter()
+            .find(|v| v["properties"]["op"]["enum"][0] == "timer.set_periodic")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(timer["properties"]["period_us"]["minimum"], json!(1000));
+        assert_eq!(
+            s["definitions"]["Worker"]["enum"],
+            json!(["worker0", "worker1", "worker2", "worker3"])
+        );
+    }
+
+    #[test]
+    fn complete_rejects_fields_the_model_does_not_own() {
+        let env = Envelope {
+            request_id: 3,
+            session: "ops".into(),
+        };
+        let ok = complete(r#"{"reason":"r","actions":[{"op":"system.query"}]}"#, &env);
+        assert_eq!(ok.map(|p| p.request_id), Ok(3));
+        let bad = complete(
+            r#"{"reason":"r","request_id":9,"actions":[{"op":"system.query"}]}"#,
+            &env,
+        );
+        assert_eq!(bad.map_err(|e| e.code), Err("draft.unknown_field"));
+        let bad = complete(r#"{"reason":"r","actions":[{"op":"nuke"}]}"#, &env);
+        assert_eq!(bad.map_err(|e| e.code), Err("json.unknown_op"));
+    }
+}

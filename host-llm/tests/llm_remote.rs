@@ -1,0 +1,393 @@
+//! the remote backend against a fake openai-compatible server on 127.0.0.1
+//! (spawned here, loopback only), through the real `llmsh` binary: the
+//! request carries the draft schema, rejections are fed back, the token
+//! budget holds, and `apply "INTENT"` runs end to end on the hosted system
+//! with an audit trail that verifies.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+/// a scripted server: answers the n-th request with the n-th content and
+/// `tokens` of usage; keeps every request body.
+struct Fake {
+    url: String,
+    seen: Arc<Mutex<Vec<(Vec<String>, Value)>>>,
+}
+
+fn fake(answers: Vec<&'static str>, tokens: u64) -> Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    let seen: Arc<Mutex<Vec<(Vec<String>, Value)>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let mut headers = Vec::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                headers.push(line.trim().to_string());
+            }
+            let mut body = vec![0u8; len];
+            let _ = reader.read_exact(&mut body);
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            log.lock().expect("lock").push((headers, body));
+            let content = answers.get(i).or(answers.last()).copied().unwrap_or("{}");
+            let reply = json!({
+                "id": "x", "object": "chat.completion", "model": "fake",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": tokens, "completion_tokens": 20, "total_tokens": tokens + 20},
+            })
+            .to_string();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    Fake { url, seen }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("llmsh-remote-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("tmp dir");
+    d
+}
+
+fn llmsh(args: &[&str], dir: &PathBuf) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_llmsh"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", dir)
+        .env("XDG_STATE_HOME", dir)
+        .env("LLMSH_API_KEY", "test-key")
+        .env_remove("LLMSH_ENDPOINT")
+        .env_remove("LLMSH_AUDIT_LOG")
+        .env_remove("LLMSH_STATE")
+        .output()
+        .expect("run llmsh")
+}
+
+const GRANT16: &str = r#"{"reason":"worker1 needs memory","actions":[{"op":"memory.grant","pd":"worker1","pages":16}]}"#;
+
+#[test]
+fn plan_asks_for_the_draft_schema_and_prints_the_plan() {
+    let dir = tmp("plan");
+    let f = fake(vec![GRANT16], 100);
+    let out = llmsh(
+        &[
+            "plan",
+            "give worker1 16 more pages of memory",
+            "--backend",
+            "remote",
+            "--endpoint",
+            &f.url,
+            "--json",
+        ],
+        &dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("plan json alone on stdout");
+    assert_eq!(plan["request_id"], 1);
+    assert_eq!(plan["session"], "ops");
+    assert_eq!(
+        plan["actions"][0],
+        json!({"op": "memory.grant", "pd": "worker1", "pages": 16})
+    );
+    let seen = f.seen.lock().expect("lock");
+    let (headers, body) = &seen[0];
+    assert!(
+        headers
+            .iter()
+            .any(|h| h.to_lowercase() == "authorization: bearer test-key"),
+        "{headers:?}"
+    );
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    let schema = &body["response_format"]["json_schema"]["schema"];
+    let props: Vec<&String> = schema["properties"]
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        props.len(),
+        2,
+        "the model writes reason and actions only: {schema}"
+    );
+    assert!(schema.to_string().contains("memory.grant"));
+    assert!(body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or("")
+        .contains("worker1: running"));
+    assert_eq!(
+        body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .map(|m| m["content"].clone()),
+        Some(json!("give worker1 16 more pages of memory"))
+    );
+}
+
+#[test]
+fn a_rejected_draft_is_fed_back_and_fixed() {
+    let dir = tmp("feedback");
+    // the fake ignores the schema: 300 pages breaks mem.quota, then a fix.
+    let f = fake(
+        vec![
+            r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":300}]}"#,
+            GRANT16,
+        ],
+        100,
+    );
+    let out = llmsh(
+        &[
+            "plan",
+            "give worker1 more memory",
+            "--backend",
+            "remote",
+            "--endpoint",
+            &f.url,
+            "--json",
+        ],
+        &dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("attempt 1")
+            && stderr.contains("mem.quota")
+            && stderr.contains("attempt 2"),
+        "{stderr}"
+    );
+    let seen = f.seen.lock().expect("lock");
+    assert_eq!(seen.len(), 2);
+    let last = seen[1].1["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        last["content"].as_str().unwrap_or("").contains("mem.quota"),
+        "{last}"
+    );
+}
+
+#[test]
+fn rejections_end_after_three_retries_with_exit_1() {
+    let dir = tmp("retries");
+    let f = fake(
+        vec![r#"{"reason":"r","actions":[{"op":"process.stop","pd":"worker1"}]}"#],
+        100,
+    );
+    let out = llmsh(
+        &[
+            "plan",
+            "stop worker1",
+            "--backend",
+            "remote",
+            "--endpoint",
+            &f.url,
+            "--json",
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        f.seen.lock().expect("lock").len(),
+        4,
+        "1 attempt + 3 retries"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("auth.tier"), "{stderr}");
+}
+
+#[test]
+fn the_session_token_budget_stops_the_planner() {
+    let dir = tmp("budget");
+    // viewer has 4096 tokens; the server claims 5000 per call.
+    let f = fake(vec![GRANT16], 5000);
+    let out = llmsh(
+        &[
+            "plan",
+            "show the state",
+            "--session",
+            "viewer",
+            "--backend",
+            "remote",
+            "--endpoint",
+            &f.url,
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err: Value = serde_json::from_slice(&out.stdout).expect("json error");
+    assert_eq!(err["error"]["code"], "budget.tokens");
+}
+
+#[test]
+fn remote_without_an_endpoint_is_a_json_error() {
+    let dir = tmp("noendpoint");
+    let out = llmsh(&["plan", "x", "--backend", "remote"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    let err: Value = serde_json::from_slice(&out.stdout).expect("json error");
+    assert_eq!(err["error"]["code"], "backend.config");
+    let out = llmsh(
+        &[
+            "plan",
+            "x",
+            "--backend",
+            "remote",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--session",
+            "nobody",
+        ],
+        &dir,
+    );
+    let err: Value = serde_json::from_slice(&out.stdout).expect("json error");
+    assert_eq!(err["error"]["code"], "session.unknown");
+}
+
+#[test]
+fn apply_intent_executes_on_the_hosted_system_and_audits() {
+    let dir = tmp("apply");
+    let log = dir.join("audit.jsonl");
+    let f = fake(vec![GRANT16], 100);
+    let out = llmsh(
+        &[
+            "apply",
+            "give worker1 16 more pages of memory",
+            "--yes",
+            "--json",
+            "--backend",
+            "remote",
+            "--endpoint",
+            &f.url,
+            "--audit-log",
+            log.to_str().unwrap_or(""),
+        ],
+        &dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {} stderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let receipt: Value = serde_json::from_slice(&out.stdout).expect("receipt json");
+    assert_eq!(receipt["approved"], true);
+    assert_eq!(receipt["executed"], 1);
+    assert_eq!(receipt["failed_action"], Value::Null);
+    assert_eq!(receipt["state_after"]["workers"]["worker1"]["pages"], 48);
+    let text = std::fs::read_to_string(&log).expect("audit log");
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json")["kind"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kinds, ["request", "step", "result"]);
+    let req: Value = serde_json::from_str(text.lines().next().unwrap_or("")).expect("json");
+    assert_eq!(req["backend"], "remote");
+    assert_eq!(req["intent"], "give worker1 16 more pages of memory");
+    assert_eq!(req["before"]["workers"]["worker1"]["pages"], 32);
+    assert_eq!(req["prompt_hash"].as_str().map(str::len), Some(64));
+    let v = llmsh(
+        &[
+            "audit",
+            "--verify",
+            "--json",
+            "--audit-log",
+            log.to_str().unwrap_or(""),
+        ],
+        &dir,
+    );
+    assert_eq!(v.status.code(), Some(0));
+    let rep: Value = serde_json::from_slice(&v.stdout).expect("report");
+    assert_eq!(rep["ok"], true);
+    assert_eq!(rep["records"], 3);
+    // tamper: the chain breaks and `audit --verify` says where.
+    std::fs::write(&log, text.replacen("\"pages\":16", "\"pages\":160", 1)).expect("write");
+    let v = llmsh(
+        &[
+            "audit",
+            "--verify",
+            "--json",
+            "--audit-log",
+            log.to_str().unwrap_or(""),
+        ],
+        &dir,
+    );
+    assert_eq!(v.status.code(), Some(1));
+    let rep: Value = serde_json::from_slice(&v.stdout).expect("report");
+    assert_eq!(rep["broken"]["line"], 1);
+}
+
+#[test]
+fn a_destructive_intent_without_yes_and_without_a_terminal_runs_nothing() {
+    let dir = tmp("declined");
+    let log = dir.join("audit.jsonl");
+    let f = fake(
+        vec![r#"{"reason":"r","actions":[{"op":"process.stop","pd":"worker2"}]}"#],
+        100,
+    );
+    let out = llmsh(
+        &[
+            "apply",
+            "stop worker2",
+            "--session",
+            "admin",
+            "--backend",
+            "remote",
+            "--endpoint",
+            &f.url,
+            "--audit-log",
+            log.to_str().unwrap_or(""),
+        ],
+        &dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("DESTRUCTIVE") && text.contains("apply.declined"),
+        "{text}"
+    );
+    let recs = std::fs::read_to_string(&log).expect("audit log");
+    assert_eq!(
+        recs.lines().count(),
+        1,
+        "a declined request is recorded, nothing executed"
+    );
+    assert!(recs.contains("\"declined\":true"));
+}
