@@ -61,6 +61,7 @@ fn json_error(e: &serde_json::Error) -> InputError {
         Category::Data if msg.contains("unknown variant") && msg.contains("`cpus`") => "json.unknown_query",
         Category::Data if msg.contains("unknown variant") => "json.unknown_op",
         Category::Data if msg.contains("missing field") => "json.missing_field",
+        Category::Data if msg.contains("duplicate field") => "json.duplicate_field",
         Category::Data if msg.contains("recursion limit") => "json.syntax",
         Category::Data => "json.type",
     };
