@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# the whole test suite, as CI runs it. installs what is missing first
+# (scripts/setup.sh). every stage prints one closing line; any failure stops
+# the run with a non-zero exit.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/setup.sh
+. "$root/scripts/setup.sh"
+cd "$root"
+
+stage() { printf '\n=== %s\n' "$*"; }
+
+stage "build (host)"
+cargo build --workspace --all-targets
+
+stage "unit, property, corpus, hosted end-to-end and llm tests"
+cargo test --workspace
+
+stage "policy-verifier for seL4 (no_std, aarch64-unknown-none)"
+cargo build -p policy-verifier --target aarch64-unknown-none
+cargo clippy -p policy-verifier --features std -- -D warnings
+
+stage "every PD for seL4"
+pds/ci-aarch64.sh
+
+stage "proofs"
+cargo run --quiet -p llmsh -- prove
