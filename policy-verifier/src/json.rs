@@ -108,8 +108,8 @@ pub fn unhex32(s: &str) -> Option<[u8; 32]> {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        *o = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
     }
     Some(out)
 }
@@ -331,13 +331,13 @@ pub fn describe(policy: &Policy, s: &State, plan: &Plan, a: Option<&Action>, inv
         (Invariant::MemQuota, Some(Action::MemoryGrant { pages, .. })) => format!(
             "{wname} holds {} pages; granting {pages} gives {} > quota {}",
             ws.map_or(0, |w| w.pages),
-            u128::from(ws.map_or(0, |w| w.pages)) + u128::from(*pages),
+            u128::from(ws.map_or(0, |w| w.pages)).saturating_add(u128::from(*pages)),
             l.quota_pages
         ),
         (Invariant::MemPool, Some(Action::MemoryGrant { pages, .. })) => format!(
             "workers hold {} pages; granting {pages} gives {} > pool {}",
             s.pages_held(),
-            s.pages_held() + u128::from(*pages),
+            s.pages_held().saturating_add(u128::from(*pages)),
             s.pool_pages
         ),
         (Invariant::MemReclaimBounds, Some(Action::MemoryReclaim { pages, .. })) => {
@@ -402,11 +402,13 @@ pub fn violations_json(policy: &Policy, before: &State, plan: &Plan, v: &Verdict
 /// the verdict of `llmsh check`: `{"approved":…,"violations":[…]}` and, when
 /// approved, `"state_after"`.
 pub fn verdict_json(policy: &Policy, before: &State, plan: &Plan, v: &Verdict) -> Value {
-    let mut out = json!({"approved": v.approved, "violations": violations_json(policy, before, plan, v)});
+    let mut out = serde_json::Map::new();
+    out.insert("approved".into(), Value::Bool(v.approved));
+    out.insert("violations".into(), Value::Array(violations_json(policy, before, plan, v)));
     if v.approved {
-        out["state_after"] = state_to_json(&v.state);
+        out.insert("state_after".into(), state_to_json(&v.state));
     }
-    out
+    Value::Object(out)
 }
 
 /// names of every op, for help texts.

@@ -95,6 +95,11 @@ pub struct Name {
 impl Name {
     /// builds a name at compile time; longer input is cut at 32 bytes
     /// (the policy file parser rejects such names before this point).
+    #[allow(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        reason = "const fn without iterators: the loop condition keeps i below both lengths"
+    )]
     pub const fn from_str_const(s: &str) -> Name {
         let src = s.as_bytes();
         let mut bytes = [0u8; 32];
