@@ -11,6 +11,7 @@
 //! framing it uses on qemu's serial port.
 
 pub mod devices;
+pub mod observe;
 pub mod sdf;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,15 @@ use pd_runtime::hosted::{
 use pd_runtime::Region;
 
 pub use devices::{LinkStream, UartWire};
+pub use observe::{CapRequest, CapabilityPd, Invocation, InvocationLog};
+
+/// how to boot the hosted system.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BootOptions {
+    /// the red-team comparison mode: the verifier PD approves every plan
+    /// unchecked (pd-verifier's hosted-only `unverified` feature).
+    pub unverified: bool,
+}
 
 /// the repository's system description (for tools run from the source tree).
 pub fn default_system_path() -> PathBuf {
@@ -97,9 +107,20 @@ impl HostedSystem {
 
     /// boot from the text of a .system file.
     pub fn boot_str(text: &str) -> Result<Handle, BootError> {
+        Self::boot_str_with(text, BootOptions::default())
+    }
+
+    /// boot the system at `path` with `opts`.
+    pub fn boot_with(path: &Path, opts: BootOptions) -> Result<Handle, BootError> {
+        let text = std::fs::read_to_string(path).map_err(|e| BootError::Io(path.to_owned(), e))?;
+        Self::boot_str_with(&text, opts)
+    }
+
+    /// boot from the text of a .system file with `opts`.
+    pub fn boot_str_with(text: &str, opts: BootOptions) -> Result<Handle, BootError> {
         let sys = sdf::parse(text).map_err(BootError::Sdf)?;
         sdf::check_capability_graph(&sys, &sdf::LLM_OS_ROLES).map_err(BootError::Graph)?;
-        boot(&sys)
+        boot(&sys, opts)
     }
 }
 
@@ -116,8 +137,9 @@ fn region(env: &hosted::PdEnv<'_>, setvar: &str) -> Result<Region, String> {
         .ok_or_else(|| format!("pd `{}` has no region for `{setvar}`", env.name()))
 }
 
-fn boot(sys: &sdf::SystemDescription) -> Result<Handle, BootError> {
+fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootError> {
     let uart = UartWire::new();
+    let invocations = InvocationLog::default();
     let timer = devices::TimerDevice::new();
     let controls: Vec<Arc<PdControl>> = sys
         .pds
@@ -192,6 +214,9 @@ fn boot(sys: &sdf::SystemDescription) -> Result<Handle, BootError> {
                 let wire = uart.clone();
                 init_fn(move |env| Ok(pd_link::Link::init(wire.device(), region(env, "link_buf")?)))
             }
+            "verifier.elf" if opts.unverified => init_fn(|env| {
+                Ok(pd_verifier::Verifier::init_unverified(region(env, "link_buf")?))
+            }),
             "verifier.elf" => {
                 init_fn(|env| Ok(pd_verifier::Verifier::init(region(env, "link_buf")?)))
             }
@@ -236,6 +261,11 @@ fn boot(sys: &sdf::SystemDescription) -> Result<Handle, BootError> {
                 })
             }
         };
+        // capability PDs get the invocation log around their handler
+        let init = match observe::CapabilityPd::from_image(&pd.program_image) {
+            Some(kind) => observed(init, kind, invocations.clone()),
+            None => init,
+        };
         inits.push(init);
     }
 
@@ -246,6 +276,7 @@ fn boot(sys: &sdf::SystemDescription) -> Result<Handle, BootError> {
         timer,
         threads: Vec::new(),
         client: Mutex::new(None),
+        invocations,
     };
     // children start after their parent so the parent's init (e.g. process
     // setting priorities) sees them; Microkit starts all PDs at once, and
@@ -265,6 +296,19 @@ pub struct Handle {
     timer: devices::TimerDevice,
     threads: Vec<JoinHandle<()>>,
     client: Mutex<Option<LinkClient<LinkStream>>>,
+    invocations: InvocationLog,
+}
+
+fn observed(init: InitFn, pd: observe::CapabilityPd, log: InvocationLog) -> InitFn {
+    Arc::new(move |env| {
+        init(env).map(|inner| {
+            Box::new(observe::Observed {
+                inner,
+                pd,
+                log: log.clone(),
+            }) as Box<dyn DynHandler>
+        })
+    })
 }
 
 /// how long [`Handle::request`] waits for the link before giving up.
@@ -284,6 +328,12 @@ impl Handle {
         let client =
             guard.get_or_insert_with(|| LinkClient::new(self.transport(Some(REPLY_TIMEOUT))));
         client.request(req)
+    }
+
+    /// every invocation that reached a capability PD since boot (hosted-only
+    /// instrumentation, outside the PDs' logic).
+    pub fn invocations(&self) -> &InvocationLog {
+        &self.invocations
     }
 
     /// every PD as seen from outside.

@@ -227,10 +227,20 @@ fn destructive_plan_needs_the_token_and_then_runs() {
         sys.pd("worker2").unwrap().state,
         pd_runtime::hosted::RunState::Stopped
     );
-    // a token does not transfer to a replayed id
-    let r = apply(&sys, &signed);
+    // the same signed plan again is the host's retry: the stored receipt
+    // comes back and nothing runs twice
+    let again = apply(&sys, &signed);
+    assert_eq!(again, r);
+    assert_eq!(status(&sys).workers[2].pages, 24);
+    // a token does not transfer to other content under a spent id
+    let other = [Action::ProcessStop { pd: Worker::W1 }];
+    let mut forged = confirm::sign(&plan(6, "admin", &other), &pd_verifier::DEV_KEY).unwrap();
+    let r = apply(&sys, &forged);
     assert!(!r.approved);
     assert!(r.violations.iter().any(|v| v.invariant == "plan.replay"));
+    forged.request_id = 7;
+    let r = apply(&sys, &forged);
+    assert!(r.violations.iter().any(|v| v.invariant == "auth.confirm"));
 }
 
 #[test]

@@ -12,6 +12,10 @@
 //! PDs one action at a time in order, stopping at the first failure. the
 //! receipt carries the state before and after, both read back from the PDs.
 //!
+//! a resend of the last approved plan, byte for byte, gets its stored
+//! receipt back: the host retries after a lost receipt without the plan
+//! running twice and without a `plan.replay` rejection (one cached entry).
+//!
 //! the confirmation key compiled in is system/dev-confirm.key: dev only.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -23,9 +27,15 @@ use pd_interface::link::{
 use pd_interface::msg::{self, CallError};
 use pd_interface::{firmware, frame::MAX_PAYLOAD, memory, process, timer, WorkerId, N_WORKERS};
 use pd_runtime::{Channel, Handler, MessageInfo, Region, RegionError, RuntimeError, Unhandled};
+use policy_verifier::wire::MAX_PLAN_BYTES;
 use policy_verifier::{
     verify, Action, InventoryQuery, Plan, State, Worker, WorkerState, DEFAULT_POLICY,
 };
+
+// the comparison mode that executes unverified plans exists for the hosted
+// red-team run only; an seL4 image must never contain it.
+#[cfg(all(feature = "unverified", target_os = "none"))]
+compile_error!("feature `unverified` is hosted-only: it must never be built for seL4");
 
 /// PPCs from link.
 pub const LINK: Channel = Channel::new(0);
@@ -93,10 +103,20 @@ impl From<RuntimeError> for VerifierError {
     }
 }
 
-/// the verifier's state: the shared region and the replay guard.
+/// the verifier's state: the shared region, the replay guard and the
+/// receipt of the last approved plan.
 pub struct Verifier {
     shared: Region,
     last_request_id: u64,
+    last: Option<Cached>,
+    #[cfg(feature = "unverified")]
+    unverified: bool,
+}
+
+/// the last approved plan (its exact wire bytes) and the receipt it got.
+struct Cached {
+    plan: heapless::Vec<u8, MAX_PLAN_BYTES>,
+    receipt: Receipt,
 }
 
 fn wid(w: Worker) -> WorkerId {
@@ -268,7 +288,40 @@ impl Verifier {
         Self {
             shared,
             last_request_id: 0,
+            last: None,
+            #[cfg(feature = "unverified")]
+            unverified: false,
         }
+    }
+
+    /// hosted red-team comparison only: a verifier that approves every plan
+    /// without checking it, to measure what the checks prevent. the feature
+    /// cannot be built for seL4 (a `compile_error!` guards it).
+    #[cfg(feature = "unverified")]
+    pub fn init_unverified(shared: Region) -> Self {
+        Self {
+            unverified: true,
+            ..Self::init(shared)
+        }
+    }
+
+    #[cfg(feature = "unverified")]
+    fn judge(&self, state: &State, plan: &Plan) -> policy_verifier::Verdict {
+        let v = verify(&DEFAULT_POLICY, state, plan, &DEV_KEY);
+        if !self.unverified {
+            return v;
+        }
+        policy_verifier::Verdict {
+            approved: true,
+            plan_violations: policy_verifier::InvariantSet::EMPTY,
+            failed: None,
+            ..v
+        }
+    }
+
+    #[cfg(not(feature = "unverified"))]
+    fn judge(&self, state: &State, plan: &Plan) -> policy_verifier::Verdict {
+        verify(&DEFAULT_POLICY, state, plan, &DEV_KEY)
     }
 
     /// verify and, if approved, execute one plan.
@@ -276,7 +329,7 @@ impl Verifier {
         let Ok(before) = read_state(self.last_request_id) else {
             return Reply::Error(LinkError::Unavailable);
         };
-        let verdict = verify(&DEFAULT_POLICY, &model_state(&before), plan, &DEV_KEY);
+        let verdict = self.judge(&model_state(&before), plan);
         let mut receipt = Receipt {
             request_id: plan.request_id,
             approved: verdict.approved,
@@ -330,10 +383,29 @@ impl Verifier {
                 Ok(s) => Reply::Status(s),
                 Err(_) => Reply::Error(LinkError::Unavailable),
             },
-            Ok(Request::Apply(bytes)) => match policy_verifier::wire::decode(bytes) {
-                Ok(plan) => self.apply(&plan),
-                Err(_) => Reply::Error(LinkError::BadPlan),
-            },
+            Ok(Request::Apply(bytes)) => {
+                if let Some(c) = self.last.as_ref().filter(|c| c.plan.as_slice() == bytes) {
+                    // the same plan again: the host lost the receipt and retries
+                    return Reply::Receipt(c.receipt.clone());
+                }
+                match policy_verifier::wire::decode(bytes) {
+                    Ok(plan) => {
+                        let reply = self.apply(&plan);
+                        if let (Reply::Receipt(r), Ok(plan)) =
+                            (&reply, heapless::Vec::from_slice(bytes))
+                        {
+                            if r.approved {
+                                self.last = Some(Cached {
+                                    plan,
+                                    receipt: r.clone(),
+                                });
+                            }
+                        }
+                        reply
+                    }
+                    Err(_) => Reply::Error(LinkError::BadPlan),
+                }
+            }
         }
     }
 }
