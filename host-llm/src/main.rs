@@ -6,6 +6,7 @@ mod cmd;
 mod common;
 mod link;
 mod llm;
+mod redteam;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,8 @@ enum Command {
     Plan(cmd::plan::Args),
     /// list the audit log and verify its hash chain.
     Audit(cmd::audit::Args),
+    /// run the red-team corpus; attack success measured at the capability PDs.
+    Redteam(cmd::redteam::Args),
     /// the planner's utility benchmark (tests/intents) with the local model.
     #[cfg(feature = "local")]
     #[command(hide = true)]
@@ -60,6 +63,7 @@ fn main() {
         Command::Status(a) => cmd::status::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Audit(a) => cmd::audit::run(a),
+        Command::Redteam(a) => cmd::redteam::run(a),
         #[cfg(feature = "local")]
         Command::BenchIntents(a) => cmd::bench::run(a),
     };

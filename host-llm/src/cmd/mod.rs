@@ -11,4 +11,5 @@ pub mod confirm;
 pub mod intent;
 pub mod plan;
 pub mod prove;
+pub mod redteam;
 pub mod status;
