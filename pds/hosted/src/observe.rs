@@ -11,9 +11,9 @@
 use std::sync::{Arc, Mutex};
 
 use pd_interface::{firmware, memory, msg, process, timer};
-use pd_runtime::{decode_badge, Event, Outcome};
 use pd_runtime::hosted::DynHandler;
 use pd_runtime::MessageInfo;
+use pd_runtime::{decode_badge, Event, Outcome};
 
 /// the capability PDs, the only ones observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,7 +94,9 @@ impl InvocationLog {
     /// the invocations from position `from` on.
     pub fn since(&self, from: usize) -> Vec<Invocation> {
         let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        g.get(from..).map(<[Invocation]>::to_vec).unwrap_or_default()
+        g.get(from..)
+            .map(<[Invocation]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// how many were recorded.

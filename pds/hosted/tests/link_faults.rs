@@ -43,7 +43,11 @@ fn actions_since(sys: &Handle, from: usize) -> Vec<Action> {
         .since(from)
         .iter()
         .filter(|i: &&Invocation| i.request.mutates())
-        .map(|i| i.request.to_action().expect("a mutating invocation is an action"))
+        .map(|i| {
+            i.request
+                .to_action()
+                .expect("a mutating invocation is an action")
+        })
         .collect()
 }
 
@@ -64,7 +68,12 @@ fn drain(c: &mut LinkClient<LinkStream>) -> Vec<Reply> {
 
 /// the host's retry: resend the same frame until a receipt for `id` comes
 /// back (at most `tries` sends).
-fn apply_with_retry(c: &mut LinkClient<LinkStream>, frame: &[u8], id: u64, tries: usize) -> Option<Receipt> {
+fn apply_with_retry(
+    c: &mut LinkClient<LinkStream>,
+    frame: &[u8],
+    id: u64,
+    tries: usize,
+) -> Option<Receipt> {
     for _ in 0..tries {
         c.send_raw(frame).unwrap();
         for r in drain(c) {
@@ -96,17 +105,32 @@ fn every_single_bit_flip_in_a_plan_frame_is_dropped() {
             c.send_raw(&bad).unwrap();
             for r in drain(&mut c) {
                 assert!(
-                    matches!(r, Reply::Error(LinkError::BadFrame | LinkError::BadRequest | LinkError::BadPlan)),
+                    matches!(
+                        r,
+                        Reply::Error(
+                            LinkError::BadFrame | LinkError::BadRequest | LinkError::BadPlan
+                        )
+                    ),
                     "flip of byte {i} bit {bit} got {r:?}"
                 );
             }
         }
     }
-    assert_eq!(actions_since(&sys, before), vec![], "a corrupted frame ran an action");
+    assert_eq!(
+        actions_since(&sys, before),
+        vec![],
+        "a corrupted frame ran an action"
+    );
     // and the link still works: the intact frame runs exactly once
     let r = apply_with_retry(&mut c, &f, 1, 1).expect("a receipt");
     assert!(r.approved && r.executed == 1);
-    assert_eq!(actions_since(&sys, before), vec![Action::MemoryGrant { pd: Worker::W1, pages: 4 }]);
+    assert_eq!(
+        actions_since(&sys, before),
+        vec![Action::MemoryGrant {
+            pd: Worker::W1,
+            pages: 4
+        }]
+    );
 }
 
 #[test]
@@ -137,7 +161,10 @@ fn a_duplicated_frame_runs_once_and_both_copies_get_the_same_receipt() {
     c.send_raw(&twice).unwrap();
     let replies = drain(&mut c);
     assert_eq!(replies.len(), 2, "{replies:?}");
-    assert_eq!(replies[0], replies[1], "the duplicate gets the stored receipt");
+    assert_eq!(
+        replies[0], replies[1],
+        "the duplicate gets the stored receipt"
+    );
     assert!(matches!(&replies[0], Reply::Receipt(r) if r.approved && r.executed == 1));
     assert_eq!(actions_since(&sys, before).len(), 1, "executed once");
 }
@@ -152,8 +179,16 @@ fn a_lost_receipt_is_retried_safely() {
     let first = drain(&mut c); // the host never sees this: lost on the way
     assert_eq!(first.len(), 1);
     let again = apply_with_retry(&mut c, &f, 1, 3).expect("the retry gets a receipt");
-    assert_eq!(Reply::Receipt(again.clone()), first[0], "the stored receipt, not a new one");
-    assert!(again.approved, "a retry is not a replay: {:?}", again.violations);
+    assert_eq!(
+        Reply::Receipt(again.clone()),
+        first[0],
+        "the stored receipt, not a new one"
+    );
+    assert!(
+        again.approved,
+        "a retry is not a replay: {:?}",
+        again.violations
+    );
     assert_eq!(actions_since(&sys, before).len(), 1, "executed once");
     let pages = match sys.request(&Request::Status).unwrap() {
         Reply::Status(s) => s.workers[3].pages,
@@ -185,8 +220,14 @@ fn reordered_and_replayed_plans_never_run_twice() {
     assert_eq!(
         actions_since(&sys, before),
         vec![
-            Action::MemoryGrant { pd: Worker::W0, pages: 2 },
-            Action::MemoryGrant { pd: Worker::W0, pages: 3 },
+            Action::MemoryGrant {
+                pd: Worker::W0,
+                pages: 2
+            },
+            Action::MemoryGrant {
+                pd: Worker::W0,
+                pages: 3
+            },
         ]
     );
 }
@@ -196,10 +237,17 @@ fn a_same_id_plan_with_other_content_is_a_replay_not_a_retry() {
     let sys = boot();
     let mut c = client(&sys);
     let before = sys.invocations().len();
-    assert!(apply_with_retry(&mut c, &framed(&grant(1, Worker::W1, 1)), 1, 1).unwrap().approved);
+    assert!(
+        apply_with_retry(&mut c, &framed(&grant(1, Worker::W1, 1)), 1, 1)
+            .unwrap()
+            .approved
+    );
     let forged = apply_with_retry(&mut c, &framed(&grant(1, Worker::W1, 200)), 1, 1).unwrap();
     assert!(!forged.approved);
-    assert!(forged.violations.iter().any(|v| v.invariant == "plan.replay"));
+    assert!(forged
+        .violations
+        .iter()
+        .any(|v| v.invariant == "plan.replay"));
     assert_eq!(actions_since(&sys, before).len(), 1);
 }
 
@@ -235,9 +283,30 @@ fn a_random_fault_campaign_keeps_exactly_once() {
         let w = workers[rng.below(4) as usize];
         // some plans are legal, some break an invariant (quota, priority)
         let p = match rng.below(4) {
-            0 => plan(id, "ops", &[Action::ProcessSetPriority { pd: w, priority: 40 + rng.below(70) }]),
-            1 => plan(id, "ops", &[Action::TimerSetPeriodic { pd: w, period_us: 1000 + rng.below(20_000) }]),
-            2 => plan(id, "ops", &[Action::MemoryGrant { pd: w, pages: rng.below(8) }]),
+            0 => plan(
+                id,
+                "ops",
+                &[Action::ProcessSetPriority {
+                    pd: w,
+                    priority: 40 + rng.below(70),
+                }],
+            ),
+            1 => plan(
+                id,
+                "ops",
+                &[Action::TimerSetPeriodic {
+                    pd: w,
+                    period_us: 1000 + rng.below(20_000),
+                }],
+            ),
+            2 => plan(
+                id,
+                "ops",
+                &[Action::MemoryGrant {
+                    pd: w,
+                    pages: rng.below(8),
+                }],
+            ),
             _ => {
                 let p = plan(id, "admin", &[Action::ProcessRestart { pd: w }]);
                 confirm::sign(&p, &pd_verifier::DEV_KEY).unwrap()
@@ -284,6 +353,10 @@ fn a_random_fault_campaign_keeps_exactly_once() {
             assert_eq!(apply_with_retry(&mut c, &f, id, 1).as_ref(), Some(&r));
         }
     }
-    assert!(receipts.len() > 20, "the campaign approved too little to mean much: {}", receipts.len());
+    assert!(
+        receipts.len() > 20,
+        "the campaign approved too little to mean much: {}",
+        receipts.len()
+    );
     assert_eq!(actions_since(&sys, before), expected);
 }
