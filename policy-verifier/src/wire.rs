@@ -18,6 +18,11 @@ pub enum WireError {
     TrailingBytes,
     /// `version` is not 1.
     Version,
+    /// a plan spelled in other bytes than its encoding (overlong varints):
+    /// one plan has one byte string, so the verifier PD's receipt cache and
+    /// the audit log compare like with like (found by fuzz target
+    /// `wire-roundtrip`).
+    NonCanonical,
 }
 
 impl WireError {
@@ -28,6 +33,7 @@ impl WireError {
             WireError::Malformed => "wire.malformed",
             WireError::TrailingBytes => "wire.trailing_bytes",
             WireError::Version => "plan.version",
+            WireError::NonCanonical => "wire.non_canonical",
         }
     }
 }
@@ -56,5 +62,24 @@ pub fn decode(bytes: &[u8]) -> Result<Plan, WireError> {
     if plan.version != crate::plan::PLAN_VERSION {
         return Err(WireError::Version);
     }
+    let mut again = [0u8; MAX_PLAN_BYTES];
+    if encode(&plan, &mut again).map(|b| &*b != bytes).unwrap_or(true) {
+        return Err(WireError::NonCanonical);
+    }
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overlong_varint_is_refused() {
+        // version 1, request id 127 as `ff 00` instead of `7f`, session "ops",
+        // reason "", one system.query, no token
+        let canonical = [1u8, 0x7f, 3, b'o', b'p', b's', 0, 1, 10, 0];
+        let overlong = [1u8, 0xff, 0x00, 3, b'o', b'p', b's', 0, 1, 10, 0];
+        assert_eq!(decode(&canonical).map(|p| p.request_id), Ok(127));
+        assert_eq!(decode(&overlong), Err(WireError::NonCanonical));
+    }
 }
