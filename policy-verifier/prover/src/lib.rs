@@ -1,1 +1,95 @@
-//! placeholder
+//! the Z3 side of llm-os (host only): proofs that the verifier's checks are
+//! sound and complete against the named state invariants, and non-vacuous.
+//!
+//! the rules are written once in `policy_verifier::rules`, generic over a
+//! `Domain`; [`Z3`] is the symbolic instance, so the proofs read the very
+//! code the verifier PD runs. the obligations are enumerated from the code's
+//! tables ([`obligation::all_specs`]); a failed one comes with a replayable
+//! counterexample ([`Counterexample`]). `llmsh prove` is the front end.
+//!
+//! libz3 comes from the pinned `z3-solver` wheel: see README.md.
+
+pub mod counterexample;
+pub mod obligation;
+pub mod rules;
+pub mod symbolic;
+
+use serde_json::{json, Value};
+
+pub use counterexample::{Counterexample, Replay, Witness, WriteError, Written};
+pub use obligation::{all_specs, Kind, Obligation, Outcome, Prover, Spec, DEFAULT_TIMEOUT_MS};
+pub use rules::{Rules, Verifier};
+pub use symbolic::Z3;
+
+/// a finished run: every obligation in order and the wall time.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// in [`all_specs`] order.
+    pub obligations: Vec<Obligation>,
+    /// wall time of the whole run, milliseconds.
+    pub total_ms: f64,
+}
+
+impl Report {
+    /// discharges every obligation with `prover`.
+    pub fn run(prover: &Prover<'_>) -> Report {
+        let t = std::time::Instant::now();
+        let obligations = prover.run_all();
+        Report { obligations, total_ms: t.elapsed().as_secs_f64() * 1000.0 }
+    }
+
+    /// obligations proved.
+    pub fn proved(&self) -> usize {
+        self.obligations.iter().filter(|o| o.result == Outcome::Proved).count()
+    }
+
+    /// obligations failed or unknown.
+    pub fn failed(&self) -> usize {
+        self.obligations.len().saturating_sub(self.proved())
+    }
+
+    /// `{"obligations":[…],"proved":n,"failed":m,"total_ms":t}`; `written`
+    /// gives the counterexample files by obligation index, if any were written.
+    pub fn to_json(&self, written: &[(usize, Written)]) -> Value {
+        let obligations: Vec<Value> = self
+            .obligations
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let mut v = json!({
+                    "name": o.spec.name(),
+                    "kind": o.spec.kind.name(),
+                    "invariant": o.spec.invariant.map(|i| i.name()),
+                    "action": o.spec.action.name(),
+                    "result": o.result.name(),
+                    "ms": round3(o.ms),
+                });
+                if let Some(c) = &o.counterexample {
+                    let mut cj = c.to_json();
+                    if let Some((_, w)) = written.iter().find(|(j, _)| *j == i) {
+                        cj["state_file"] = json!(w.state.display().to_string());
+                        cj["plan_file"] = json!(w.plan.display().to_string());
+                    }
+                    v["counterexample"] = cj;
+                }
+                if let Some(w) = &o.witness {
+                    v["witness"] = policy_verifier::json::plan_to_json(&w.plan);
+                }
+                if let Some(r) = &o.reason {
+                    v["reason"] = json!(r);
+                }
+                v
+            })
+            .collect();
+        json!({
+            "obligations": obligations,
+            "proved": self.proved(),
+            "failed": self.failed(),
+            "total_ms": round3(self.total_ms),
+        })
+    }
+}
+
+fn round3(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,44 @@
+//! the verifier PD's own rules: every obligation is proved, and there are
+//! as many as the tables say.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "tests")]
+
+use policy_prover::{all_specs, Kind, Outcome, Prover, Report, Verifier};
+use policy_verifier::plan::ActionKind;
+use policy_verifier::{Invariant, DEFAULT_POLICY};
+
+const KEY: [u8; 32] = [7; 32];
+
+#[test]
+fn every_obligation_is_enumerated_from_the_tables() {
+    let specs = all_specs();
+    let kinds = ActionKind::ALL.len();
+    let state = Invariant::STATE.len();
+    // soundness and completeness per kind × state invariant, one acceptance
+    // completeness and one non-vacuity per kind.
+    assert_eq!(specs.len(), kinds * (2 * state + 2));
+    let mut names: Vec<String> = specs.iter().map(|s| s.name()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), specs.len(), "obligation names are unique");
+    assert!(names.contains(&"soundness/memory.grant/mem.quota".to_string()));
+    assert!(names.contains(&"completeness/process.set_budget/cpu.util".to_string()));
+    assert!(names.contains(&"vacuity/process.start".to_string()));
+}
+
+#[test]
+fn the_verifier_rules_are_proved() {
+    let prover = Prover::new(&DEFAULT_POLICY, &Verifier, &KEY);
+    let report = Report::run(&prover);
+    let mut slow: Vec<_> = report.obligations.iter().map(|o| (o.ms, o.spec.name())).collect();
+    slow.sort_by(|a, b| b.0.total_cmp(&a.0));
+    eprintln!("{} obligations in {:.0} ms; slowest: {:?}", report.obligations.len(), report.total_ms, &slow[..5]);
+    for o in &report.obligations {
+        assert_eq!(o.result, Outcome::Proved, "{} ({:?})", o.spec.name(), o.reason);
+        if o.spec.kind == Kind::Vacuity {
+            let w = o.witness.as_ref().expect("a proved vacuity obligation has a witness");
+            let r = policy_prover::counterexample::replay(&DEFAULT_POLICY, &KEY, &DEFAULT_POLICY.initial, &w.plan);
+            assert!(r.approved, "witness for {} is approved by the verifier: {r:?}", o.spec.name());
+            assert_eq!(w.plan.actions.last().map(|a| a.kind()), Some(o.spec.action));
+        }
+    }
+}
