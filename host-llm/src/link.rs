@@ -3,8 +3,8 @@
 //! requests are framed postcard bytes on a byte stream
 //! (`pd_interface::client::LinkClient`), the same on every transport:
 //! a running hosted system's unix socket (`llmsh boot`), or a hosted system
-//! booted in this process for the duration of one command. (qemu's serial
-//! port is the third transport; it is not wired here yet.)
+//! booted in this process for the duration of one command, or the seL4
+//! image in qemu, whose PL011 is on a unix socket (`crate::qemu`).
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -61,6 +61,8 @@ pub enum Link {
     Attached(LinkClient<UnixStream>),
     /// a system booted in this process; it stops when this is dropped.
     InProcess(Box<Handle>),
+    /// the seL4 system in qemu (attached, or booted for this link).
+    Qemu(Box<crate::qemu::QemuLink>),
 }
 
 /// why no link could be had.
@@ -74,6 +76,10 @@ pub enum LinkError {
     NotRunning(PathBuf),
     /// socket i/o.
     Io(io::Error),
+    /// the qemu system could not be built, booted or reached.
+    Qemu(crate::qemu::QemuError),
+    /// no such system (`--system`).
+    UnknownSystem(String),
 }
 
 impl std::fmt::Display for LinkError {
@@ -87,6 +93,8 @@ impl std::fmt::Display for LinkError {
                 p.display()
             ),
             Self::Io(e) => write!(f, "{e}"),
+            Self::Qemu(e) => write!(f, "{e}"),
+            Self::UnknownSystem(s) => write!(f, "unknown system `{s}` (hosted or qemu)"),
         }
     }
 }
@@ -99,6 +107,8 @@ impl LinkError {
             Self::Client(_) => "link.io",
             Self::NotRunning(_) => "system.not_running",
             Self::Io(_) => "link.io",
+            Self::Qemu(e) => e.code(),
+            Self::UnknownSystem(_) => "args",
         }
     }
 }
@@ -115,11 +125,35 @@ impl Link {
         }
     }
 
-    /// attach to the running hosted system only.
+    /// `--system hosted|qemu`: attach to that system if it runs, else boot
+    /// it for the duration of this link (qemu: progress lines on stderr).
+    pub fn open(system: &str, system_file: &Path) -> Result<Link, LinkError> {
+        match system {
+            "hosted" => Self::attach_or_boot(system_file),
+            "qemu" => crate::qemu::attach_or_boot(&mut |l| eprintln!("llmsh: {l}"))
+                .map(|q| Link::Qemu(Box::new(q)))
+                .map_err(LinkError::Qemu),
+            other => Err(LinkError::UnknownSystem(other.to_owned())),
+        }
+    }
+
+    /// attach to the running hosted system, else to a running qemu system.
     pub fn attach() -> Result<Link, LinkError> {
-        connect_running()
-            .map(|s| Link::Attached(LinkClient::new(s)))
-            .ok_or_else(|| LinkError::NotRunning(socket_path()))
+        if let Some(s) = connect_running() {
+            return Ok(Link::Attached(LinkClient::new(s)));
+        }
+        if let Some(q) = crate::qemu::attach() {
+            return Ok(Link::Qemu(Box::new(q)));
+        }
+        Err(LinkError::NotRunning(socket_path()))
+    }
+
+    /// `hosted` or `qemu`.
+    pub fn system(&self) -> &'static str {
+        match self {
+            Link::Qemu(_) => "qemu",
+            _ => "hosted",
+        }
     }
 
     /// one request, one reply.
@@ -127,6 +161,7 @@ impl Link {
         match self {
             Link::Attached(c) => c.request(req),
             Link::InProcess(h) => h.request(req),
+            Link::Qemu(q) => q.request(req),
         }
         .map_err(LinkError::Client)
     }

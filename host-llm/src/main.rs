@@ -7,6 +7,7 @@ mod common;
 mod link;
 mod llm;
 mod redteam;
+mod qemu;
 
 use clap::{Parser, Subcommand};
 

@@ -35,6 +35,17 @@ fn dev_key() -> [u8; 32] {
     json::unhex32(text.trim()).unwrap()
 }
 
+/// a verdict, comparable across the verifier and the reference.
+type Summary = (
+    bool,
+    BTreeSet<String>,
+    Option<(usize, BTreeSet<String>)>,
+    State,
+);
+
+/// one change to a policy file.
+type Edit = Box<dyn Fn(&mut policy_file::PolicyFile)>;
+
 fn names(s: InvariantSet) -> BTreeSet<String> {
     s.iter().map(|i| i.name().to_owned()).collect()
 }
@@ -115,14 +126,7 @@ impl Ref {
     }
 }
 
-fn summary(
-    v: &policy_verifier::Verdict,
-) -> (
-    bool,
-    BTreeSet<String>,
-    Option<(usize, BTreeSet<String>)>,
-    State,
-) {
+fn summary(v: &policy_verifier::Verdict) -> Summary {
     (
         v.approved,
         names(v.plan_violations),
@@ -722,7 +726,7 @@ fn policy_file_validation_table() {
     let text = std::fs::read_to_string(root().join("system/policy.toml")).unwrap();
     let good: policy_file::PolicyFile = toml::from_str(&text).unwrap();
     assert_eq!(policy_file::validate(&good), Ok(()));
-    let bad: Vec<(&str, Box<dyn Fn(&mut policy_file::PolicyFile)>)> = vec![
+    let bad: Vec<(&str, Edit)> = vec![
         ("workers 5", Box::new(|f| f.limits.workers = 5)),
         ("page size 0", Box::new(|f| f.limits.page_size = 0)),
         ("budget min 0", Box::new(|f| f.limits.budget_min_us = 0)),
@@ -770,7 +774,7 @@ fn policy_file_validation_table() {
         assert!(policy_file::validate(&f).is_err(), "{what} was accepted");
     }
     // the edges that are allowed
-    let ok: Vec<(&str, Box<dyn Fn(&mut policy_file::PolicyFile)>)> = vec![
+    let ok: Vec<(&str, Edit)> = vec![
         (
             "budget min = period max",
             Box::new(|f| f.limits.budget_min_us = f.limits.period_max_us),

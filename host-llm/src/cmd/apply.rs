@@ -8,8 +8,9 @@
 //! destructive actions (process.stop, process.restart, memory.reclaim) ask
 //! the human on the tty; `--yes` is the human saying yes up front. a yes
 //! fills the plan's confirmation token with the dev key (`llmsh confirm`).
-//! attaches to a running hosted system (`llmsh boot`), else boots one in
-//! this process for the duration of the command.
+//! attaches to a running system (`llmsh boot [--system qemu]`), else boots
+//! one for the duration of the command (hosted: in this process; qemu: the
+//! seL4 image, built if needed, stopped by its pid afterwards).
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -169,13 +170,10 @@ fn fail(code: &str, message: String, exit: Exit) -> Exit {
 
 /// runs the command.
 pub fn run(args: &Args) -> Exit {
-    if args.system != "hosted" {
+    if !matches!(args.system.as_str(), "hosted" | "qemu") {
         return fail(
-            "system.unsupported",
-            format!(
-                "`--system {}` is not wired into llmsh apply yet",
-                args.system
-            ),
+            "args",
+            format!("unknown system `{}` (hosted or qemu)", args.system),
             Exit::BadInput,
         );
     }
@@ -220,7 +218,7 @@ pub fn run(args: &Args) -> Exit {
             }
         }
     }
-    let mut link = match Link::attach_or_boot(&link::system_path()) {
+    let mut link = match Link::open(&args.system, &link::system_path()) {
         Ok(l) => l,
         Err(e) => return fail(e.code(), e.to_string(), Exit::Rejected),
     };

@@ -1,6 +1,8 @@
 //! `llmsh boot [--system hosted|qemu]`: start the hosted system in the
 //! background, serving its link on a unix socket (see `link::runtime_dir`),
 //! with a pidfile. a system already running is reported, not restarted.
+//! `--system qemu`: build the seL4 image (if needed), start qemu with the
+//! PL011 on a unix socket, wait until the system answers, leave it running.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -31,12 +33,7 @@ fn error(code: &str, message: String) -> Exit {
 pub fn run(args: &Args) -> Exit {
     match args.system.as_str() {
         "hosted" => {}
-        "qemu" => {
-            return error(
-                "system.unsupported",
-                "`--system qemu` is not wired into llmsh yet; use `--system hosted`".into(),
-            )
-        }
+        "qemu" => return boot_qemu(),
         other => {
             common::print_json(
                 &json!({"error": {"code": "args", "message": format!("unknown system `{other}`")}}),
@@ -120,5 +117,25 @@ fn foreground() -> Exit {
     match res {
         Ok(()) => Exit::Ok,
         Err(e) => error("system.serve", e.to_string()),
+    }
+}
+
+/// `llmsh boot --system qemu`: progress on stderr, the result as json.
+fn boot_qemu() -> Exit {
+    if let Some(q) = crate::qemu::attach() {
+        common::print_json(&json!({"system": "qemu", "booted": false, "running": true,
+            "socket": crate::qemu::socket_path(), "pid": q.pid}));
+        return Exit::Ok;
+    }
+    match crate::qemu::boot(&mut |l| eprintln!("llmsh: {l}")) {
+        Ok(mut q) => {
+            q.detach();
+            common::print_json(&json!({"system": "qemu", "booted": true, "running": true,
+                "socket": crate::qemu::socket_path(), "pid": q.pid,
+                "console": crate::qemu::console_path(),
+                "boot_to_ready_ms": q.boot_to_ready.map(|t| t.as_millis() as u64)}));
+            Exit::Ok
+        }
+        Err(e) => error(e.code(), e.to_string()),
     }
 }

@@ -1,4 +1,4 @@
-//! `llmsh status`: the state of the running hosted system, read back from
+//! `llmsh status`: the state of the running system (hosted, else qemu), read back from
 //! its capability PDs through the verifier (the link's `Status` request).
 
 use pd_interface::link::{Reply, Request, SystemState};
@@ -45,7 +45,7 @@ pub fn run(_args: &Args) -> Exit {
     match link.request(&Request::Status) {
         Ok(Reply::Status(s)) => {
             common::print_json(
-                &json!({"system": "hosted", "state": state_json(&s), "observed": observed_json(&s)}),
+                &json!({"system": link.system(), "state": state_json(&s), "observed": observed_json(&s)}),
             );
             Exit::Ok
         }

@@ -100,4 +100,9 @@ impl<S: Read + Write> LinkClient<S> {
     pub fn into_inner(self) -> S {
         self.stream
     }
+
+    /// the stream, borrowed (read timeouts, transport state).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
 }

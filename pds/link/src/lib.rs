@@ -83,6 +83,10 @@ impl<U: Uart> Link<U> {
 
     fn send(&mut self, payload: &[u8]) {
         if let Ok(n) = frame::encode(payload, &mut self.tx) {
+            // a leading delimiter: console text the kernel or a PD printed on
+            // the same UART since the last frame ends there, as a dropped
+            // frame, instead of merging into this one (docs/qemu.md)
+            self.uart.write_all(&[0]);
             self.uart.write_all(self.tx.get(..n).unwrap_or(&[]));
         }
     }

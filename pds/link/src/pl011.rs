@@ -5,10 +5,12 @@ use crate::Uart;
 
 const DR: usize = 0x00;
 const FR: usize = 0x18;
+const LCR_H: usize = 0x2c;
 const IMSC: usize = 0x38;
 const ICR: usize = 0x44;
 const FR_RXFE: u32 = 1 << 4;
 const FR_TXFF: u32 = 1 << 5;
+const LCR_H_FEN: u32 = 1 << 4;
 const INT_RX: u32 = 1 << 4;
 const INT_RT: u32 = 1 << 6;
 
@@ -22,7 +24,13 @@ impl Pl011 {
     /// receive-timeout interrupts. qemu's PL011 needs no baud setup.
     pub fn new(base: usize) -> Self {
         let u = Self { base };
-        u.write(ICR, 0x7ff);
+        // clear every interrupt but receive: bytes that arrived before this PD
+        // ran sit in the fifo with the receive interrupt raised, and qemu's
+        // PL011 raises it again only when a new byte fits, so clearing it
+        // here would leave a full fifo that never interrupts
+        u.write(ICR, 0x7ff & !(INT_RX | INT_RT));
+        // the 16-byte fifo (qemu raises receive at 1 byte regardless)
+        u.write(LCR_H, u.read(LCR_H) | LCR_H_FEN);
         u.write(IMSC, INT_RX | INT_RT);
         u
     }

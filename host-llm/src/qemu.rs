@@ -1,0 +1,372 @@
+//! the qemu transport of the link: the seL4 image (board/qemu-virt-aarch64)
+//! booted in `qemu-system-aarch64`, its PL011 on a unix socket that qemu
+//! listens on (`$runtime_dir/qemu.sock`), a pidfile (`qemu.pid`) and the
+//! console text the kernel and the PDs print (`qemu.console`).
+//!
+//! the PL011 carries both the link's frames and the debug console: frames
+//! are COBS with a CRC and the link PD starts each with a delimiter, so text
+//! between frames is dropped by the deframer and never reaches the client
+//! (docs/qemu.md). [`Tap`] copies that text, line by line, into the console
+//! file and, while booting, to the progress output.
+//!
+//! ready means: a `Status` request got its reply, i.e. link, verifier and
+//! the capability PDs all run.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use board_qemu_virt_aarch64::image::{self, Config, ImageOptions};
+use board_qemu_virt_aarch64::qemu::{self as board_qemu, Serial};
+use pd_interface::client::{ClientError, LinkClient};
+use pd_interface::link::{Reply, Request};
+
+use crate::link::runtime_dir;
+
+/// how long a boot may take until the system answers `Status`.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// how long one reply may take once the system is ready.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// how often the boot wait re-sends its `Status` probe.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+/// the socket qemu serves the PL011 on.
+pub fn socket_path() -> PathBuf {
+    runtime_dir().join("qemu.sock")
+}
+
+/// the pidfile of a qemu started by `llmsh boot --system qemu`.
+pub fn pidfile_path() -> PathBuf {
+    runtime_dir().join("qemu.pid")
+}
+
+/// the console text (kernel, monitor, PD debug prints) seen by llmsh.
+pub fn console_path() -> PathBuf {
+    runtime_dir().join("qemu.console")
+}
+
+/// qemu's own stderr.
+fn stderr_path() -> PathBuf {
+    runtime_dir().join("qemu.stderr")
+}
+
+/// the SDK config llmsh builds and boots: `LLM_OS_QEMU_CONFIG`, else debug.
+pub fn config() -> Config {
+    std::env::var("LLM_OS_QEMU_CONFIG").ok().as_deref().and_then(Config::parse).unwrap_or(Config::Debug)
+}
+
+/// why qemu could not be reached.
+#[derive(Debug)]
+pub enum QemuError {
+    /// no SDK, or the image did not build.
+    Image(image::ImageError),
+    /// no `qemu-system-aarch64`.
+    NoQemu,
+    /// qemu did not start or exited.
+    Qemu(String),
+    /// the system booted but did not answer in time.
+    NotReady(Duration),
+    /// socket i/o.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for QemuError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Image(e) => write!(f, "{e}"),
+            Self::NoQemu => write!(f, "{} not found (set QEMU_SYSTEM_AARCH64 or PATH)", board_qemu::QEMU),
+            Self::Qemu(e) => write!(f, "qemu: {e}"),
+            Self::NotReady(t) => write!(
+                f,
+                "the seL4 system did not answer within {} s (console: `{}`)",
+                t.as_secs(),
+                console_path().display()
+            ),
+            Self::Io(e) => write!(f, "qemu link: {e}"),
+        }
+    }
+}
+
+impl QemuError {
+    /// a stable code for the json error form.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Image(image::ImageError::NoSdk(_)) => "system.no_sdk",
+            Self::Image(_) => "system.image",
+            Self::NoQemu => "system.no_qemu",
+            Self::Qemu(_) | Self::NotReady(_) => "system.boot",
+            Self::Io(_) => "link.io",
+        }
+    }
+}
+
+/// the socket, with everything read copied to the console file as text.
+pub struct Tap {
+    stream: UnixStream,
+    console: Option<File>,
+    line: Vec<u8>,
+    /// complete console lines not yet taken by [`Tap::take_lines`].
+    lines: Vec<String>,
+}
+
+impl Tap {
+    fn new(stream: UnixStream) -> Self {
+        let console = std::fs::OpenOptions::new().create(true).append(true).open(console_path()).ok();
+        Self { stream, console, line: Vec::new(), lines: Vec::new() }
+    }
+
+    /// text is printable ascii, tab, cr, escape (the kernel's colours); a
+    /// delimiter or any other byte means frame bytes, which are not logged.
+    fn observe(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match b {
+                b'\n' => {
+                    let text = String::from_utf8_lossy(&self.line).trim_end_matches('\r').to_owned();
+                    self.line.clear();
+                    if text.is_empty() {
+                        continue;
+                    }
+                    if let Some(f) = self.console.as_mut() {
+                        let _ = writeln!(f, "{text}");
+                    }
+                    if self.lines.len() < 1024 {
+                        self.lines.push(text);
+                    }
+                }
+                0x20..=0x7e | b'\t' | b'\r' | 0x1b => self.line.push(b),
+                _ => self.line.clear(),
+            }
+            if self.line.len() > 4096 {
+                self.line.clear();
+            }
+        }
+    }
+
+    /// console lines seen since the last call.
+    pub fn take_lines(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.lines)
+    }
+
+    fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(t))
+    }
+}
+
+impl Read for Tap {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        self.observe(buf.get(..n).unwrap_or(&[]));
+        Ok(n)
+    }
+}
+
+impl Write for Tap {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+/// a link to the seL4 system in qemu.
+pub struct QemuLink {
+    /// the link client on the PL011 socket.
+    pub client: LinkClient<Tap>,
+    /// qemu, when this llmsh started it for this command: stopped on drop.
+    owned: Option<Child>,
+    /// qemu's pid.
+    pub pid: u32,
+    /// from starting qemu to the first `Status` reply, when this llmsh booted it.
+    pub boot_to_ready: Option<Duration>,
+}
+
+impl Drop for QemuLink {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.owned.take() {
+            // by its pid: the child we spawned, nothing else
+            let _ = c.kill();
+            let _ = c.wait();
+            let _ = std::fs::remove_file(socket_path());
+        }
+    }
+}
+
+impl QemuLink {
+    /// one request, one reply (stale replies of the other kind are skipped:
+    /// a `Status` probe queued during boot may answer late).
+    pub fn request(&mut self, req: &Request<'_>) -> Result<Reply, ClientError> {
+        let framed = LinkClient::<Tap>::frame_request(req)?;
+        // a leading delimiter ends whatever partial frame the link PD holds
+        let mut bytes = Vec::with_capacity(framed.len() + 1);
+        bytes.push(0);
+        bytes.extend_from_slice(&framed);
+        self.client.send_raw(&bytes)?;
+        loop {
+            let reply = self.client.read_reply()?;
+            let stale = matches!(
+                (req, &reply),
+                (Request::Apply(_), Reply::Status(_)) | (Request::Status, Reply::Receipt(_))
+            );
+            if !stale {
+                return Ok(reply);
+            }
+        }
+    }
+
+    /// leave qemu running after this llmsh exits (`llmsh boot`).
+    pub fn detach(&mut self) {
+        if let Some(c) = self.owned.take() {
+            std::mem::forget(c);
+        }
+    }
+}
+
+/// the pid in the pidfile, if that process is a live qemu.
+pub fn running_pid() -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pidfile_path()).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmdline).contains(board_qemu::QEMU).then_some(pid)
+}
+
+/// attach to a qemu started by `llmsh boot --system qemu`, if one runs.
+pub fn attach() -> Option<QemuLink> {
+    let pid = running_pid()?;
+    let stream = UnixStream::connect(socket_path()).ok()?;
+    let tap = Tap::new(stream);
+    tap.set_read_timeout(REPLY_TIMEOUT).ok()?;
+    Some(QemuLink { client: LinkClient::new(tap), owned: None, pid, boot_to_ready: None })
+}
+
+/// attach to a running qemu, else build the image and boot one that lives
+/// as long as the returned link.
+pub fn attach_or_boot(progress: &mut dyn FnMut(&str)) -> Result<QemuLink, QemuError> {
+    match attach() {
+        Some(l) => Ok(l),
+        None => boot(progress),
+    }
+}
+
+/// build the image (cargo and the Microkit tool are incremental) and boot it.
+pub fn boot(progress: &mut dyn FnMut(&str)) -> Result<QemuLink, QemuError> {
+    let config = config();
+    let sdk = image::sdk_from_env(config).map_err(QemuError::Image)?;
+    let qemu = board_qemu::find_qemu().ok_or(QemuError::NoQemu)?;
+    let img = image::build(&ImageOptions::new(sdk, config), progress).map_err(QemuError::Image)?;
+    boot_image(&qemu, &img.loader, progress)
+}
+
+/// start qemu on `loader` and wait until the system answers.
+pub fn boot_image(qemu: &Path, loader: &Path, progress: &mut dyn FnMut(&str)) -> Result<QemuLink, QemuError> {
+    let dir = runtime_dir();
+    std::fs::create_dir_all(&dir).map_err(QemuError::Io)?;
+    let sock = socket_path();
+    let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(console_path());
+    let stderr = File::create(stderr_path()).map_err(QemuError::Io)?;
+    let started = Instant::now();
+    let mut child = board_qemu::command(qemu, loader, &Serial::Socket(sock.clone()))
+        .stdin(Stdio::null())
+        .stdout(stderr.try_clone().map_err(QemuError::Io)?)
+        .stderr(stderr)
+        // its own process group: a ctrl-c at llmsh's terminal does not reach it
+        .process_group(0)
+        .spawn()
+        .map_err(|e| QemuError::Qemu(format!("cannot start `{}`: {e}", qemu.display())))?;
+    let pid = child.id();
+    let _ = std::fs::write(pidfile_path(), format!("{pid}\n"));
+    progress(&format!("qemu started (pid {pid}), waiting for the seL4 system"));
+
+    // qemu listens before it runs the guest (wait=on): connect, then it boots
+    let stream = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            let err = std::fs::read_to_string(stderr_path()).unwrap_or_default();
+            return Err(QemuError::Qemu(format!("exited with {st}: {}", err.trim())));
+        }
+        match UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(QemuError::Io(e));
+            }
+        }
+    };
+    let mut link = QemuLink { client: LinkClient::new(Tap::new(stream)), owned: Some(child), pid, boot_to_ready: None };
+    match wait_ready(&mut link, started, progress) {
+        Ok(t) => {
+            link.boot_to_ready = Some(t);
+            progress(&format!("ready in {} ms", t.as_millis()));
+            Ok(link)
+        }
+        Err(e) => Err(e), // dropping the link stops qemu
+    }
+}
+
+/// probe with `Status` until it is answered; then drop late answers to
+/// earlier probes.
+fn wait_ready(link: &mut QemuLink, started: Instant, progress: &mut dyn FnMut(&str)) -> Result<Duration, QemuError> {
+    let probe = LinkClient::<Tap>::frame_request(&Request::Status).map_err(|_| QemuError::NotReady(READY_TIMEOUT))?;
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&probe);
+    let mut last_probe: Option<Instant> = None;
+    let ready = loop {
+        if started.elapsed() > READY_TIMEOUT {
+            return Err(QemuError::NotReady(READY_TIMEOUT));
+        }
+        if last_probe.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
+            link.client.send_raw(&framed).map_err(|e| QemuError::Qemu(e.to_string()))?;
+            last_probe = Some(Instant::now());
+        }
+        if let Some(c) = link.owned.as_mut() {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Err(QemuError::Qemu(format!("exited with {st} during boot")));
+            }
+        }
+        link.client.get_mut().set_read_timeout(Duration::from_millis(50)).map_err(QemuError::Io)?;
+        let got = link.client.read_reply();
+        for line in link.client.get_mut().take_lines() {
+            if is_milestone(&line) {
+                progress(&format!("{:>5} ms  {}", started.elapsed().as_millis(), line.trim()));
+            }
+        }
+        match got {
+            Ok(Reply::Status(_)) => break started.elapsed(),
+            Ok(_) => {} // an error reply to a probe cut short while booting
+            Err(ClientError::Io(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(ClientError::Decode) => {}
+            Err(e) => return Err(QemuError::Qemu(e.to_string())),
+        }
+    };
+    // late replies to probes still queued in the UART
+    link.client.get_mut().set_read_timeout(Duration::from_millis(100)).map_err(QemuError::Io)?;
+    while link.client.read_reply().is_ok() {}
+    link.client.get_mut().set_read_timeout(REPLY_TIMEOUT).map_err(QemuError::Io)?;
+    let _ = link.client.get_mut().take_lines();
+    Ok(ready)
+}
+
+/// console lines worth showing while booting.
+fn is_milestone(line: &str) -> bool {
+    ["Booting all finished", "Microkit Monitor started", "MON|ERROR", "FAULT", "fault", "panicked"]
+        .iter()
+        .any(|m| line.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tap_keeps_text_lines_and_skips_frame_bytes() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let mut t = Tap { stream: a, console: None, line: Vec::new(), lines: Vec::new() };
+        t.observe(b"Bootstrapping kernel\r\n\x00\x05\x01\x02\xff\n\x00MON|INFO: up\n");
+        assert_eq!(t.take_lines(), vec!["Bootstrapping kernel".to_owned(), "MON|INFO: up".to_owned()]);
+    }
+}
