@@ -104,14 +104,7 @@ struct Ref {
 }
 
 impl Ref {
-    fn summary(
-        &self,
-    ) -> (
-        bool,
-        BTreeSet<String>,
-        Option<(usize, BTreeSet<String>)>,
-        State,
-    ) {
+    fn summary(&self) -> Summary {
         let conv = |s: &BTreeSet<&'static str>| {
             s.iter()
                 .map(|x| (*x).to_owned())
