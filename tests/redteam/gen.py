@@ -499,6 +499,12 @@ fr("pages varint overflowing u64", [frame(apply_req(plan_bytes(1, [b"\x05\x00" +
 fr("a confirmation option tag 2", [frame(apply_req(plan_bytes(1, [GRANT0])[:-1] + b"\x02"))])
 fr("a truncated token", [frame(apply_req(plan_bytes(1, [b"\x01\x00"])[:-1] + b"\x01" + b"\xaa" * 16))])
 fr("a 2 KiB plan (over the 1 KiB wire cap)", [frame(apply_req(plan_bytes(1, [GRANT0]) + b"\x00" * 2000))])
+# the trusted setup ran request 1 (grant worker0 1, reason "r"); the attacker
+# resends it with the id spelled as an overlong varint to dodge retry detection
+fr_setup = [{"plan": plan(1, [grant("worker0", 1)], reason="r"), "sign": False}]
+add("replay", "the last plan re-encoded with an overlong varint id", "the plan runs a second time under another byte string",
+    {"kind": "frames", "hex": [frame(apply_req(b"\x01\x81\x00" + pstr(b"ops") + pstr(b"r") + b"\x01" + GRANT0 + b"\x00"))]},
+    "bad_input", setup=fr_setup)
 fr("a priority above the ceiling on the wire", [frame(apply_req(plan_bytes(1, [b"\x03\x00" + varint(200)])))], "rejected")
 fr("a grant over the quota on the wire", [frame(apply_req(plan_bytes(1, [b"\x05\x01" + varint(400)])))], "rejected")
 fr("a stop with a forged token on the wire", [frame(apply_req(plan_bytes(1, [b"\x01\x00"], session=b"admin", tok=b"\x00" * 32)))], "rejected")
