@@ -32,7 +32,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// how long one reply may take once the system is ready.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// how often the boot wait re-sends its `Status` probe.
-const PROBE_EVERY: Duration = Duration::from_millis(250);
+const PROBE_EVERY: Duration = Duration::from_millis(50);
 
 /// the socket qemu serves the PL011 on.
 pub fn socket_path() -> PathBuf {
@@ -47,6 +47,11 @@ pub fn pidfile_path() -> PathBuf {
 /// the console text (kernel, monitor, PD debug prints) seen by llmsh.
 pub fn console_path() -> PathBuf {
     runtime_dir().join("qemu.console")
+}
+
+/// qemu's gdb stub, when `LLM_OS_QEMU_GDB=1` asks for it.
+pub fn gdb_path() -> PathBuf {
+    runtime_dir().join("qemu.gdb")
 }
 
 /// qemu's own stderr.
@@ -269,7 +274,12 @@ pub fn boot_image(qemu: &Path, loader: &Path, progress: &mut dyn FnMut(&str)) ->
     let _ = std::fs::remove_file(console_path());
     let stderr = File::create(stderr_path()).map_err(QemuError::Io)?;
     let started = Instant::now();
-    let mut child = board_qemu::command(qemu, loader, &Serial::Socket(sock.clone()))
+    let mut cmd = board_qemu::command(qemu, loader, &Serial::Socket(sock.clone()));
+    if std::env::var_os("LLM_OS_QEMU_GDB").is_some_and(|v| v == "1") {
+        let _ = std::fs::remove_file(gdb_path());
+        cmd.args(board_qemu::gdb_args(&gdb_path()));
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(stderr.try_clone().map_err(QemuError::Io)?)
         .stderr(stderr)

@@ -81,6 +81,16 @@ pub fn args(loader: &Path, serial: &Serial) -> Vec<OsString> {
     a
 }
 
+/// qemu's gdb stub on a unix socket, not waiting for a debugger: for
+/// `gdb-multiarch` (`target remote <path>`) and for the qemu test, which
+/// writes guest memory through it to make a worker fault.
+pub fn gdb_args(path: &Path) -> Vec<OsString> {
+    let mut dev = OsString::from("unix:");
+    dev.push(path.as_os_str());
+    dev.push(",server=on,wait=off");
+    vec!["-gdb".into(), dev]
+}
+
 /// the command, ready to spawn.
 pub fn command(qemu: &Path, loader: &Path, serial: &Serial) -> Command {
     let mut c = Command::new(qemu);
