@@ -222,7 +222,8 @@ pub fn run(args: &Args) -> Exit {
         Ok(l) => l,
         Err(e) => return fail(e.code(), e.to_string(), Exit::Rejected),
     };
-    let receipt = match execute(&mut link, &plan) {
+    let log = crate::audit::AuditLog::resolve(args.audit_log.as_deref());
+    let receipt = match crate::cmd::apply_intent::execute_file_plan(&mut link, &plan, &log) {
         Ok(r) => r,
         Err((code, msg, exit)) => return fail(code, msg, exit),
     };

@@ -122,39 +122,15 @@ fn run_inner(
     }
     let signed = intent::confirmed(&plan, consent, &cx.key);
 
-    // on disk before the first invocation: a killed run leaves a request without a result.
-    log.request(&signed, &planned.verdict, &cx.state, &org)?;
-    let receipt: Receipt = match apply::execute(&mut link, &signed) {
+    let receipt = match execute_audited(&mut link, &signed, &cx.state, &planned.verdict, &org, &log)
+    {
         Ok(r) => r,
         Err((code, message, exit)) => {
-            log.result(
-                signed.request_id,
-                &json!({"error": {"code": code, "message": message}}),
-                None,
-            )?;
             common::print_json(&json!({"error": {"code": code, "message": message}}));
             return Ok(exit);
         }
     };
     let out = apply::receipt_json(&signed, &receipt);
-    let actions = policy_verifier::json::plan_to_json(&signed)["actions"].clone();
-    for i in 0..usize::from(receipt.executed) {
-        log.step(signed.request_id, i, &actions[i], true, "executed")?;
-    }
-    if let Some(i) = receipt.failed_action {
-        let why = receipt
-            .failure
-            .map(|f| format!("{f:?}"))
-            .unwrap_or_else(|| "failed".into());
-        log.step(
-            signed.request_id,
-            usize::from(i),
-            &actions[usize::from(i)],
-            false,
-            &why,
-        )?;
-    }
-    log.result(signed.request_id, &out, Some(&out["state_after"]))?;
     print_receipt(&signed, &out, flags.json);
     let ok = receipt.approved && receipt.failed_action.is_none();
     if !ok {
@@ -164,6 +140,77 @@ fn run_inner(
         );
     }
     Ok(if ok { Exit::Ok } else { Exit::Rejected })
+}
+
+/// an execution error: code, message, exit (as [`apply::execute`] returns).
+pub type ExecError = (&'static str, String, Exit);
+
+/// executes `plan` through [`apply::execute`] between audit records: the
+/// request record (fsync) before the first invocation, a step record per
+/// executed or failed action and the result record after.
+pub fn execute_audited(
+    link: &mut Link,
+    plan: &Plan,
+    before: &State,
+    verdict: &Value,
+    origin: &Origin,
+    log: &AuditLog,
+) -> Result<Receipt, ExecError> {
+    let audit_err = |e: InputError| (e.code, e.message, Exit::BadInput);
+    // on disk before the first invocation: a killed run leaves a request without a result.
+    log.request(plan, verdict, before, origin)
+        .map_err(audit_err)?;
+    let receipt = match apply::execute(link, plan) {
+        Ok(r) => r,
+        Err((code, message, exit)) => {
+            let err = json!({"error": {"code": code, "message": message}});
+            log.result(plan.request_id, &err, None).map_err(audit_err)?;
+            return Err((code, message, exit));
+        }
+    };
+    let out = apply::receipt_json(plan, &receipt);
+    let actions = policy_verifier::json::plan_to_json(plan)["actions"].clone();
+    for i in 0..usize::from(receipt.executed) {
+        log.step(plan.request_id, i, &actions[i], true, "executed")
+            .map_err(audit_err)?;
+    }
+    if let Some(i) = receipt.failed_action {
+        let why = receipt
+            .failure
+            .map(|f| format!("{f:?}"))
+            .unwrap_or_else(|| "failed".into());
+        log.step(
+            plan.request_id,
+            usize::from(i),
+            &actions[usize::from(i)],
+            false,
+            &why,
+        )
+        .map_err(audit_err)?;
+    }
+    log.result(plan.request_id, &out, Some(&out["state_after"]))
+        .map_err(audit_err)?;
+    Ok(receipt)
+}
+
+/// `apply --plan F`'s audited execution: the state is read from the system
+/// and the host verifier's verdict recorded beside the plan (the verifier PD
+/// decides; the host's verdict is for the record).
+pub fn execute_file_plan(
+    link: &mut Link,
+    plan: &Plan,
+    log: &AuditLog,
+) -> Result<Receipt, ExecError> {
+    let before = system_state(link).map_err(|e| (e.code, e.message, Exit::Rejected))?;
+    let key = common::load_key(None).map_err(|e| (e.code, e.message, Exit::BadInput))?;
+    let policy = policy_verifier::DEFAULT_POLICY;
+    let v = policy_verifier::verify(&policy, &before, plan, &key);
+    let verdict = policy_verifier::json::verdict_json(&policy, &before, plan, &v);
+    let origin = Origin {
+        backend: "file".into(),
+        ..Origin::default()
+    };
+    execute_audited(link, plan, &before, &verdict, &origin, log)
 }
 
 /// the receipt: json alone on stdout, or a short human form.

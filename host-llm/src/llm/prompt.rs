@@ -35,45 +35,158 @@ pub struct Prompt {
 }
 
 /// worked examples: (intent, draft). they teach the mapping from words to
-/// ops and units (ms → µs) more than any instruction does for a small model.
+/// ops and units (ms → µs) more than any instruction does for a small model;
+/// each prompt carries the [`N_EXAMPLES`] most similar to the intent.
 pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "give worker3 24 more pages of memory",
-        r#"{"reason":"worker3 needs 24 more pages","actions":[{"op":"memory.grant","pd":"worker3","pages":24}]}"#,
+        r#"{"actions":[{"op":"memory.grant","pd":"worker3","pages":24}],"reason":"worker3 needs 24 more pages"}"#,
+    ),
+    (
+        "grant worker2 10 pages",
+        r#"{"actions":[{"op":"memory.grant","pd":"worker2","pages":10}],"reason":"10 more pages for worker2"}"#,
+    ),
+    (
+        "worker0 needs 48 more pages",
+        r#"{"actions":[{"op":"memory.grant","pd":"worker0","pages":48}],"reason":"48 more pages for worker0"}"#,
     ),
     (
         "raise worker0's priority to 70",
-        r#"{"reason":"run worker0 at priority 70","actions":[{"op":"process.set_priority","pd":"worker0","priority":70}]}"#,
+        r#"{"actions":[{"op":"process.set_priority","pd":"worker0","priority":70}],"reason":"run worker0 at priority 70"}"#,
+    ),
+    (
+        "set the priority of worker3 to 35",
+        r#"{"actions":[{"op":"process.set_priority","pd":"worker3","priority":35}],"reason":"run worker3 at priority 35"}"#,
     ),
     (
         "wake worker2 every 50 ms",
-        r#"{"reason":"periodic timer of 50 ms for worker2","actions":[{"op":"timer.set_periodic","pd":"worker2","period_us":50000}]}"#,
+        r#"{"actions":[{"op":"timer.set_periodic","pd":"worker2","period_us":50000}],"reason":"timer every 50 ms for worker2"}"#,
+    ),
+    (
+        "set a periodic timer of 2 s for worker0",
+        r#"{"actions":[{"op":"timer.set_periodic","pd":"worker0","period_us":2000000}],"reason":"timer every 2 s for worker0"}"#,
+    ),
+    (
+        "notify worker3 every 30 ms",
+        r#"{"actions":[{"op":"timer.set_periodic","pd":"worker3","period_us":30000}],"reason":"timer every 30 ms for worker3"}"#,
     ),
     (
         "let worker1 use 3 ms of cpu every 20 ms",
-        r#"{"reason":"budget 3 ms per 20 ms for worker1","actions":[{"op":"process.set_budget","pd":"worker1","budget_us":3000,"period_us":20000}]}"#,
+        r#"{"actions":[{"op":"process.set_budget","pd":"worker1","budget_us":3000,"period_us":20000}],"reason":"budget 3 ms per 20 ms for worker1"}"#,
+    ),
+    (
+        "set worker3's cpu budget to 2 ms per 25 ms",
+        r#"{"actions":[{"op":"process.set_budget","pd":"worker3","budget_us":2000,"period_us":25000}],"reason":"budget 2 ms per 25 ms for worker3"}"#,
     ),
     (
         "stop the periodic timer of worker0",
-        r#"{"reason":"cancel the timer of worker0","actions":[{"op":"timer.cancel","pd":"worker0"}]}"#,
+        r#"{"actions":[{"op":"timer.cancel","pd":"worker0"}],"reason":"cancel the timer of worker0"}"#,
+    ),
+    (
+        "cancel the timer of worker3",
+        r#"{"actions":[{"op":"timer.cancel","pd":"worker3"}],"reason":"cancel the timer of worker3"}"#,
     ),
     (
         "how many cpus does the board have?",
-        r#"{"reason":"read the cpu inventory","actions":[{"op":"firmware.inventory","query":"cpus"}]}"#,
+        r#"{"actions":[{"op":"firmware.inventory","query":"cpus"}],"reason":"read the cpu inventory"}"#,
+    ),
+    (
+        "list the memory ranges of the platform",
+        r#"{"actions":[{"op":"firmware.inventory","query":"memory"}],"reason":"read the memory inventory"}"#,
+    ),
+    (
+        "what devices are there?",
+        r#"{"actions":[{"op":"firmware.inventory","query":"devices"}],"reason":"read the device inventory"}"#,
+    ),
+    (
+        "show the whole inventory",
+        r#"{"actions":[{"op":"firmware.inventory","query":"all"}],"reason":"read the whole inventory"}"#,
     ),
     (
         "show me the current state of the system",
-        r#"{"reason":"read the system state","actions":[{"op":"system.query"}]}"#,
+        r#"{"actions":[{"op":"system.query"}],"reason":"read the system state"}"#,
+    ),
+    (
+        "what are the workers doing?",
+        r#"{"actions":[{"op":"system.query"}],"reason":"read the system state"}"#,
     ),
     (
         "stop worker2 and take back 8 of its pages",
-        r#"{"reason":"stop worker2, reclaim 8 pages","actions":[{"op":"process.stop","pd":"worker2"},{"op":"memory.reclaim","pd":"worker2","pages":8}]}"#,
+        r#"{"actions":[{"op":"process.stop","pd":"worker2"},{"op":"memory.reclaim","pd":"worker2","pages":8}],"reason":"stop worker2, reclaim 8 pages"}"#,
+    ),
+    (
+        "stop worker0",
+        r#"{"actions":[{"op":"process.stop","pd":"worker0"}],"reason":"stop worker0"}"#,
     ),
     (
         "restart worker3",
-        r#"{"reason":"restart worker3","actions":[{"op":"process.restart","pd":"worker3"}]}"#,
+        r#"{"actions":[{"op":"process.restart","pd":"worker3"}],"reason":"restart worker3"}"#,
+    ),
+    (
+        "start worker1",
+        r#"{"actions":[{"op":"process.start","pd":"worker1"}],"reason":"start worker1"}"#,
+    ),
+    (
+        "reclaim 24 pages from worker3",
+        r#"{"actions":[{"op":"memory.reclaim","pd":"worker3","pages":24}],"reason":"take 24 pages back from worker3"}"#,
+    ),
+    (
+        "give worker2 8 more pages and raise its priority to 60",
+        r#"{"actions":[{"op":"memory.grant","pd":"worker2","pages":8},{"op":"process.set_priority","pd":"worker2","priority":60}],"reason":"8 pages and priority 60 for worker2"}"#,
     ),
 ];
+
+/// examples per prompt: enough to show the format, few enough to stay fast.
+pub const N_EXAMPLES: usize = 4;
+
+/// words that say nothing about the op.
+const STOPWORDS: &[&str] = &[
+    "the", "a", "an", "of", "to", "and", "its", "it", "me", "for", "is", "are", "there", "does",
+    "have", "has", "please", "my", "on", "in", "at", "be", "with", "s",
+];
+
+/// the content words of a text, with worker names and numbers abstracted:
+/// examples match an intent by what it asks, not by which worker or value.
+fn words(text: &str) -> std::collections::BTreeSet<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty() && !STOPWORDS.contains(w))
+        .map(|w| {
+            if w.starts_with("worker") {
+                "<worker>".to_string()
+            } else if w.chars().all(|c| c.is_ascii_digit()) {
+                "<n>".to_string()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect()
+}
+
+/// the examples for `intent`: the [`N_EXAMPLES`] most similar (jaccard over
+/// content words), least similar first so the closest sits next to the intent.
+pub fn examples_for(intent: &str) -> Vec<(&'static str, &'static str)> {
+    let q = words(intent);
+    let mut scored: Vec<(f64, usize)> = EXAMPLES
+        .iter()
+        .enumerate()
+        .map(|(i, (e, _))| {
+            let w = words(e);
+            let inter = q.intersection(&w).count() as f64;
+            let union = q.union(&w).count().max(1) as f64;
+            (inter / union, i)
+        })
+        .collect();
+    // best first; ties keep table order (deterministic).
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut picked: Vec<(&'static str, &'static str)> = scored
+        .iter()
+        .take(N_EXAMPLES)
+        .filter_map(|(_, i)| EXAMPLES.get(*i).copied())
+        .collect();
+    picked.reverse();
+    picked
+}
 
 /// the state in a few lines the model can read.
 pub fn describe_state(s: &State) -> String {
@@ -107,7 +220,7 @@ pub fn describe_state(s: &State) -> String {
 pub fn system_message(policy: &Policy, s: &State) -> String {
     let l = &policy.limits;
     format!(
-        "You plan actions for llm-os. Answer with one JSON plan: a short reason and the actions.\n\
+        "You plan actions for llm-os. Answer with one JSON plan: the actions and a short reason.\n\
          ops:\n\
          memory.grant {{pd,pages}}: give a worker more pages\n\
          memory.reclaim {{pd,pages}}: take pages back from a stopped worker\n\
@@ -130,9 +243,9 @@ pub fn system_message(policy: &Policy, s: &State) -> String {
 /// the first prompt for an intent.
 pub fn build(policy: &Policy, s: &State, intent: &str) -> Prompt {
     let mut messages = vec![(Role::System, system_message(policy, s))];
-    for (q, a) in EXAMPLES {
-        messages.push((Role::User, (*q).to_string()));
-        messages.push((Role::Assistant, (*a).to_string()));
+    for (q, a) in examples_for(intent) {
+        messages.push((Role::User, q.to_string()));
+        messages.push((Role::Assistant, a.to_string()));
     }
     messages.push((Role::User, intent.to_string()));
     Prompt { messages }
@@ -182,6 +295,26 @@ mod tests {
             let plan = super::super::schema::complete(a, &env);
             assert!(plan.is_ok(), "example for `{q}` does not parse: {plan:?}");
         }
+    }
+
+    #[test]
+    fn the_closest_example_sits_next_to_the_intent() {
+        let ex = examples_for("give worker1 16 more pages of memory");
+        assert_eq!(ex.len(), N_EXAMPLES);
+        assert_eq!(
+            ex.last().map(|e| e.0),
+            Some("give worker3 24 more pages of memory")
+        );
+        let ex = examples_for("how much memory does the board have?");
+        assert!(
+            ex.iter().any(|e| e.1.contains("firmware.inventory")),
+            "{ex:?}"
+        );
+        let ex = examples_for("cancel worker2's timer");
+        assert!(
+            ex.last().is_some_and(|e| e.1.contains("timer.cancel")),
+            "{ex:?}"
+        );
     }
 
     #[test]

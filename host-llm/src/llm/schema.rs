@@ -12,11 +12,12 @@ use policy_verifier::{Policy, MAX_ACTIONS};
 use serde_json::{json, Map, Value};
 
 /// the plan fields the model writes; the rest are llmsh's.
-pub const DRAFT_FIELDS: [&str; 2] = ["reason", "actions"];
+/// actions first: a small model plans best right after reading the intent.
+pub const DRAFT_FIELDS: [&str; 2] = ["actions", "reason"];
 
 /// longest `reason` the model may write, in characters. 4 bytes per char at
 /// most, so always within the plan's 512-byte limit; short keeps it cheap.
-pub const DRAFT_REASON_CHARS: u64 = 96;
+pub const DRAFT_REASON_CHARS: u64 = 64;
 
 /// most actions the model may propose in one plan: intents are small and a
 /// tight bound stops a weak model from rambling (the plan format allows 16).
@@ -250,7 +251,7 @@ mod tests {
         assert!(
             s["properties"].get("reason").is_some() && s["properties"].get("actions").is_some()
         );
-        assert_eq!(s["required"], json!(["reason", "actions"]));
+        assert_eq!(s["required"], json!(["actions", "reason"]));
         assert_eq!(
             s["properties"]["actions"]["maxItems"],
             json!(DRAFT_MAX_ACTIONS)
