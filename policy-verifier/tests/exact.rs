@@ -63,7 +63,10 @@ fn plan_corpus_verdicts_are_exact() {
         let text = std::fs::read(dir.join(file)).unwrap();
         let parsed = json::parse_plan(&text);
         if e["exit"] == 2 {
-            assert!(parsed.is_err(), "{file} should be bad input");
+            let err = parsed.expect_err(file);
+            if let Some(code) = e.get("error").and_then(|c| c.as_str()) {
+                assert_eq!(err.code, code, "{file}: {err}");
+            }
             checked += 1;
             continue;
         }
@@ -798,5 +801,47 @@ fn policy_file_validation_table() {
         let mut f = good.clone();
         change(&mut f);
         assert_eq!(policy_file::validate(&f), Ok(()), "{what} was refused");
+    }
+}
+
+#[test]
+fn json_error_codes_are_stable() {
+    let plan = |actions: &str| {
+        format!(
+            r#"{{"version":1,"request_id":1,"session":"ops","reason":"r","actions":[{actions}]}}"#
+        )
+    };
+    let table = [
+        ("{".to_owned(), "json.syntax"),
+        (plan(r#"{"op":"system.query","x":1}"#), "json.unknown_field"),
+        (
+            plan(r#"{"op":"memory.grant","pd":"worker9","pages":1}"#),
+            "json.unknown_pd",
+        ),
+        (
+            plan(r#"{"op":"firmware.inventory","query":"gpus"}"#),
+            "json.unknown_query",
+        ),
+        (plan(r#"{"op":"memory.explode"}"#), "json.unknown_op"),
+        (
+            plan(r#"{"op":"memory.grant","pd":"worker1"}"#),
+            "json.missing_field",
+        ),
+        (
+            r#"{"version":1,"version":1,"request_id":1,"session":"ops","reason":"r","actions":[]}"#
+                .to_owned(),
+            "json.duplicate_field",
+        ),
+        (
+            plan(r#"{"op":"memory.grant","pd":"worker1","pages":"x"}"#),
+            "json.type",
+        ),
+    ];
+    for (text, code) in table {
+        let err = json::parse_plan(text.as_bytes()).expect_err(code);
+        assert_eq!(err.code, code, "{text:.80}: {err}");
+        assert_eq!(err.to_json()["error"]["code"], code);
+        assert_eq!(err.to_json()["error"]["message"], err.message.as_str());
+        assert_eq!(err.to_string(), format!("{}: {}", err.code, err.message));
     }
 }
