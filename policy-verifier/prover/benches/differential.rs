@@ -1,1 +1,27 @@
-fn main() {}
+//! the long differential run: `cargo bench -p policy-prover [-- CASES [SEED]]`
+//! (default 200000 cases). prints cases per second.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a bench binary")]
+
+use policy_prover::differential;
+use policy_verifier::DEFAULT_POLICY;
+
+fn main() {
+    // cargo bench passes `--bench`; numbers are ours.
+    let nums: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let cases = nums.first().copied().unwrap_or(200_000);
+    let seed = nums.get(1).copied().unwrap_or(0x5eed_0f_d1ff);
+    let t = std::time::Instant::now();
+    match differential::run(&DEFAULT_POLICY.limits, seed, cases) {
+        Ok(()) => {
+            let s = t.elapsed().as_secs_f64();
+            println!(
+                "differential: {cases} cases (seed {seed:#x}) agree in {s:.1} s, {:.0} cases/s",
+                cases as f64 / s
+            );
+        }
+        Err((i, case, m)) => {
+            println!("differential: case {i} (seed {seed:#x}) disagrees: {m:?}\n{case:?}");
+            std::process::exit(1);
+        }
+    }
+}

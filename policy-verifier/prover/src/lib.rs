@@ -10,6 +10,7 @@
 //! libz3 comes from the pinned `z3-solver` wheel: see README.md.
 
 pub mod counterexample;
+pub mod differential;
 pub mod obligation;
 pub mod rules;
 pub mod symbolic;

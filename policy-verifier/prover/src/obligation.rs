@@ -214,11 +214,21 @@ impl<'a> Prover<'a> {
             }
             SatResult::Sat => {
                 ob.result = Outcome::Failed;
-                // a plan starts with no restart marks: prefer a model without
-                // them, so the replay is one action from a state file.
+                // prefer a model a replay shows plainly: a plan starts with no
+                // restart marks, and a completeness counterexample whose state
+                // after keeps every invariant is rejected for this check alone.
+                let clean = Bool::new_const("prefer.clean_after");
+                solver.assert(clean.implies(holds_all(d, lim, &after)));
                 let unmarked: Vec<Bool> = m.workers.iter().map(|w| w.restarted.not()).collect();
-                let marks_needed = solver.check_assumptions(&unmarked) != SatResult::Sat;
-                if marks_needed {
+                let mut preferred = unmarked.clone();
+                if spec.kind == Kind::Completeness {
+                    preferred.push(clean);
+                }
+                let mut marks_needed = false;
+                if solver.check_assumptions(&preferred) != SatResult::Sat
+                    && solver.check_assumptions(&unmarked) != SatResult::Sat
+                {
+                    marks_needed = true;
                     let _ = solver.check();
                 }
                 if let Some(model) = solver.get_model() {

@@ -1,0 +1,238 @@
+//! differential testing of the two domains (cedar's `*-drt`): the rules run
+//! over `Concrete` (what the verifier PD computes) and over [`Z3`] on the same
+//! literal inputs (what the proofs reason about) must agree on every check,
+//! invariant, acceptance and every field of the next state. the proofs are
+//! about the PD's code only as far as this holds.
+
+use policy_verifier::domain::{Concrete, Domain};
+use policy_verifier::plan::{ActionKind, N_WORKERS};
+use policy_verifier::rules::{self, Model, OpTerm, WorkerTerm};
+use policy_verifier::verify::lower;
+use policy_verifier::{Action, Invariant, Limits, State, Worker, WorkerState};
+use z3::ast::{Ast, Bool, Int};
+
+use crate::symbolic::{template, Z3};
+
+/// splitmix64: a small seeded generator, so a failing case is reproducible
+/// from its seed and index.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// a generator from a seed.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// the next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// uniform-ish in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64().checked_rem(n).unwrap_or(0)
+    }
+
+    /// a fair coin.
+    pub fn coin(&mut self) -> bool {
+        self.next_u64() & 1 == 1
+    }
+}
+
+/// one random case: a state, the restart marks of the plan so far and an
+/// action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    /// the state before.
+    pub state: State,
+    /// workers restarted earlier in the plan (`proc.restart_rate`).
+    pub restarted: [bool; N_WORKERS],
+    /// the action.
+    pub action: Action,
+}
+
+impl Case {
+    /// the model over `Concrete`.
+    pub fn model(&self) -> Model<Concrete> {
+        let mut m = Model::from_state(&Concrete, &self.state);
+        for (w, r) in m.workers.iter_mut().zip(self.restarted) {
+            w.restarted = r;
+        }
+        m
+    }
+}
+
+/// the interesting values for `lim`: 0, 1, every limit and its neighbours,
+/// u64::MAX and its neighbour.
+pub fn boundaries(lim: &Limits) -> Vec<u64> {
+    let mut out = vec![0, 1, 2, 1000, 10_000, u64::MAX - 1, u64::MAX];
+    for l in [
+        lim.quota_pages,
+        lim.priority_ceiling,
+        lim.cpu_util_permille,
+        lim.budget_min_us,
+        lim.period_max_us,
+        lim.timer_min_us,
+        lim.timer_max_us,
+    ] {
+        out.extend([l.saturating_sub(1), l, l.saturating_add(1)]);
+    }
+    out
+}
+
+/// a number: a boundary, a small or mid-sized one, or any u64.
+fn number(rng: &mut Rng, bounds: &[u64]) -> u64 {
+    match rng.below(4) {
+        0 => bounds.get(rng.below(bounds.len() as u64) as usize).copied().unwrap_or(0),
+        1 => rng.below(2_000),
+        2 => rng.below(20_000_000),
+        _ => rng.next_u64(),
+    }
+}
+
+/// a random case; about one number in four is a boundary value.
+pub fn random_case(rng: &mut Rng, bounds: &[u64]) -> Case {
+    let workers: [WorkerState; N_WORKERS] = core::array::from_fn(|_| WorkerState {
+        running: rng.coin(),
+        priority: number(rng, bounds),
+        budget_us: number(rng, bounds),
+        period_us: number(rng, bounds),
+        pages: number(rng, bounds),
+        timer_period_us: if rng.coin() { Some(number(rng, bounds)) } else { None },
+    });
+    let pool_pages = number(rng, bounds);
+    let restarted: [bool; N_WORKERS] = core::array::from_fn(|_| rng.coin());
+    let kinds = ActionKind::ALL;
+    let kind = kinds.get(rng.below(kinds.len() as u64) as usize).copied().unwrap_or(ActionKind::SystemQuery);
+    let pd = Worker::from_index(rng.below(N_WORKERS as u64) as usize).unwrap_or(Worker::W0);
+    let action = template(kind).map(|_| pd, |_| number(rng, bounds));
+    Case { state: State { workers, pool_pages, last_request_id: 0 }, restarted, action }
+}
+
+/// where the domains disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// e.g. `check mem.quota`, `step w2.pages`.
+    pub what: String,
+    /// the `Concrete` value.
+    pub concrete: String,
+    /// the simplified Z3 term.
+    pub symbolic: String,
+}
+
+fn lift_int(x: &u128) -> Int {
+    Int::from_u128(*x)
+}
+
+/// the concrete model as Z3 literals.
+fn lift(m: &Model<Concrete>) -> Model<Z3> {
+    let w = |t: &WorkerTerm<Concrete>| WorkerTerm::<Z3> {
+        running: Bool::from_bool(t.running),
+        priority: lift_int(&t.priority),
+        budget_us: lift_int(&t.budget_us),
+        period_us: lift_int(&t.period_us),
+        pages: lift_int(&t.pages),
+        timer_on: Bool::from_bool(t.timer_on),
+        timer_period_us: lift_int(&t.timer_period_us),
+        restarted: Bool::from_bool(t.restarted),
+    };
+    let [a, b, c, d] = &m.workers;
+    Model { workers: [w(a), w(b), w(c), w(d)], pool_pages: lift_int(&m.pool_pages) }
+}
+
+fn same_bool(what: impl Fn() -> String, c: bool, z: &Bool) -> Result<(), Mismatch> {
+    let s = z.simplify();
+    if s.as_bool() == Some(c) {
+        Ok(())
+    } else {
+        Err(Mismatch { what: what(), concrete: c.to_string(), symbolic: s.to_string() })
+    }
+}
+
+fn same_int(what: impl Fn() -> String, c: u128, z: &Int) -> Result<(), Mismatch> {
+    let s = z.simplify();
+    if s.as_u128() == Some(c) {
+        Ok(())
+    } else {
+        Err(Mismatch { what: what(), concrete: c.to_string(), symbolic: s.to_string() })
+    }
+}
+
+/// compares the two domains on one case: every check (`Invariant::ALL`),
+/// `accepts`, `preconditions`, every state invariant before and after, and
+/// every field of `step`.
+pub fn compare(lim: &Limits, case: &Case) -> Result<(), Mismatch> {
+    let c = &Concrete;
+    let z = &Z3;
+    let cm = &case.model();
+    let zm = lift(cm);
+    let ca = lower(&case.action);
+    let za: OpTerm<Z3> = case.action.map(|w| Int::from_u64(w.index() as u64), |n| Int::from_u64(*n));
+
+    for &inv in Invariant::ALL {
+        same_bool(
+            || format!("check {inv}"),
+            rules::check(c, lim, cm, &ca, inv),
+            &rules::check(z, lim, &zm, &za, inv),
+        )?;
+    }
+    same_bool(|| "accepts".into(), rules::accepts(c, lim, cm, &ca), &rules::accepts(z, lim, &zm, &za))?;
+    same_bool(
+        || "preconditions".into(),
+        rules::preconditions(c, lim, cm, &ca),
+        &rules::preconditions(z, lim, &zm, &za),
+    )?;
+    let cn = rules::step(c, cm, &ca);
+    let zn = rules::step(z, &zm, &za);
+    for inv in Invariant::STATE {
+        same_bool(|| format!("holds {inv}"), rules::holds(c, lim, cm, inv), &rules::holds(z, lim, &zm, inv))?;
+        same_bool(
+            || format!("holds {inv} after"),
+            rules::holds(c, lim, &cn, inv),
+            &rules::holds(z, lim, &zn, inv),
+        )?;
+    }
+    for (i, (cw, zw)) in cn.workers.iter().zip(zn.workers.iter()).enumerate() {
+        same_bool(|| format!("step w{i}.running"), cw.running, &zw.running)?;
+        same_int(|| format!("step w{i}.priority"), cw.priority, &zw.priority)?;
+        same_int(|| format!("step w{i}.budget_us"), cw.budget_us, &zw.budget_us)?;
+        same_int(|| format!("step w{i}.period_us"), cw.period_us, &zw.period_us)?;
+        same_int(|| format!("step w{i}.pages"), cw.pages, &zw.pages)?;
+        same_bool(|| format!("step w{i}.timer_on"), cw.timer_on, &zw.timer_on)?;
+        same_int(|| format!("step w{i}.timer_period_us"), cw.timer_period_us, &zw.timer_period_us)?;
+        same_bool(|| format!("step w{i}.restarted"), cw.restarted, &zw.restarted)?;
+        // utilisation is the one division: compare it on its own too.
+        same_int(
+            || format!("util w{i}"),
+            rules::util(c, &cw.budget_us, &cw.period_us),
+            &rules::util(z, &zw.budget_us, &zw.period_us),
+        )?;
+    }
+    same_int(|| "step pool_pages".into(), cn.pool_pages, &zn.pool_pages)?;
+    // the domain operations themselves, on two of the case's numbers.
+    let x = cm.workers.first().map_or(0, |w| w.pages);
+    let y = cm.workers.get(1).map_or(0, |w| w.budget_us);
+    let (zx, zy) = (lift_int(&x), lift_int(&y));
+    same_int(|| "sub_sat".into(), c.sub_sat(&x, &y), &z.sub_sat(&zx, &zy))?;
+    same_int(|| "div_ceil".into(), c.div_ceil(&x, &y), &z.div_ceil(&zx, &zy))?;
+    same_int(|| "mul".into(), c.mul(&x, &y), &z.mul(&zx, &zy))?;
+    Ok(())
+}
+
+/// runs `n` cases from `seed`; the first mismatch with its case index.
+pub fn run(lim: &Limits, seed: u64, n: u64) -> Result<(), (u64, Case, Mismatch)> {
+    let mut rng = Rng::new(seed);
+    let bounds = boundaries(lim);
+    for i in 0..n {
+        let case = random_case(&mut rng, &bounds);
+        if let Err(m) = compare(lim, &case) {
+            return Err((i, case, m));
+        }
+    }
+    Ok(())
+}
