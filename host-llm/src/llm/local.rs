@@ -534,5 +534,11 @@ mod tests {
         assert!(!accepts(
             r#"{"actions":[{"op":"timer.set_periodic","pd":"worker0","period_us":999}],"reason":"r"}"#
         ));
+        assert!(!accepts(
+            r#"{"actions":[{"op":"timer.set_periodic","pd":"worker0","period_us":20500}],"reason":"r"}"#
+        ));
+        assert!(accepts(
+            r#"{"actions":[{"op":"timer.set_periodic","pd":"worker0","period_us":20000}],"reason":"r"}"#
+        ));
     }
 }

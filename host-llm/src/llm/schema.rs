@@ -173,6 +173,11 @@ fn action_variant(mut v: Value, policy: &Policy) -> Value {
                 if let Some((lo, hi)) = bounds(&op, k, policy) {
                     po.insert("minimum".into(), json!(lo));
                     po.insert("maximum".into(), json!(hi));
+                    if k.ends_with("_us") {
+                        // whole milliseconds: people say "20 ms", and a small model
+                        // converts units best when it must write the zeros.
+                        po.insert("multipleOf".into(), json!(1000));
+                    }
                 } else {
                     po.insert("minimum".into(), json!(0));
                 }
@@ -289,6 +294,7 @@ mod tests {
             .cloned()
             .unwrap_or_default();
         assert_eq!(timer["properties"]["period_us"]["minimum"], json!(1000));
+        assert_eq!(timer["properties"]["period_us"]["multipleOf"], json!(1000));
         assert_eq!(
             s["definitions"]["Worker"]["enum"],
             json!(["worker0", "worker1", "worker2", "worker3"])
