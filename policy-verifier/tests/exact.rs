@@ -845,3 +845,87 @@ fn json_error_codes_are_stable() {
         assert_eq!(err.to_string(), format!("{}: {}", err.code, err.message));
     }
 }
+
+#[test]
+fn json_front_end_edges_and_outputs() {
+    // hex tokens
+    let h = "0123456789abcdefABCDEF0123456789abcdef0123456789abcdef0123456789";
+    assert_eq!(json::unhex32(h).map(|t| t[0]), Some(0x01));
+    assert_eq!(json::hex(&json::unhex32(h).unwrap()), h.to_lowercase());
+    assert!(json::unhex32(&h[1..]).is_none() && json::unhex32(&format!("{h}0")).is_none());
+    assert!(json::unhex32(&format!("{}g", &h[1..])).is_none());
+    // the 64 KiB cap: exactly at it parses, one byte over is plan.size / state.size
+    let plan = r#"{"version":1,"request_id":1,"session":"ops","reason":"r","actions":[{"op":"system.query"}]}"#;
+    let pad = |n: usize, t: &str| format!("{}{t}", " ".repeat(n - t.len()));
+    assert!(json::parse_plan(pad(json::MAX_JSON_BYTES, plan).as_bytes()).is_ok());
+    assert_eq!(
+        json::parse_plan(pad(json::MAX_JSON_BYTES + 1, plan).as_bytes())
+            .unwrap_err()
+            .code,
+        "plan.size"
+    );
+    let state = json::state_to_json(&DEFAULT_POLICY.initial).to_string();
+    assert_eq!(
+        json::parse_state(state.as_bytes(), &DEFAULT_POLICY),
+        Ok(DEFAULT_POLICY.initial)
+    );
+    assert!(json::parse_state(
+        pad(json::MAX_JSON_BYTES, &state).as_bytes(),
+        &DEFAULT_POLICY
+    )
+    .is_ok());
+    assert_eq!(
+        json::parse_state(
+            pad(json::MAX_JSON_BYTES + 1, &state).as_bytes(),
+            &DEFAULT_POLICY
+        )
+        .unwrap_err()
+        .code,
+        "state.size"
+    );
+    assert_eq!(
+        json::state_to_json(&DEFAULT_POLICY.initial)["workers"]["worker2"]["pages"],
+        32
+    );
+    // utilisation of the running workers
+    let mut s = DEFAULT_POLICY.initial;
+    assert_eq!(json::utilisation(&s), 400);
+    s.workers[0].running = false;
+    s.workers[1].budget_us = 1001;
+    assert_eq!(json::utilisation(&s), 100 + 101 + 100);
+    // verdict and violations json
+    let p = json::parse_plan(
+        br#"{"version":1,"request_id":1,"session":"ops","reason":"r","actions":[{"op":"system.query"},{"op":"memory.grant","pd":"worker1","pages":400}]}"#,
+    )
+    .unwrap();
+    let v = verify(&DEFAULT_POLICY, &DEFAULT_POLICY.initial, &p, &[]);
+    let j = json::verdict_json(&DEFAULT_POLICY, &DEFAULT_POLICY.initial, &p, &v);
+    assert_eq!(j["approved"], false);
+    assert!(j.get("state_after").is_none());
+    let viol = json::violations_json(&DEFAULT_POLICY, &DEFAULT_POLICY.initial, &p, &v);
+    assert_eq!(viol.len(), 2);
+    assert_eq!(
+        (viol[0]["action"].as_u64(), viol[0]["invariant"].as_str()),
+        (Some(1), Some("mem.quota"))
+    );
+    assert_eq!(viol[1]["invariant"], "mem.pool");
+    assert_eq!(j["violations"], serde_json::Value::Array(viol.clone()));
+    // the detail text names the numbers (its wording is free text)
+    let d = viol[0]["detail"].as_str().unwrap();
+    assert!(d.contains("256") && d.contains("worker1"), "{d}");
+    let ok = json::parse_plan(br#"{"version":1,"request_id":1,"session":"ops","reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":8}]}"#).unwrap();
+    let v = verify(&DEFAULT_POLICY, &DEFAULT_POLICY.initial, &ok, &[]);
+    let j = json::verdict_json(&DEFAULT_POLICY, &DEFAULT_POLICY.initial, &ok, &v);
+    assert_eq!(
+        (
+            j["approved"].as_bool(),
+            j["violations"].as_array().map(Vec::len)
+        ),
+        (Some(true), Some(0))
+    );
+    assert_eq!(j["state_after"]["workers"]["worker1"]["pages"], 40);
+    assert_eq!(j["state_after"]["last_request_id"], 1);
+    // op names for help texts
+    let names: Vec<&str> = ActionKind::ALL.iter().map(|k| k.name()).collect();
+    assert_eq!(json::op_names(), names);
+}
