@@ -7,9 +7,12 @@ use policy_verifier::DEFAULT_POLICY;
 
 fn main() {
     // cargo bench passes `--bench`; numbers are ours.
-    let nums: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let cases = nums.first().copied().unwrap_or(200_000);
-    let seed = nums.get(1).copied().unwrap_or(0x5eed_0f_d1ff);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let nums: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    // `cargo test --all-targets` runs this without `--bench`: a smoke run.
+    let default = if args.iter().any(|a| a == "--bench") { 200_000 } else { 1_000 };
+    let cases = nums.first().copied().unwrap_or(default);
+    let seed = nums.get(1).copied().unwrap_or(0x5eed_d1ff);
     let t = std::time::Instant::now();
     match differential::run(&DEFAULT_POLICY.limits, seed, cases) {
         Ok(()) => {
@@ -19,8 +22,8 @@ fn main() {
                 cases as f64 / s
             );
         }
-        Err((i, case, m)) => {
-            println!("differential: case {i} (seed {seed:#x}) disagrees: {m:?}\n{case:?}");
+        Err(f) => {
+            println!("differential: case {} (seed {seed:#x}) disagrees: {:?}\n{:?}", f.index, f.mismatch, f.case);
             std::process::exit(1);
         }
     }

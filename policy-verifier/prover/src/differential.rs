@@ -224,14 +224,25 @@ pub fn compare(lim: &Limits, case: &Case) -> Result<(), Mismatch> {
     Ok(())
 }
 
-/// runs `n` cases from `seed`; the first mismatch with its case index.
-pub fn run(lim: &Limits, seed: u64, n: u64) -> Result<(), (u64, Case, Mismatch)> {
+/// the first case of a run where the domains disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// its index in the run (with the seed, it reproduces the case).
+    pub index: u64,
+    /// the case.
+    pub case: Case,
+    /// what differs.
+    pub mismatch: Mismatch,
+}
+
+/// runs `n` cases from `seed`; the first mismatch.
+pub fn run(lim: &Limits, seed: u64, n: u64) -> Result<(), Box<Failure>> {
     let mut rng = Rng::new(seed);
     let bounds = boundaries(lim);
-    for i in 0..n {
+    for index in 0..n {
         let case = random_case(&mut rng, &bounds);
-        if let Err(m) = compare(lim, &case) {
-            return Err((i, case, m));
+        if let Err(mismatch) = compare(lim, &case) {
+            return Err(Box::new(Failure { index, case, mismatch }));
         }
     }
     Ok(())

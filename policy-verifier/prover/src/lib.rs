@@ -57,29 +57,28 @@ impl Report {
             .iter()
             .enumerate()
             .map(|(i, o)| {
-                let mut v = json!({
-                    "name": o.spec.name(),
-                    "kind": o.spec.kind.name(),
-                    "invariant": o.spec.invariant.map(|i| i.name()),
-                    "action": o.spec.action.name(),
-                    "result": o.result.name(),
-                    "ms": round3(o.ms),
-                });
+                let mut v = serde_json::Map::new();
+                v.insert("name".into(), json!(o.spec.name()));
+                v.insert("kind".into(), json!(o.spec.kind.name()));
+                v.insert("invariant".into(), json!(o.spec.invariant.map(|i| i.name())));
+                v.insert("action".into(), json!(o.spec.action.name()));
+                v.insert("result".into(), json!(o.result.name()));
+                v.insert("ms".into(), json!(round3(o.ms)));
                 if let Some(c) = &o.counterexample {
                     let mut cj = c.to_json();
-                    if let Some((_, w)) = written.iter().find(|(j, _)| *j == i) {
-                        cj["state_file"] = json!(w.state.display().to_string());
-                        cj["plan_file"] = json!(w.plan.display().to_string());
+                    if let (Some((_, w)), Some(m)) = (written.iter().find(|(j, _)| *j == i), cj.as_object_mut()) {
+                        m.insert("state_file".into(), json!(w.state.display().to_string()));
+                        m.insert("plan_file".into(), json!(w.plan.display().to_string()));
                     }
-                    v["counterexample"] = cj;
+                    v.insert("counterexample".into(), cj);
                 }
                 if let Some(w) = &o.witness {
-                    v["witness"] = policy_verifier::json::plan_to_json(&w.plan);
+                    v.insert("witness".into(), policy_verifier::json::plan_to_json(&w.plan));
                 }
                 if let Some(r) = &o.reason {
-                    v["reason"] = json!(r);
+                    v.insert("reason".into(), json!(r));
                 }
-                v
+                Value::Object(v)
             })
             .collect();
         json!({

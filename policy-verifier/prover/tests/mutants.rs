@@ -137,7 +137,7 @@ fn timing() {
     for m in [&QUOTA_STRICT, &UTIL_PLUS_ONE] {
         let report = report(m);
         let mut slow: Vec<_> = report.obligations.iter().map(|o| (o.ms as u64, o.spec.name())).collect();
-        slow.sort_by(|a, b| b.0.cmp(&a.0));
+        slow.sort_by_key(|s| std::cmp::Reverse(s.0));
         eprintln!("{:.0} ms {:?}", report.total_ms, &slow[..6]);
         // the files, for a manual `llmsh check --state … …`.
         let dir = std::env::temp_dir().join("llm-os-mutant-counterexamples");
