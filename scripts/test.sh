@@ -25,3 +25,6 @@ pds/ci-aarch64.sh
 
 stage "proofs"
 cargo run --quiet -p llmsh -- prove
+
+stage "fuzzing (short run; longer runs: docs/security.md)"
+fuzz/run-ci.sh "${FUZZ_SECONDS:-30}"
