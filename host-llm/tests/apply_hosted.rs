@@ -9,6 +9,8 @@ fn llmsh(rt: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_llmsh"))
         .args(args)
         .env("XDG_RUNTIME_DIR", rt)
+        // the audit log goes beside the runtime dir, never into the user's.
+        .env("LLMSH_AUDIT_LOG", rt.join("audit.jsonl"))
         .stdin(std::process::Stdio::null())
         .output()
         .expect("llmsh runs")
@@ -96,6 +98,27 @@ fn destructive_plan_without_a_yes_is_declined_and_with_yes_runs() {
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["state_after"]["workers"]["worker2"]["running"], false);
     assert_eq!(r["state_after"]["workers"]["worker2"]["pages"], 24);
+}
+
+#[test]
+fn a_plan_confirmed_with_llmsh_confirm_runs_without_asking() {
+    let rt = tmp("confirmed");
+    let plan = write_plan(&rt, "stop.json", STOP);
+    let out = llmsh(&rt, &["confirm", &plan]);
+    assert_eq!(out.status.code(), Some(0));
+    let signed = write_plan(&rt, "signed.json", &String::from_utf8_lossy(&out.stdout));
+    let out = llmsh(&rt, &["apply", "--plan", &signed, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["approved"], true);
+    // a forged token is no yes: without --yes it is declined, nothing runs.
+    let mut forged: Value = serde_json::from_slice(&std::fs::read(&signed).unwrap()).unwrap();
+    forged["confirmation"] = Value::String("ab".repeat(32));
+    forged["request_id"] = Value::from(99);
+    let forged = write_plan(&rt, "forged.json", &forged.to_string());
+    let out = llmsh(&rt, &["apply", "--plan", &forged, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("apply.declined"));
 }
 
 #[test]

@@ -193,8 +193,15 @@ pub fn run(args: &Args) -> Exit {
         Ok(p) => p,
         Err(e) => return common::bad_input(&e),
     };
+    let key = match common::load_key(None) {
+        Ok(k) => k,
+        Err(e) => return common::bad_input(&e),
+    };
+    // a valid token is the human's yes already (`llmsh confirm` binds every
+    // action of this exact plan), so only an unconfirmed plan asks.
+    let confirmed = confirm::is_valid(&plan, &key);
     let destructive = plan.actions.iter().any(|a| needs_human(a.kind()));
-    if destructive && !args.yes && !ask_tty(&plan) {
+    if destructive && !confirmed && !args.yes && !ask_tty(&plan) {
         return fail(
             "apply.declined",
             "destructive actions need a yes (on the tty, or --yes)".into(),
@@ -203,10 +210,6 @@ pub fn run(args: &Args) -> Exit {
     }
     if plan.has_destructive() && plan.confirmation.is_none() {
         // the human said yes: fill the token as `llmsh confirm` would
-        let key = match common::load_key(None) {
-            Ok(k) => k,
-            Err(e) => return common::bad_input(&e),
-        };
         match confirm::sign(&plan, &key) {
             Some(p) => plan = p,
             None => {

@@ -9,6 +9,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+use board_qemu_virt_aarch64 as board;
+
 use pd_interface::firmware::{Device, Inventory, MemoryRange, Query, Reply, Request, MAX_DEVICES};
 use pd_interface::msg;
 use pd_runtime::{Channel, Handler, MessageInfo, Unhandled};
@@ -47,9 +49,10 @@ pub struct PlatformFacts {
 /// qemu `virt` as Microkit's qemu_virt_aarch64 board runs it (`-machine virt
 /// -cpu cortex-a53 -m 2G`; memory map of qemu's hw/arm/virt.c).
 pub const QEMU_VIRT_AARCH64: PlatformFacts = PlatformFacts {
-    cpus: 4,
+    // the board crate is the one source for these numbers.
+    cpus: board::CPUS as u8,
     cpu_model: "arm,cortex-a53",
-    memory: &[(0x4000_0000, 0x8000_0000)],
+    memory: &[(board::RAM_BASE, board::RAM_SIZE)],
     devices: &[
         DeviceFact {
             name: "intc@8000000",
@@ -61,9 +64,9 @@ pub const QEMU_VIRT_AARCH64: PlatformFacts = PlatformFacts {
         DeviceFact {
             name: "pl011@9000000",
             compatible: "arm,pl011",
-            base: 0x0900_0000,
-            size: 0x1000,
-            irq: Some(33),
+            base: board::UART_PADDR,
+            size: board::UART_SIZE,
+            irq: Some(board::UART_IRQ),
         },
         DeviceFact {
             name: "pl031@9010000",
@@ -77,7 +80,7 @@ pub const QEMU_VIRT_AARCH64: PlatformFacts = PlatformFacts {
             compatible: "arm,armv8-timer",
             base: 0,
             size: 0,
-            irq: Some(30),
+            irq: Some(board::TIMER_PPI),
         },
     ],
 };
@@ -180,7 +183,7 @@ mod tests {
         let cpus = f.inventory(Query::Cpus);
         assert_eq!(
             (cpus.cpus, cpus.memory.len(), cpus.devices.len()),
-            (4, 0, 0)
+            (1, 0, 0)
         );
         let all = f.inventory(Query::All);
         assert_eq!(all.memory.len(), 1);
