@@ -1,5 +1,5 @@
 // shared by every PD crate's build.rs (`include!`): link PD images with the
-// Microkit layout when building for seL4.
+// the Microkit layout when building for seL4.
 fn link_as_microkit_pd() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if os == "none" {

@@ -1,5 +1,5 @@
 //! the qemu `virt` board (aarch64, cortex-a53) as llm-os runs on it with the
-//! Microkit SDK's `qemu_virt_aarch64` board: the memory map and devices the
+//! the Microkit SDK's `qemu_virt_aarch64` board: the memory map and devices the
 //! .system file and the PDs rely on, and (feature `host`) how the image is
 //! built and how qemu is started.
 //!

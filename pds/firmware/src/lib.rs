@@ -117,7 +117,7 @@ fn bounded<const N: usize>(s: &str) -> heapless::String<N> {
 }
 
 impl Firmware {
-    /// Microkit `init`.
+    /// the Microkit `init`.
     pub const fn init(facts: PlatformFacts) -> Self {
         Self { facts }
     }

@@ -265,7 +265,7 @@ fn small(n: &Node<'_, '_>, attr: &str, max: u64) -> Result<u8, SdfError> {
 
 /// `MICROKIT_MAX_CHANNEL_ID`.
 const MAX_ID: u64 = 61;
-/// Microkit's maximum PD priority.
+/// the maximum PD priority Microkit allows.
 const MAX_PRIORITY: u64 = 254;
 
 /// parse and check a .system file's text.

@@ -70,7 +70,7 @@ pub struct Link<U: Uart> {
 }
 
 impl<U: Uart> Link<U> {
-    /// Microkit `init`.
+    /// the Microkit `init`.
     pub fn init(uart: U, shared: Region) -> Self {
         Self {
             uart,

@@ -50,7 +50,7 @@ pub struct Memory {
 }
 
 impl Memory {
-    /// Microkit `init`: every worker gets its initial pages (policy.toml
+    /// the Microkit `init`: every worker gets its initial pages (policy.toml
     /// `[initial] pages`), the rest is free and zeroed.
     pub fn init(pool: Region, ledger: Region) -> Result<Self, MemoryError> {
         if pool.len() < POOL_PAGES * PAGE_SIZE || ledger.len() < POOL_PAGES {

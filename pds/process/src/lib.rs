@@ -94,7 +94,7 @@ fn kernel(e: RuntimeError) -> Error {
 }
 
 impl Process {
-    /// Microkit `init`: every worker running at the policy's initial
+    /// the Microkit `init`: every worker running at the policy's initial
     /// priority and budget (its declared priority, 100, stays its ceiling).
     pub fn init(status: [Region; N_WORKERS]) -> Result<Self, ProcessError> {
         let mut p = Self {

@@ -78,7 +78,7 @@ pub struct Timer<C: Clock> {
 }
 
 impl<C: Clock> Timer<C> {
-    /// Microkit `init`: no worker timers (policy.toml `[initial]`), the
+    /// the Microkit `init`: no worker timers (policy.toml `[initial]`), the
     /// enforcement tick running.
     pub fn init(clock: C) -> Self {
         let now = clock.now_us();

@@ -120,7 +120,7 @@ struct Cached {
 }
 
 fn wid(w: Worker) -> WorkerId {
-    // Worker::index is 0..=3 by construction
+    // `Worker::index` is 0..=3 by construction
     WorkerId::new(w.index()).unwrap_or(WorkerId::ALL[0])
 }
 
@@ -283,7 +283,7 @@ fn violation(action: usize, name: &str) -> Violation {
 }
 
 impl Verifier {
-    /// Microkit `init`.
+    /// the Microkit `init`.
     pub fn init(shared: Region) -> Self {
         Self {
             shared,

@@ -56,7 +56,7 @@ pub fn index_from_name(name: &str) -> Option<u8> {
 }
 
 impl Worker {
-    /// Microkit `init`: a fresh status page (a restart starts from zero).
+    /// the Microkit `init`: a fresh status page (a restart starts from zero).
     pub fn init(
         name: &str,
         pool: Region,

@@ -7,7 +7,7 @@
 //!   check_I(s, a)`: a check fails only when its invariant would break, so a
 //!   verdict names exactly the broken invariants;
 //! - `completeness/a/accepts`: `Inv(s) ∧ preconditions(s, a) ∧
-//!   Inv(step(s, a)) ⇒ accepts(s, a)`: nothing the invariants allow is rejected;
+//!   `Inv(step(s, a))` ⇒ accepts(s, a)`: nothing the invariants allow is rejected;
 //! - `vacuity/a`: some state reachable from the policy's initial state in at
 //!   most one accepted step accepts an action of kind `a`.
 //!

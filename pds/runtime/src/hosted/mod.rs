@@ -10,7 +10,7 @@
 //! - an endpoint: [`Channel::pp_call`] queues the caller's message registers
 //!   and blocks the caller until the callee replies (synchronous PPC); the
 //!   wiring refuses a PPC to a PD of equal or lower priority, as the
-//!   Microkit tool does;
+//!   the Microkit tool does;
 //! - the bound notification is checked before the endpoint, as seL4's
 //!   `receiveIPC` does;
 //! - a child's fault is a message to its parent with the fault badge; the
@@ -409,7 +409,7 @@ impl<H: Handler + Send> DynHandler for H {
     }
 }
 
-/// Microkit's `init`: builds the handler on the PD's own thread.
+/// the Microkit `init`: builds the handler on the PD's own thread.
 pub type InitFn = Arc<dyn Fn(&PdEnv<'_>) -> Result<Box<dyn DynHandler>, String> + Send + Sync>;
 
 struct Context {
