@@ -321,7 +321,7 @@ impl Backend for LocalBackend {
         let limit = MAX_COMPLETION.min(opts.max_tokens - n_prompt);
         let vocab = loaded.model.vocab();
         while !m.is_stopped() {
-            // bytes the grammar forces (`{"actions":[{"op":"`): tokenized by
+            // bytes the grammar forces (`{"reason":"`): tokenized by
             // the model's own tokenizer, checked by the grammar, fed in one batch.
             let ff = m.compute_ff_bytes();
             let forced_toks: Vec<u32> = if ff.is_empty() {
@@ -512,33 +512,33 @@ mod tests {
             }
         };
         assert!(accepts(
-            r#"{"actions":[{"op":"memory.grant","pd":"worker1","pages":16}],"reason":"r"}"#
+            r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":16}]}"#
         ));
         assert!(!accepts(
-            r#"{"actions":[{"op":"memory.grant","pd":"worker1","pages":257}],"reason":"r"}"#
+            r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":257}]}"#
         ));
         assert!(!accepts(
-            r#"{"actions":[{"op":"memory.grant","pd":"worker4","pages":16}],"reason":"r"}"#
+            r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker4","pages":16}]}"#
         ));
         assert!(!accepts(
-            r#"{"actions":[{"op":"memory.wipe","pd":"worker1"}],"reason":"r"}"#
+            r#"{"reason":"r","actions":[{"op":"memory.wipe","pd":"worker1"}]}"#
         ));
         assert!(!accepts(
-            r#"{"actions":[{"op":"system.query"}],"reason":"r","request_id":5}"#
+            r#"{"reason":"r","actions":[{"op":"system.query"}],"request_id":5}"#
         ));
         assert!(
-            !accepts(r#"{"actions":[{"op":"system.query"}],"reason": "r"}"#),
+            !accepts(r#"{"reason": "r","actions":[{"op":"system.query"}]}"#),
             "no free whitespace"
         );
-        assert!(!accepts(r#"{"actions":[],"reason":"r"}"#));
+        assert!(!accepts(r#"{"reason":"r","actions":[]}"#));
         assert!(!accepts(
-            r#"{"actions":[{"op":"timer.set_periodic","pd":"worker0","period_us":999}],"reason":"r"}"#
+            r#"{"reason":"r","actions":[{"op":"timer.set_periodic","pd":"worker0","period_ms":0}]}"#
         ));
         assert!(!accepts(
-            r#"{"actions":[{"op":"timer.set_periodic","pd":"worker0","period_us":20500}],"reason":"r"}"#
+            r#"{"reason":"r","actions":[{"op":"timer.set_periodic","pd":"worker0","period_us":20000}]}"#
         ));
         assert!(accepts(
-            r#"{"actions":[{"op":"timer.set_periodic","pd":"worker0","period_us":20000}],"reason":"r"}"#
+            r#"{"reason":"r","actions":[{"op":"timer.set_periodic","pd":"worker0","period_ms":20}]}"#
         ));
     }
 }

@@ -40,99 +40,107 @@ pub struct Prompt {
 pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "give worker3 24 more pages of memory",
-        r#"{"actions":[{"op":"memory.grant","pd":"worker3","pages":24}],"reason":"worker3 needs 24 more pages"}"#,
+        r#"{"reason":"grant 24 pages to worker3","actions":[{"op":"memory.grant","pd":"worker3","pages":24}]}"#,
     ),
     (
         "grant worker2 10 pages",
-        r#"{"actions":[{"op":"memory.grant","pd":"worker2","pages":10}],"reason":"10 more pages for worker2"}"#,
+        r#"{"reason":"grant 10 pages to worker2","actions":[{"op":"memory.grant","pd":"worker2","pages":10}]}"#,
     ),
     (
         "worker0 needs 48 more pages",
-        r#"{"actions":[{"op":"memory.grant","pd":"worker0","pages":48}],"reason":"48 more pages for worker0"}"#,
+        r#"{"reason":"grant 48 pages to worker0","actions":[{"op":"memory.grant","pd":"worker0","pages":48}]}"#,
+    ),
+    (
+        "allocate 6 additional pages to worker2",
+        r#"{"reason":"grant 6 pages to worker2","actions":[{"op":"memory.grant","pd":"worker2","pages":6}]}"#,
     ),
     (
         "raise worker0's priority to 70",
-        r#"{"actions":[{"op":"process.set_priority","pd":"worker0","priority":70}],"reason":"run worker0 at priority 70"}"#,
+        r#"{"reason":"priority 70 for worker0","actions":[{"op":"process.set_priority","pd":"worker0","priority":70}]}"#,
     ),
     (
         "set the priority of worker3 to 35",
-        r#"{"actions":[{"op":"process.set_priority","pd":"worker3","priority":35}],"reason":"run worker3 at priority 35"}"#,
+        r#"{"reason":"priority 35 for worker3","actions":[{"op":"process.set_priority","pd":"worker3","priority":35}]}"#,
     ),
     (
         "wake worker2 every 50 ms",
-        r#"{"actions":[{"op":"timer.set_periodic","pd":"worker2","period_us":50000}],"reason":"timer every 50 ms for worker2"}"#,
+        r#"{"reason":"timer every 50 ms for worker2","actions":[{"op":"timer.set_periodic","pd":"worker2","period_ms":50}]}"#,
     ),
     (
         "set a periodic timer of 2 s for worker0",
-        r#"{"actions":[{"op":"timer.set_periodic","pd":"worker0","period_us":2000000}],"reason":"timer every 2 s for worker0"}"#,
+        r#"{"reason":"timer every 2 s = 2000 ms for worker0","actions":[{"op":"timer.set_periodic","pd":"worker0","period_ms":2000}]}"#,
     ),
     (
-        "notify worker3 every 30 ms",
-        r#"{"actions":[{"op":"timer.set_periodic","pd":"worker3","period_us":30000}],"reason":"timer every 30 ms for worker3"}"#,
+        "notify worker3 every 3 ms",
+        r#"{"reason":"timer every 3 ms for worker3","actions":[{"op":"timer.set_periodic","pd":"worker3","period_ms":3}]}"#,
     ),
     (
         "let worker1 use 3 ms of cpu every 20 ms",
-        r#"{"actions":[{"op":"process.set_budget","pd":"worker1","budget_us":3000,"period_us":20000}],"reason":"budget 3 ms per 20 ms for worker1"}"#,
+        r#"{"reason":"budget 3 ms per 20 ms for worker1","actions":[{"op":"process.set_budget","pd":"worker1","budget_ms":3,"period_ms":20}]}"#,
     ),
     (
         "set worker3's cpu budget to 2 ms per 25 ms",
-        r#"{"actions":[{"op":"process.set_budget","pd":"worker3","budget_us":2000,"period_us":25000}],"reason":"budget 2 ms per 25 ms for worker3"}"#,
+        r#"{"reason":"budget 2 ms per 25 ms for worker3","actions":[{"op":"process.set_budget","pd":"worker3","budget_ms":2,"period_ms":25}]}"#,
     ),
     (
         "stop the periodic timer of worker0",
-        r#"{"actions":[{"op":"timer.cancel","pd":"worker0"}],"reason":"cancel the timer of worker0"}"#,
+        r#"{"reason":"cancel the timer of worker0","actions":[{"op":"timer.cancel","pd":"worker0"}]}"#,
     ),
     (
         "cancel the timer of worker3",
-        r#"{"actions":[{"op":"timer.cancel","pd":"worker3"}],"reason":"cancel the timer of worker3"}"#,
+        r#"{"reason":"cancel the timer of worker3","actions":[{"op":"timer.cancel","pd":"worker3"}]}"#,
     ),
     (
         "how many cpus does the board have?",
-        r#"{"actions":[{"op":"firmware.inventory","query":"cpus"}],"reason":"read the cpu inventory"}"#,
+        r#"{"reason":"read the inventory: cpus","actions":[{"op":"firmware.inventory","query":"cpus"}]}"#,
+    ),
+    (
+        "how much ram is installed?",
+        r#"{"reason":"read the inventory: memory","actions":[{"op":"firmware.inventory","query":"memory"}]}"#,
     ),
     (
         "list the memory ranges of the platform",
-        r#"{"actions":[{"op":"firmware.inventory","query":"memory"}],"reason":"read the memory inventory"}"#,
+        r#"{"reason":"read the inventory: memory","actions":[{"op":"firmware.inventory","query":"memory"}]}"#,
     ),
     (
         "what devices are there?",
-        r#"{"actions":[{"op":"firmware.inventory","query":"devices"}],"reason":"read the device inventory"}"#,
+        r#"{"reason":"read the inventory: devices","actions":[{"op":"firmware.inventory","query":"devices"}]}"#,
     ),
     (
         "show the whole inventory",
-        r#"{"actions":[{"op":"firmware.inventory","query":"all"}],"reason":"read the whole inventory"}"#,
+        r#"{"reason":"read the inventory: all","actions":[{"op":"firmware.inventory","query":"all"}]}"#,
     ),
     (
         "show me the current state of the system",
-        r#"{"actions":[{"op":"system.query"}],"reason":"read the system state"}"#,
+        r#"{"reason":"read the system state","actions":[{"op":"system.query"}]}"#,
     ),
     (
         "what are the workers doing?",
-        r#"{"actions":[{"op":"system.query"}],"reason":"read the system state"}"#,
+        r#"{"reason":"read the system state","actions":[{"op":"system.query"}]}"#,
     ),
     (
         "stop worker2 and take back 8 of its pages",
-        r#"{"actions":[{"op":"process.stop","pd":"worker2"},{"op":"memory.reclaim","pd":"worker2","pages":8}],"reason":"stop worker2, reclaim 8 pages"}"#,
+        r#"{"reason":"stop worker2, reclaim 8 pages","actions":[{"op":"process.stop","pd":"worker2"},{"op":"memory.reclaim","pd":"worker2","pages":8}]}"#,
     ),
     (
         "stop worker0",
-        r#"{"actions":[{"op":"process.stop","pd":"worker0"}],"reason":"stop worker0"}"#,
+        r#"{"reason":"stop worker0","actions":[{"op":"process.stop","pd":"worker0"}]}"#,
     ),
     (
         "restart worker3",
-        r#"{"actions":[{"op":"process.restart","pd":"worker3"}],"reason":"restart worker3"}"#,
+        r#"{"reason":"restart worker3","actions":[{"op":"process.restart","pd":"worker3"}]}"#,
     ),
     (
         "start worker1",
-        r#"{"actions":[{"op":"process.start","pd":"worker1"}],"reason":"start worker1"}"#,
+        r#"{"reason":"start worker1","actions":[{"op":"process.start","pd":"worker1"}]}"#,
     ),
     (
         "reclaim 24 pages from worker3",
-        r#"{"actions":[{"op":"memory.reclaim","pd":"worker3","pages":24}],"reason":"take 24 pages back from worker3"}"#,
+        r#"{"reason":"reclaim 24 pages from worker3","actions":[{"op":"memory.reclaim","pd":"worker3","pages":24}]}"#,
     ),
     (
         "give worker2 8 more pages and raise its priority to 60",
-        r#"{"actions":[{"op":"memory.grant","pd":"worker2","pages":8},{"op":"process.set_priority","pd":"worker2","priority":60}],"reason":"8 pages and priority 60 for worker2"}"#,
+        r#"{"reason":"grant 8 pages and priority 60 for worker2","actions":[{"op":"memory.grant","pd":"worker2","pages":8},{"op":"process.set_priority","pd":"worker2","priority":60}]}"#,
     ),
 ];
 
@@ -188,22 +196,31 @@ pub fn examples_for(intent: &str) -> Vec<(&'static str, &'static str)> {
     picked
 }
 
+/// a duration in the unit the model writes: whole ms where exact.
+fn duration(us: u64) -> String {
+    if us % 1000 == 0 {
+        format!("{} ms", us / 1000)
+    } else {
+        format!("{us} us")
+    }
+}
+
 /// the state in a few lines the model can read.
 pub fn describe_state(s: &State) -> String {
     let mut out = String::new();
     for w in Worker::ALL {
         let x = s.worker(w);
         let timer = match x.timer_period_us {
-            Some(p) => format!("timer every {p} us"),
+            Some(p) => format!("timer every {}", duration(p)),
             None => "no timer".to_string(),
         };
         out.push_str(&format!(
-            "{}: {}, priority {}, budget {} us per {} us, {} pages, {}\n",
+            "{}: {}, priority {}, budget {} per {}, {} pages, {}\n",
             w.name(),
             if x.running { "running" } else { "stopped" },
             x.priority,
-            x.budget_us,
-            x.period_us,
+            duration(x.budget_us),
+            duration(x.period_us),
             x.pages,
             timer
         ));
@@ -220,13 +237,13 @@ pub fn describe_state(s: &State) -> String {
 pub fn system_message(policy: &Policy, s: &State) -> String {
     let l = &policy.limits;
     format!(
-        "You plan actions for llm-os. Answer with one JSON plan: the actions and a short reason.\n\
+        "You plan actions for llm-os. Answer with one JSON plan: a short reason that restates the intent, then the actions.\n\
          ops:\n\
          memory.grant {{pd,pages}}: give a worker more pages\n\
          memory.reclaim {{pd,pages}}: take pages back from a stopped worker\n\
          process.set_priority {{pd,priority}}: priority 1..{}\n\
-         process.set_budget {{pd,budget_us,period_us}}: cpu time per period, in us\n\
-         timer.set_periodic {{pd,period_us}}: wake a worker periodically, in us (1 ms = 1000 us)\n\
+         process.set_budget {{pd,budget_ms,period_ms}}: cpu time per period, in ms (1 s = 1000 ms)\n\
+         timer.set_periodic {{pd,period_ms}}: wake a worker periodically, in ms (1 s = 1000 ms)\n\
          timer.cancel {{pd}}: stop its timer\n\
          process.start|process.stop|process.restart {{pd}}\n\
          firmware.inventory {{query: cpus|memory|devices|all}}\n\

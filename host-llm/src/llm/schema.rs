@@ -12,12 +12,17 @@ use policy_verifier::{Policy, MAX_ACTIONS};
 use serde_json::{json, Map, Value};
 
 /// the plan fields the model writes; the rest are llmsh's.
-/// actions first: a small model plans best right after reading the intent.
-pub const DRAFT_FIELDS: [&str; 2] = ["actions", "reason"];
+/// reason first: the model restates the intent in its own words (units
+/// converted), then copies numbers and names from it into the actions.
+pub const DRAFT_FIELDS: [&str; 2] = ["reason", "actions"];
 
 /// longest `reason` the model may write, in characters. 4 bytes per char at
 /// most, so always within the plan's 512-byte limit; short keeps it cheap.
 pub const DRAFT_REASON_CHARS: u64 = 64;
+
+/// the suffix of a duration the model writes in whole milliseconds; the
+/// plan's field has `_us` in its place.
+pub const MS_SUFFIX: &str = "_ms";
 
 /// most actions the model may propose in one plan: intents are small and a
 /// tight bound stops a weak model from rambling (the plan format allows 16).
@@ -165,32 +170,45 @@ fn action_variant(mut v: Value, policy: &Policy) -> Value {
         _ => 3,
     });
     let mut ordered = Map::new();
+    // the draft's name and the plan's, for the `required` list.
+    let mut names: Vec<(String, String)> = Vec::new();
     for k in keys {
         let mut p = props.get(k).cloned().unwrap_or(Value::Null);
+        let mut name = k.clone();
         if let Some(po) = p.as_object_mut() {
             po.remove("format");
             if po.get("type").and_then(Value::as_str) == Some("integer") {
-                if let Some((lo, hi)) = bounds(&op, k, policy) {
-                    po.insert("minimum".into(), json!(lo));
-                    po.insert("maximum".into(), json!(hi));
-                    if k.ends_with("_us") {
-                        // whole milliseconds: people say "20 ms", and a small model
-                        // converts units best when it must write the zeros.
-                        po.insert("multipleOf".into(), json!(1000));
+                match (bounds(&op, k, policy), k.strip_suffix("_us")) {
+                    // whole milliseconds: people say "20 ms", and a small model
+                    // copies the number it read far better than it adds zeros.
+                    // [`complete`] turns `*_ms` back into `*_us`.
+                    (Some((lo, hi)), Some(stem)) => {
+                        name = format!("{stem}{MS_SUFFIX}");
+                        po.insert("minimum".into(), json!(lo.div_ceil(1000).max(1)));
+                        po.insert("maximum".into(), json!(hi / 1000));
                     }
-                } else {
-                    po.insert("minimum".into(), json!(0));
+                    (Some((lo, hi)), None) => {
+                        po.insert("minimum".into(), json!(lo));
+                        po.insert("maximum".into(), json!(hi));
+                    }
+                    (None, _) => {
+                        po.insert("minimum".into(), json!(0));
+                    }
                 }
             }
         }
-        ordered.insert(k.clone(), p);
+        names.push((name.clone(), k.clone()));
+        ordered.insert(name, p);
     }
-    let mut required: Vec<Value> = ordered.keys().map(|k| json!(k)).collect();
-    required.retain(|k| {
-        obj.get("required")
-            .and_then(Value::as_array)
-            .is_none_or(|r| r.contains(k))
-    });
+    let required: Vec<Value> = names
+        .iter()
+        .filter(|(_, plan_name)| {
+            obj.get("required")
+                .and_then(Value::as_array)
+                .is_none_or(|r| r.contains(&json!(plan_name)))
+        })
+        .map(|(name, _)| json!(name))
+        .collect();
     obj.insert("properties".into(), Value::Object(ordered));
     obj.insert("required".into(), Value::Array(required));
     v
@@ -228,11 +246,35 @@ pub fn complete(draft: &str, env: &Envelope) -> Result<policy_verifier::Plan, js
             ));
         }
     }
+    if let Some(Value::Array(actions)) = fields.get_mut("actions") {
+        for a in actions.iter_mut() {
+            if let Value::Object(a) = a {
+                *a = to_micros(std::mem::take(a));
+            }
+        }
+    }
     fields.insert("version".into(), json!(1));
     fields.insert("request_id".into(), json!(env.request_id));
     fields.insert("session".into(), json!(env.session));
     let text = serde_json::to_vec(&Value::Object(fields)).unwrap_or_default();
     json::parse_plan(&text)
+}
+
+/// an action's `*_ms` durations as the plan's `*_us`; anything else (a
+/// non-integer, an overflow) stays as written for the parser to reject.
+fn to_micros(action: Map<String, Value>) -> Map<String, Value> {
+    action
+        .into_iter()
+        .map(|(k, v)| {
+            let us = k
+                .strip_suffix(MS_SUFFIX)
+                .zip(v.as_u64().and_then(|ms| ms.checked_mul(1000)));
+            match us {
+                Some((stem, us)) => (format!("{stem}_us"), json!(us)),
+                None => (k, v),
+            }
+        })
+        .collect()
 }
 
 /// the plan as json text, ordered as DESIGN.md writes it.
@@ -256,7 +298,7 @@ mod tests {
         assert!(
             s["properties"].get("reason").is_some() && s["properties"].get("actions").is_some()
         );
-        assert_eq!(s["required"], json!(["actions", "reason"]));
+        assert_eq!(s["required"], json!(["reason", "actions"]));
         assert_eq!(
             s["properties"]["actions"]["maxItems"],
             json!(DRAFT_MAX_ACTIONS)
@@ -293,8 +335,9 @@ mod tests {
             .find(|v| v["properties"]["op"]["enum"][0] == "timer.set_periodic")
             .cloned()
             .unwrap_or_default();
-        assert_eq!(timer["properties"]["period_us"]["minimum"], json!(1000));
-        assert_eq!(timer["properties"]["period_us"]["multipleOf"], json!(1000));
+        assert_eq!(timer["properties"]["period_ms"]["minimum"], json!(1));
+        assert_eq!(timer["properties"]["period_ms"]["maximum"], json!(10_000));
+        assert!(timer["properties"].get("period_us").is_none());
         assert_eq!(
             s["definitions"]["Worker"]["enum"],
             json!(["worker0", "worker1", "worker2", "worker3"])
@@ -316,5 +359,26 @@ mod tests {
         assert_eq!(bad.map_err(|e| e.code), Err("draft.unknown_field"));
         let bad = complete(r#"{"reason":"r","actions":[{"op":"nuke"}]}"#, &env);
         assert_eq!(bad.map_err(|e| e.code), Err("json.unknown_op"));
+    }
+
+    #[test]
+    fn complete_turns_the_drafts_milliseconds_into_microseconds() {
+        let env = Envelope {
+            request_id: 1,
+            session: "ops".into(),
+        };
+        let p = complete(
+            r#"{"reason":"r","actions":[{"op":"process.set_budget","pd":"worker1","budget_ms":2,"period_ms":10}]}"#,
+            &env,
+        )
+        .map(|p| plan_text(&p))
+        .unwrap_or_default();
+        assert!(p.contains(r#""budget_us":2000,"period_us":10000"#), "{p}");
+        // only whole numbers convert; the rest is left for the parser to reject.
+        let bad = complete(
+            r#"{"reason":"r","actions":[{"op":"timer.set_periodic","pd":"worker1","period_ms":"20"}]}"#,
+            &env,
+        );
+        assert!(bad.is_err());
     }
 }
