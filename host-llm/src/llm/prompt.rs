@@ -76,11 +76,11 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "let worker1 use 3 ms of cpu every 20 ms",
-        r#"{"reason":"budget 3 ms per 20 ms for worker1","actions":[{"op":"process.set_budget","pd":"worker1","budget_ms":3,"period_ms":20}]}"#,
+        r#"{"reason":"cpu budget 3 ms per 20 ms for worker1","actions":[{"op":"process.set_budget","pd":"worker1","budget_ms":3,"period_ms":20}]}"#,
     ),
     (
         "set worker3's cpu budget to 2 ms per 25 ms",
-        r#"{"reason":"budget 2 ms per 25 ms for worker3","actions":[{"op":"process.set_budget","pd":"worker3","budget_ms":2,"period_ms":25}]}"#,
+        r#"{"reason":"cpu budget 2 ms per 25 ms for worker3","actions":[{"op":"process.set_budget","pd":"worker3","budget_ms":2,"period_ms":25}]}"#,
     ),
     (
         "stop the periodic timer of worker0",
@@ -95,7 +95,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         r#"{"reason":"read the inventory: cpus","actions":[{"op":"firmware.inventory","query":"cpus"}]}"#,
     ),
     (
-        "how much ram is installed?",
+        "how much memory is installed?",
         r#"{"reason":"read the inventory: memory","actions":[{"op":"firmware.inventory","query":"memory"}]}"#,
     ),
     (
@@ -141,6 +141,22 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "give worker2 8 more pages and raise its priority to 60",
         r#"{"reason":"grant 8 pages and priority 60 for worker2","actions":[{"op":"memory.grant","pd":"worker2","pages":8},{"op":"process.set_priority","pd":"worker2","priority":60}]}"#,
+    ),
+    (
+        "tick worker3 every 2 seconds",
+        r#"{"reason":"timer every 2 s = 2000 ms for worker3","actions":[{"op":"timer.set_periodic","pd":"worker3","period_ms":2000}]}"#,
+    ),
+    (
+        "print the hardware inventory",
+        r#"{"reason":"read the inventory: all","actions":[{"op":"firmware.inventory","query":"all"}]}"#,
+    ),
+    (
+        "take back 12 pages from worker1",
+        r#"{"reason":"reclaim 12 pages from worker1","actions":[{"op":"memory.reclaim","pd":"worker1","pages":12}]}"#,
+    ),
+    (
+        "set worker2's priority to 40 and wake it every 30 ms",
+        r#"{"reason":"priority 40 and timer every 30 ms for worker2","actions":[{"op":"process.set_priority","pd":"worker2","priority":40},{"op":"timer.set_periodic","pd":"worker2","period_ms":30}]}"#,
     ),
 ];
 
