@@ -84,7 +84,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "stop the periodic timer of worker0",
-        r#"{"reason":"cancel the timer of worker0","actions":[{"op":"timer.cancel","pd":"worker0"}]}"#,
+        r#"{"reason":"stop the timer of worker0","actions":[{"op":"timer.cancel","pd":"worker0"}]}"#,
     ),
     (
         "cancel the timer of worker3",
