@@ -3,7 +3,7 @@
 # idempotent and quiet when everything is there; safe to run before every
 # command. needs root (or sudo) only for missing apt packages.
 #
-#   apt:    cmake clang libclang-dev (llama.cpp for the local model), unzip,
+#   apt:    cmake clang g++ libclang-dev (llama.cpp for the local model), unzip,
 #           python3-pip (pip download of the pinned wheels)
 #   rustup: the toolchain of rust-toolchain.toml + target aarch64-unknown-none
 #   z3:     libz3 from the pinned PyPI wheel z3-solver==5.4.1.0 (scripts/z3-env.sh)
@@ -14,6 +14,7 @@ cd "$root"
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v clang >/dev/null 2>&1 || need_apt+=(clang)
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
