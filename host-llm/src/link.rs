@@ -6,7 +6,6 @@
 //! booted in this process for the duration of one command, or the seL4
 //! image in qemu, whose PL011 is on a unix socket (`crate::qemu`).
 
-use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -74,8 +73,6 @@ pub enum LinkError {
     Client(ClientError),
     /// no hosted system is running (for commands that need one).
     NotRunning(PathBuf),
-    /// socket i/o.
-    Io(io::Error),
     /// the qemu system could not be built, booted or reached.
     Qemu(crate::qemu::QemuError),
     /// no such system (`--system`).
@@ -92,7 +89,6 @@ impl std::fmt::Display for LinkError {
                 "no hosted system is running (no socket at `{}`); start one with `llmsh boot`",
                 p.display()
             ),
-            Self::Io(e) => write!(f, "{e}"),
             Self::Qemu(e) => write!(f, "{e}"),
             Self::UnknownSystem(s) => write!(f, "unknown system `{s}` (hosted or qemu)"),
         }
@@ -106,7 +102,6 @@ impl LinkError {
             Self::Boot(_) => "system.boot",
             Self::Client(_) => "link.io",
             Self::NotRunning(_) => "system.not_running",
-            Self::Io(_) => "link.io",
             Self::Qemu(e) => e.code(),
             Self::UnknownSystem(_) => "args",
         }
