@@ -21,10 +21,13 @@ use policy_verifier::domain::{Concrete, Domain};
 use policy_verifier::model::Name;
 use policy_verifier::verify::{self, state_violations, verify};
 use policy_verifier::{
-    confirm, json, policy_file, wire, Action, ActionKind, Invariant, InvariantSet, InventoryQuery,
-    Plan, RuleClass, State, Tier, Worker, WorkerState, DEFAULT_POLICY, MAX_ACTIONS,
+    confirm, json, policy_file, wire, Action, ActionKind, Invariant, InvariantSet, Plan, RuleClass,
+    State, Tier, Worker, WorkerState, DEFAULT_POLICY, MAX_ACTIONS,
 };
 use proptest::prelude::*;
+
+mod common;
+use common::action;
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -341,45 +344,6 @@ fn reference_state_ok(s: &State) -> BTreeSet<&'static str> {
         out.insert("timer.bounds");
     }
     out
-}
-
-fn num() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        3 => 0u64..300,
-        2 => 90u64..110,
-        2 => 900u64..1_100,
-        2 => 1_000u64..12_000,
-        1 => 999_990u64..1_000_010,
-        1 => 9_999_990u64..10_000_010,
-        1 => Just(u64::MAX),
-        1 => any::<u64>(),
-    ]
-}
-
-fn worker() -> impl Strategy<Value = Worker> {
-    (0usize..4).prop_map(|i| Worker::from_index(i).unwrap())
-}
-
-fn action() -> impl Strategy<Value = Action> {
-    prop_oneof![
-        worker().prop_map(|pd| Action::ProcessStart { pd }),
-        worker().prop_map(|pd| Action::ProcessStop { pd }),
-        worker().prop_map(|pd| Action::ProcessRestart { pd }),
-        (worker(), num()).prop_map(|(pd, priority)| Action::ProcessSetPriority { pd, priority }),
-        (worker(), num(), num()).prop_map(|(pd, budget_us, period_us)| Action::ProcessSetBudget {
-            pd,
-            budget_us,
-            period_us
-        }),
-        (worker(), num()).prop_map(|(pd, pages)| Action::MemoryGrant { pd, pages }),
-        (worker(), num()).prop_map(|(pd, pages)| Action::MemoryReclaim { pd, pages }),
-        (worker(), num()).prop_map(|(pd, period_us)| Action::TimerSetPeriodic { pd, period_us }),
-        worker().prop_map(|pd| Action::TimerCancel { pd }),
-        Just(Action::FirmwareInventory {
-            query: InventoryQuery::All
-        }),
-        Just(Action::SystemQuery {}),
-    ]
 }
 
 fn worker_state() -> impl Strategy<Value = WorkerState> {

@@ -1,59 +1,24 @@
 //! property tests of the verifier on random plans and reachable states
 //! (named like cedar's: `*_pbt` properties, `*_roundtrip` encodings).
 #![cfg(feature = "std")]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use policy_verifier::domain::Concrete;
 use policy_verifier::rules::{self, Model};
 use policy_verifier::verify::{self, verify};
 use policy_verifier::{confirm, json, wire};
-use policy_verifier::{Action, Invariant, InventoryQuery, Plan, State, Worker, DEFAULT_POLICY};
+use policy_verifier::{Action, Invariant, Plan, State, Worker, DEFAULT_POLICY};
 use proptest::prelude::*;
 
+mod common;
+use common::action;
+
 const KEY: [u8; 32] = [7; 32];
-
-fn num() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        3 => 0u64..300,
-        2 => 900u64..1_100,
-        2 => 4_000u64..12_000,
-        1 => 999_000u64..1_001_000,
-        1 => 9_999_000u64..10_001_000,
-        1 => Just(u64::MAX),
-        1 => Just(u64::MAX - 1),
-        1 => any::<u64>(),
-    ]
-}
-
-fn worker() -> impl Strategy<Value = Worker> {
-    (0usize..4).prop_map(|i| Worker::from_index(i).unwrap())
-}
-
-fn action() -> impl Strategy<Value = Action> {
-    prop_oneof![
-        worker().prop_map(|pd| Action::ProcessStart { pd }),
-        worker().prop_map(|pd| Action::ProcessStop { pd }),
-        worker().prop_map(|pd| Action::ProcessRestart { pd }),
-        (worker(), num()).prop_map(|(pd, priority)| Action::ProcessSetPriority { pd, priority }),
-        (worker(), num(), num()).prop_map(|(pd, budget_us, period_us)| Action::ProcessSetBudget {
-            pd,
-            budget_us,
-            period_us
-        }),
-        (worker(), num()).prop_map(|(pd, pages)| Action::MemoryGrant { pd, pages }),
-        (worker(), num()).prop_map(|(pd, pages)| Action::MemoryReclaim { pd, pages }),
-        (worker(), num()).prop_map(|(pd, period_us)| Action::TimerSetPeriodic { pd, period_us }),
-        worker().prop_map(|pd| Action::TimerCancel { pd }),
-        prop_oneof![
-            Just(InventoryQuery::Cpus),
-            Just(InventoryQuery::Memory),
-            Just(InventoryQuery::Devices),
-            Just(InventoryQuery::All)
-        ]
-        .prop_map(|query| Action::FirmwareInventory { query }),
-        Just(Action::SystemQuery {}),
-    ]
-}
 
 fn plan() -> impl Strategy<Value = Plan> {
     (
@@ -80,7 +45,9 @@ fn plan() -> impl Strategy<Value = Plan> {
 }
 
 fn holds(s: &State) -> Vec<Invariant> {
-    verify::state_violations(&DEFAULT_POLICY, s).iter().collect()
+    verify::state_violations(&DEFAULT_POLICY, s)
+        .iter()
+        .collect()
 }
 
 proptest! {
@@ -187,7 +154,9 @@ fn a_token_binds_every_field() {
         request_id: 9,
         session: "admin".try_into().unwrap(),
         reason: "r".try_into().unwrap(),
-        actions: [Action::ProcessStop { pd: Worker::W1 }].into_iter().collect(),
+        actions: [Action::ProcessStop { pd: Worker::W1 }]
+            .into_iter()
+            .collect(),
         confirmation: None,
     };
     let signed = confirm::sign(&p, &KEY).unwrap();
@@ -204,7 +173,11 @@ fn a_token_binds_every_field() {
 
 #[test]
 fn default_policy_is_the_policy_file() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../system/policy.toml")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../system/policy.toml"
+    ))
+    .unwrap();
     assert_eq!(json::parse_policy(&text).unwrap(), DEFAULT_POLICY);
     assert!(holds(&DEFAULT_POLICY.initial).is_empty());
 }
@@ -213,8 +186,19 @@ fn default_policy_is_the_policy_file() {
 fn every_name_of_design_md_exists_once() {
     let names: Vec<&str> = Invariant::ALL.iter().map(|i| i.name()).collect();
     let want = [
-        "mem.quota", "mem.pool", "mem.reclaim_bounds", "mem.reclaim_stopped", "cpu.util", "cpu.budget_bounds",
-        "prio.ceiling", "timer.bounds", "proc.state", "proc.restart_rate", "plan.size", "plan.replay", "auth.tier",
+        "mem.quota",
+        "mem.pool",
+        "mem.reclaim_bounds",
+        "mem.reclaim_stopped",
+        "cpu.util",
+        "cpu.budget_bounds",
+        "prio.ceiling",
+        "timer.bounds",
+        "proc.state",
+        "proc.restart_rate",
+        "plan.size",
+        "plan.replay",
+        "auth.tier",
         "auth.confirm",
     ];
     assert_eq!(names, want);
