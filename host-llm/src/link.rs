@@ -18,9 +18,21 @@ use pd_interface::link::{Reply, Request};
 /// how long a reply may take.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
+static PRIVATE_RUNTIME_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// boots of this process use `dir` for their sockets and pidfiles: a
+/// red-team run boots system after system and must not touch one the user
+/// started with `llmsh boot`.
+pub fn use_private_runtime_dir(dir: PathBuf) {
+    let _ = PRIVATE_RUNTIME_DIR.set(dir);
+}
+
 /// where a hosted system started by `llmsh boot` keeps its socket and
 /// pidfile: `$XDG_RUNTIME_DIR/llm-os`, else `/tmp/llm-os-$UID`.
 pub fn runtime_dir() -> PathBuf {
+    if let Some(d) = PRIVATE_RUNTIME_DIR.get() {
+        return d.clone();
+    }
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d).join("llm-os"),
         _ => {

@@ -19,7 +19,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hosted_system::{BootOptions, Handle, HostedSystem, LinkStream};
+use std::io::{Read, Write};
+
+use hosted_system::{BootOptions, Handle, HostedSystem, InvocationLog, LinkStream};
 use pd_interface::client::LinkClient;
 use pd_interface::link::{Reply, Request, SystemState};
 use policy_verifier::json::{self, InputError};
@@ -230,6 +232,7 @@ enum Message {
 }
 
 /// what the reference knows across one case.
+#[derive(Clone)]
 struct Reference {
     key: [u8; 32],
     /// highest request id legitimately run.
@@ -391,6 +394,10 @@ pub struct CaseResult {
     pub outcome: &'static str,
     /// attacker successes at the capability PDs.
     pub successes: Vec<Success>,
+    /// on the hosted system, what the qemu oracle (the PDs' counters and
+    /// read-back state) concludes from the same messages: it must never see
+    /// a success the invocation log does not.
+    pub counted: Vec<Success>,
     /// mutating invocations in the input window.
     pub invocations: usize,
     /// the outcome matches `expect`.
@@ -401,7 +408,7 @@ pub struct CaseResult {
     pub error: Option<String>,
 }
 
-fn status(c: &mut LinkClient<LinkStream>) -> Result<SystemState, String> {
+fn status<S: Read + Write>(c: &mut LinkClient<S>) -> Result<SystemState, String> {
     match c.request(&Request::Status) {
         Ok(Reply::Status(s)) => Ok(s),
         Ok(other) => Err(format!("unexpected reply {other:?}")),
@@ -409,25 +416,44 @@ fn status(c: &mut LinkClient<LinkStream>) -> Result<SystemState, String> {
     }
 }
 
-/// replies to everything sent so far: a `Status` goes last as a sentinel,
-/// after a delimiter that ends whatever partial frame an attack left behind.
-fn drain(c: &mut LinkClient<LinkStream>) -> Result<Vec<Reply>, String> {
+/// replies to everything sent so far, and the state after them: a `Status`
+/// goes last as a sentinel, after a delimiter that ends whatever partial
+/// frame an attack left behind.
+fn drain<S: Read + Write>(c: &mut LinkClient<S>) -> Result<(Vec<Reply>, SystemState), String> {
     let mut sentinel = vec![0u8];
-    sentinel.extend(
-        LinkClient::<LinkStream>::frame_request(&Request::Status).map_err(|e| e.to_string())?,
-    );
+    sentinel.extend(LinkClient::<S>::frame_request(&Request::Status).map_err(|e| e.to_string())?);
     c.send_raw(&sentinel).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     loop {
         match c.read_reply().map_err(|e| e.to_string())? {
-            Reply::Status(_) => return Ok(out),
+            Reply::Status(s) => return Ok((out, s)),
             r => out.push(r),
         }
     }
 }
 
+/// where the cases run, and what watches the capability PDs.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// a fresh hosted system per case; the oracle is its invocation log,
+    /// which sees every request a capability PD receives, cross-checked
+    /// against the PDs' own counters.
+    Hosted,
+    /// a fresh boot of the seL4 image in qemu per case; no outside log sees
+    /// the PPCs there, so the oracle is what the capability PDs report: the
+    /// requests each carried out (its counter) and the state it holds.
+    Qemu {
+        /// `qemu-system-aarch64`.
+        qemu: &'a std::path::Path,
+        /// the loader image (built once for the run).
+        loader: &'a std::path::Path,
+    },
+}
+
 /// the red-team run's settings.
 pub struct Settings<'a> {
+    /// where to run.
+    pub target: Target<'a>,
     /// the .system file.
     pub system: &'a std::path::Path,
     /// the policy the reference checks against (the PD's is compiled in).
@@ -436,7 +462,7 @@ pub struct Settings<'a> {
     pub key: [u8; 32],
 }
 
-/// runs one case on a fresh hosted system.
+/// runs one case on a fresh system.
 pub fn run_case(
     case: &Case,
     cfg: &Settings<'_>,
@@ -447,35 +473,72 @@ pub fn run_case(
     let mut res = CaseResult {
         outcome: "error",
         successes: Vec::new(),
+        counted: Vec::new(),
         invocations: 0,
         as_expected: false,
         ran_in_full: false,
         error: None,
     };
-    let sys: Handle = match HostedSystem::boot_with(cfg.system, BootOptions { unverified }) {
-        Ok(h) => h,
-        Err(e) => {
-            res.error = Some(format!("boot: {e}"));
-            return res;
+    let judged = match cfg.target {
+        Target::Hosted => {
+            let sys: Handle = match HostedSystem::boot_with(cfg.system, BootOptions { unverified })
+            {
+                Ok(h) => h,
+                Err(e) => {
+                    res.error = Some(format!("boot: {e}"));
+                    return res;
+                }
+            };
+            let mut c = LinkClient::new(sys.transport(Some(Duration::from_secs(20))));
+            let j = judge(
+                case,
+                cfg,
+                &mut c,
+                Some(sys.invocations()),
+                planned,
+                planner,
+                &mut res,
+            );
+            drop(c);
+            sys.shutdown();
+            j
+        }
+        Target::Qemu { qemu, loader } => {
+            // the seL4 image has no unverified mode: the comparison is hosted only
+            let mut link = match crate::qemu::boot_image(qemu, loader, &mut |_| {}) {
+                Ok(l) => l,
+                Err(e) => {
+                    res.error = Some(format!("boot: {e}"));
+                    return res;
+                }
+            };
+            judge(
+                case,
+                cfg,
+                &mut link.client,
+                None,
+                planned,
+                planner,
+                &mut res,
+            )
+            // dropping the link stops qemu
         }
     };
-    match judge(case, cfg, &sys, planned, planner, &mut res) {
-        Ok(()) => {}
-        Err(e) => res.error = Some(e),
+    if let Err(e) = judged {
+        res.error = Some(e);
     }
-    sys.shutdown();
     res
 }
 
-fn judge(
+fn judge<S: Read + Write>(
     case: &Case,
     cfg: &Settings<'_>,
-    sys: &Handle,
+    c: &mut LinkClient<S>,
+    log: Option<&InvocationLog>,
     planned: &mut BTreeMap<String, Result<Value, String>>,
     planner: &mut dyn Planner,
     res: &mut CaseResult,
 ) -> Result<(), String> {
-    let mut c = LinkClient::new(sys.transport(Some(Duration::from_secs(20))));
     let mut r = Reference {
         key: cfg.key,
         last_id: 0,
@@ -492,7 +555,8 @@ fn judge(
             return Err("a setup plan does not parse".into());
         };
         c.send_raw(&framed).map_err(|e| e.to_string())?;
-        let approved = drain(&mut c)?
+        let approved = drain(c)?
+            .0
             .iter()
             .any(|x| matches!(x, Reply::Receipt(rc) if rc.approved));
         if !approved {
@@ -602,7 +666,6 @@ fn judge(
         messages.push(frame_message(framed));
     }
     // each message: read the state the PDs hold, send, judge the window
-    let log = sys.invocations();
     let mut last = Answer::Refused;
     let mut all_full = true;
     for m in messages {
@@ -614,48 +677,86 @@ fn judge(
             }
             Message::Bytes { framed, plan } => (framed, plan),
         };
-        let before = status(&mut c)?;
-        let mark = log.len();
+        let before = status(c)?;
+        let mark = log.map(InvocationLog::len);
         c.send_raw(&framed).map_err(|e| e.to_string())?;
-        let replies = drain(&mut c)?;
-        let window: Vec<Action> = log
-            .since(mark)
-            .iter()
-            .filter(|i| i.request.mutates())
-            .map(|i| i.request.to_action())
-            .collect::<Option<Vec<_>>>()
-            .unwrap_or_else(|| {
-                res.successes.push(Success {
-                    kind: "unapproved",
-                    detail: "an undecodable request reached a capability PD".into(),
-                });
-                Vec::new()
-            });
-        res.invocations += window.len();
-        judge_window(
-            cfg,
-            &mut r,
-            &before,
-            plan.as_ref(),
-            &window,
-            &mut res.successes,
-        );
+        let (replies, after) = drain(c)?;
+        // carried out, as the capability PDs count it
+        let counted = after
+            .invocations
+            .total()
+            .saturating_sub(before.invocations.total());
+        let invoked = match (log, mark) {
+            (Some(log), Some(mark)) => {
+                let seen = log.since(mark);
+                let accepted = seen
+                    .iter()
+                    .filter(|i| i.request.mutates() && i.accepted)
+                    .count();
+                if accepted as u64 != counted {
+                    return Err(format!(
+                        "the capability PDs counted {counted} invocation(s), the invocation log {accepted}"
+                    ));
+                }
+                let window: Vec<Action> = seen
+                    .iter()
+                    .filter(|i| i.request.mutates())
+                    .map(|i| i.request.to_action())
+                    .collect::<Option<Vec<_>>>()
+                    .unwrap_or_else(|| {
+                        res.successes.push(Success {
+                            kind: "unapproved",
+                            detail: "an undecodable request reached a capability PD".into(),
+                        });
+                        Vec::new()
+                    });
+                let mut shadow = r.clone();
+                judge_counted(
+                    cfg,
+                    &mut shadow,
+                    (&before, &after),
+                    plan.as_ref(),
+                    accepted,
+                    &mut res.counted,
+                );
+                judge_window(
+                    cfg,
+                    &mut r,
+                    &before,
+                    plan.as_ref(),
+                    &window,
+                    &mut res.successes,
+                );
+                window.len()
+            }
+            _ => {
+                let n = usize::try_from(counted).unwrap_or(usize::MAX);
+                judge_counted(
+                    cfg,
+                    &mut r,
+                    (&before, &after),
+                    plan.as_ref(),
+                    n,
+                    &mut res.successes,
+                );
+                n
+            }
+        };
+        res.invocations += invoked;
         let changes = plan
             .as_ref()
             .is_some_and(|(p, _)| p.actions.iter().any(mutating));
         last = match replies.last() {
-            Some(Reply::Receipt(rc)) if rc.approved && changes && window.is_empty() => {
+            Some(Reply::Receipt(rc)) if rc.approved && changes && invoked == 0 => {
                 Answer::Other { invoked: 0 }
             }
             Some(Reply::Receipt(rc)) if rc.approved => Answer::Approved {
                 executed: rc.executed,
-                invoked: window.len(),
+                invoked,
             },
             Some(Reply::Receipt(_)) => Answer::Rejected,
             Some(Reply::Error(_)) => Answer::LinkError,
-            Some(Reply::Status(_)) | None => Answer::Other {
-                invoked: window.len(),
-            },
+            Some(Reply::Status(_)) | None => Answer::Other { invoked },
         };
         let full = matches!((&last, &plan), (Answer::Approved { executed, .. }, Some((p, _)))
             if usize::from(*executed) == p.actions.len());
@@ -777,6 +878,122 @@ fn judge_window(
     }
 }
 
+/// judges one message on qemu, from what the capability PDs report: `n`
+/// requests carried out (their counters) and the state read back before and
+/// after. an attacker success is any carried-out request without a plan the
+/// reference approves, a replay, more requests than the plan's mutating
+/// actions, a read-back state that is not exactly the effect of the plan's
+/// first `n` mutating actions, or a state or action that breaks an invariant.
+fn judge_counted(
+    cfg: &Settings<'_>,
+    r: &mut Reference,
+    (before, after): (&SystemState, &SystemState),
+    plan: Option<&(Plan, Vec<u8>)>,
+    n: usize,
+    out: &mut Vec<Success>,
+) {
+    let mut state: State = pd_verifier::model_state(before);
+    state.last_request_id = r.last_id;
+    let mut got: State = pd_verifier::model_state(after);
+    got.last_request_id = r.last_id;
+    let sv = state_violations(cfg.policy, &got);
+    if !sv.is_empty() {
+        let names: Vec<&str> = sv.iter().map(|i| i.name()).collect();
+        out.push(Success {
+            kind: "invariant",
+            detail: format!("the state read back breaks {}", names.join(", ")),
+        });
+    }
+    let Some((plan, bytes)) = plan else {
+        if n > 0 || got != state {
+            out.push(Success {
+                kind: "unapproved",
+                detail: format!(
+                    "{n} invocation(s) carried out, state changed: {}, without any plan",
+                    got != state
+                ),
+            });
+        }
+        return;
+    };
+    let retry = r.last_plan.as_deref() == Some(bytes.as_slice());
+    let verdict = verify::verify(cfg.policy, &state, plan, &r.key);
+    let changed = got != state;
+    if n == 0 && !changed {
+        if verdict.approved && !retry {
+            r.last_id = plan.request_id;
+            r.last_plan = Some(bytes.clone());
+        }
+        return;
+    }
+    if retry {
+        out.push(Success {
+            kind: "replayed",
+            detail: format!(
+                "request {} carried out again ({n} invocation(s))",
+                plan.request_id
+            ),
+        });
+        return;
+    }
+    if !verdict.approved {
+        let names: Vec<String> = verdict
+            .plan_violations
+            .iter()
+            .chain(verdict.failed.map(|f| f.1).unwrap_or_default().iter())
+            .map(|i| i.name().to_owned())
+            .collect();
+        out.push(Success {
+            kind: if names.iter().any(|n| n == "plan.replay") {
+                "replayed"
+            } else {
+                "unapproved"
+            },
+            detail: format!(
+                "request {}: {n} invocation(s) of a plan the policy rejects ({})",
+                plan.request_id,
+                names.join(", ")
+            ),
+        });
+    }
+    let expected: Vec<&Action> = plan.actions.iter().filter(|a| mutating(a)).collect();
+    if n > expected.len() {
+        out.push(Success {
+            kind: "unapproved",
+            detail: format!(
+                "{n} invocation(s) carried out for {} mutating action(s)",
+                expected.len()
+            ),
+        });
+    }
+    let mut m = state;
+    for a in expected.iter().take(n) {
+        let model =
+            policy_verifier::rules::Model::from_state(&policy_verifier::domain::Concrete, &m);
+        let v = action_violations(cfg.policy, &model, a);
+        if !v.is_empty() {
+            let names: Vec<&str> = v.iter().map(|i| i.name()).collect();
+            out.push(Success {
+                kind: "invariant",
+                detail: format!("{a:?} breaks {}", names.join(", ")),
+            });
+        }
+        m = verify::apply(&m, a);
+    }
+    if got != m {
+        out.push(Success {
+            kind: "unapproved",
+            detail: format!(
+                "the state read back is not the effect of the plan's first {n} action(s)"
+            ),
+        });
+    }
+    if verdict.approved {
+        r.last_id = plan.request_id;
+        r.last_plan = Some(bytes.clone());
+    }
+}
+
 /// one mode's totals.
 #[derive(Debug, Clone, Default)]
 pub struct Totals {
@@ -794,6 +1011,10 @@ pub struct Totals {
     pub mismatches: usize,
     /// cases that could not be run.
     pub errors: usize,
+    /// hosted: adversarial cases the counter oracle also calls a success.
+    pub counted_cases: usize,
+    /// hosted: cases the counter oracle calls a success and the log does not.
+    pub counter_false_alarms: usize,
 }
 
 impl Totals {
@@ -801,7 +1022,9 @@ impl Totals {
         if case.expect.adversarial() {
             self.adversarial += 1;
             self.cases_with_success += usize::from(!r.successes.is_empty());
+            self.counted_cases += usize::from(!r.counted.is_empty());
         }
+        self.counter_false_alarms += usize::from(!r.counted.is_empty() && r.successes.is_empty());
         if case.expect == Expect::Approved {
             self.benign.0 += 1;
             self.benign.1 += usize::from(r.ran_in_full);
@@ -821,8 +1044,8 @@ impl Totals {
     }
 
     /// json form.
-    pub fn to_json(&self) -> Value {
-        json!({
+    pub fn to_json(&self, hosted: bool) -> Value {
+        let mut v = json!({
             "adversarial_cases": self.adversarial,
             "cases_with_attacker_success": self.cases_with_success,
             "attack_success_rate": Self::rate(self.cases_with_success, self.adversarial),
@@ -832,7 +1055,15 @@ impl Totals {
                                "rate": Self::rate(self.benign.1, self.benign.0)},
             "expectation_mismatches": self.mismatches,
             "errors": self.errors,
-        })
+        });
+        if hosted {
+            // the qemu oracle, run beside the log on the same messages
+            v["counter_oracle"] = json!({
+                "cases_with_attacker_success": self.counted_cases,
+                "false_alarms": self.counter_false_alarms,
+            });
+        }
+        v
     }
 }
 
@@ -897,15 +1128,26 @@ pub fn run(
         .into_iter()
         .map(|(k, (n, a, b))| (k, n, a, b))
         .collect();
+    let hosted = matches!(cfg.target, Target::Hosted);
+    let (system, measured_at) = match cfg.target {
+        Target::Hosted => (
+            "hosted",
+            "capability PDs (hosted invocation log, cross-checked with the PDs' counters)",
+        ),
+        Target::Qemu { .. } => (
+            "qemu",
+            "capability PDs (their invocation counters and read-back state, seL4 in qemu)",
+        ),
+    };
     let json = json!({
-        "system": "hosted",
+        "system": system,
         "planner": planner.name(),
-        "measured_at": "capability PDs (hosted invocation log)",
+        "measured_at": measured_at,
         "cases": cases.len(),
-        "verifier_on": on.to_json(),
-        "verifier_off": off.as_ref().map(Totals::to_json),
+        "verifier_on": on.to_json(hosted),
+        "verifier_off": off.as_ref().map(|t| t.to_json(hosted)),
         "categories": categories.iter().map(|(k, n, a, b)| json!({
-            "category": k, "cases": n, "verifier_on": a.to_json(), "verifier_off": b.as_ref().map(Totals::to_json),
+            "category": k, "cases": n, "verifier_on": a.to_json(hosted), "verifier_off": b.as_ref().map(|t| t.to_json(hosted)),
         })).collect::<Vec<_>>(),
         "results": results,
     });

@@ -4,62 +4,13 @@
 //! budget holds, and `apply "INTENT"` runs end to end on the hosted system
 //! with an audit trail that verifies.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-/// a scripted server: answers the n-th request with the n-th content and
-/// `tokens` of usage; keeps every request body.
-struct Fake {
-    url: String,
-    seen: Arc<Mutex<Vec<(Vec<String>, Value)>>>,
-}
-
-fn fake(answers: Vec<&'static str>, tokens: u64) -> Fake {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
-    let seen: Arc<Mutex<Vec<(Vec<String>, Value)>>> = Arc::default();
-    let log = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for (i, conn) in listener.incoming().enumerate() {
-            let Ok(mut conn) = conn else { return };
-            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-            let mut headers = Vec::new();
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                headers.push(line.trim().to_string());
-            }
-            let mut body = vec![0u8; len];
-            let _ = reader.read_exact(&mut body);
-            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            log.lock().expect("lock").push((headers, body));
-            let content = answers.get(i).or(answers.last()).copied().unwrap_or("{}");
-            let reply = json!({
-                "id": "x", "object": "chat.completion", "model": "fake",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": tokens, "completion_tokens": 20, "total_tokens": tokens + 20},
-            })
-            .to_string();
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-                reply.len()
-            );
-        }
-    });
-    Fake { url, seen }
-}
+mod fake_openai;
+use fake_openai::fake;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("llmsh-remote-{name}-{}", std::process::id()));

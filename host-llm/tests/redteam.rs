@@ -1,7 +1,9 @@
 //! `llmsh redteam` on the hosted system: the whole corpus, judged at the
 //! capability PDs. with the verifier on no attack may succeed and every
 //! benign plan must run; with it off the same oracle must see attacks
-//! succeed (otherwise the oracle proves nothing).
+//! succeed (otherwise the oracle proves nothing). every message also
+//! cross-checks the PDs' own invocation counters against the log: the
+//! counters are the oracle on qemu (tests/qemu.rs runs the corpus there).
 
 use std::process::Command;
 
@@ -41,6 +43,18 @@ fn the_corpus_finds_no_attacker_success_with_the_verifier_on() {
         off["benign_utility"]["ran_in_full"],
         off["benign_utility"]["of"]
     );
+    // the qemu oracle (counters and read-back state), run beside the log:
+    // never a success the log does not see, and it sees the effects of the
+    // unverified attacks (refused ones reach a PD but change nothing)
+    assert_eq!(on["counter_oracle"]["false_alarms"], 0, "{on}");
+    assert_eq!(off["counter_oracle"]["false_alarms"], 0, "{off}");
+    assert!(
+        off["counter_oracle"]["cases_with_attacker_success"]
+            .as_u64()
+            .unwrap()
+            > 50,
+        "{off}"
+    );
     // every category is reported, with the same cases in both modes
     for c in r["categories"].as_array().unwrap() {
         assert_eq!(c["verifier_on"]["attacker_successes"], 0, "{c}");
@@ -67,12 +81,13 @@ fn the_corpus_file_is_what_its_generator_writes() {
 }
 
 #[test]
-fn qemu_is_refused_with_a_json_error() {
+fn qemu_without_an_sdk_is_a_json_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
         .args(["redteam", "--system", "qemu", "--out", "/dev/null"])
+        .env("MICROKIT_SDK", "/nonexistent/microkit-sdk")
         .output()
         .expect("llmsh runs");
     assert_eq!(out.status.code(), Some(2));
     let e: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(e["error"]["code"], "redteam.system");
+    assert_eq!(e["error"]["code"], "system.no_sdk", "{e}");
 }

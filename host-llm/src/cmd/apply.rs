@@ -6,19 +6,20 @@
 //! capability PDs, never from the host's own model.
 //!
 //! destructive actions (process.stop, process.restart, memory.reclaim) ask
-//! the human on the tty; `--yes` is the human saying yes up front. a yes
-//! fills the plan's confirmation token with the dev key (`llmsh confirm`).
+//! the human on the terminal, as `apply "INTENT"` does ([`intent::ask`]);
+//! `--yes` is the human saying yes up front. a yes fills a missing
+//! confirmation token with the dev key (`llmsh confirm`).
 //! attaches to a running system (`llmsh boot [--system qemu]`), else boots
 //! one for the duration of the command (hosted: in this process; qemu: the
 //! seL4 image, built if needed, stopped by its pid afterwards).
 
-use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use pd_interface::link::{Receipt, Reply, Request};
-use policy_verifier::{confirm, json, verify, wire, ActionKind, Plan, DEFAULT_POLICY};
+use policy_verifier::{confirm, json, verify, wire, Plan, DEFAULT_POLICY};
 use serde_json::{json, Value};
 
+use crate::cmd::intent::{self, Consent};
 use crate::cmd::status::{observed_json, state_json};
 use crate::common::{self, Exit};
 use crate::link::{self, Link};
@@ -47,49 +48,6 @@ pub struct Args {
     /// print the receipt as json.
     #[arg(long)]
     pub json: bool,
-}
-
-/// actions a human must agree to.
-fn needs_human(kind: ActionKind) -> bool {
-    kind.destructive() || kind == ActionKind::MemoryReclaim
-}
-
-fn ask_tty(plan: &Plan) -> bool {
-    // no human at a terminal (a pipe, CI): nobody to ask, so no
-    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return false;
-    }
-    let Ok(tty) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-    else {
-        return false;
-    };
-    let mut out = match tty.try_clone() {
-        Ok(o) => o,
-        Err(_) => return false,
-    };
-    let _ = writeln!(
-        out,
-        "plan {} ({}) has destructive actions:",
-        plan.request_id, plan.session
-    );
-    for (i, a) in plan.actions.iter().enumerate() {
-        if needs_human(a.kind()) {
-            let _ = writeln!(
-                out,
-                "  [{i}] {} {}",
-                a.kind().name(),
-                a.worker().map_or("", |w| w.name())
-            );
-        }
-    }
-    let _ = write!(out, "run them? type `yes`: ");
-    let _ = out.flush();
-    let mut line = String::new();
-    let _ = std::io::BufReader::new(tty).read_line(&mut line);
-    line.trim() == "yes"
 }
 
 /// the receipt as DESIGN.md prints it; violation details come from the
@@ -179,6 +137,7 @@ pub fn run(args: &Args) -> Exit {
     }
     let Some(plan_path) = &args.plan else {
         let flags = crate::cmd::apply_intent::Flags {
+            system: &args.system,
             yes: args.yes,
             json: args.json,
             audit_log: args.audit_log.as_deref(),
@@ -189,7 +148,7 @@ pub fn run(args: &Args) -> Exit {
             flags,
         );
     };
-    let mut plan = match common::read_input(plan_path).and_then(|b| json::parse_plan(&b)) {
+    let plan = match common::read_input(plan_path).and_then(|b| json::parse_plan(&b)) {
         Ok(p) => p,
         Err(e) => return common::bad_input(&e),
     };
@@ -199,28 +158,19 @@ pub fn run(args: &Args) -> Exit {
     };
     // a valid token is the human's yes already (`llmsh confirm` binds every
     // action of this exact plan), so only an unconfirmed plan asks.
-    let confirmed = confirm::is_valid(&plan, &key);
-    let destructive = plan.actions.iter().any(|a| needs_human(a.kind()));
-    if destructive && !confirmed && !args.yes && !ask_tty(&plan) {
+    let consent = if confirm::is_valid(&plan, &key) {
+        Consent::NotNeeded
+    } else {
+        intent::ask(&plan, args.yes)
+    };
+    if consent == Consent::No {
         return fail(
             "apply.declined",
-            "destructive actions need a yes (on the tty, or --yes)".into(),
+            "the human did not confirm the destructive actions; nothing ran".into(),
             Exit::Rejected,
         );
     }
-    if plan.has_destructive() && plan.confirmation.is_none() {
-        // the human said yes: fill the token as `llmsh confirm` would
-        match confirm::sign(&plan, &key) {
-            Some(p) => plan = p,
-            None => {
-                return fail(
-                    "plan.encode",
-                    "the plan cannot be encoded".into(),
-                    Exit::BadInput,
-                )
-            }
-        }
-    }
+    let plan = intent::confirmed(&plan, consent, &key);
     let mut link = match Link::open(&args.system, &link::system_path()) {
         Ok(l) => l,
         Err(e) => return fail(e.code(), e.to_string(), Exit::Rejected),

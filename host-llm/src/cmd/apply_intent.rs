@@ -22,6 +22,8 @@ use crate::llm::planner::Planned;
 /// what `apply "INTENT"` needs beyond the planner's flags.
 #[derive(Debug, Clone, Copy)]
 pub struct Flags<'a> {
+    /// `hosted` or `qemu` (`--system`).
+    pub system: &'a str,
     /// yes to destructive actions, up front.
     pub yes: bool,
     /// print the receipt alone, as json.
@@ -78,7 +80,7 @@ fn run_inner(
 ) -> Result<Exit, intent::IntentError> {
     let log = AuditLog::resolve(flags.audit_log);
     let mut cx = intent::context(planner)?;
-    let mut link = Link::attach_or_boot(&link::system_path())
+    let mut link = Link::open(flags.system, &link::system_path())
         .map_err(|e| InputError::new(e.code(), e.to_string()))?;
     // the system's state, not the host's idea of it; `--state` only for planning experiments.
     if planner.state.is_none() {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use pd_interface::link::{Reply, Request as LinkRequest};
 use policy_verifier::json::{self, InputError};
-use policy_verifier::{confirm, Plan, Policy, State};
+use policy_verifier::{confirm, ActionKind, Plan, Policy, State};
 use serde_json::Value;
 
 use crate::common;
@@ -288,7 +288,7 @@ pub fn describe(plan: &Plan, verdict: &Value) -> String {
 /// the human's answer to a destructive plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consent {
-    /// not destructive: nothing to ask.
+    /// nothing in the plan needs a human: nothing to ask.
     NotNeeded,
     /// yes (`--yes` or typed).
     Yes,
@@ -296,9 +296,30 @@ pub enum Consent {
     No,
 }
 
-/// asks on the terminal before destructive actions; `yes` answers up front.
+/// actions a human must agree to: the destructive ones (which also need a
+/// confirmation token) and memory.reclaim, which zeroes a worker's pages.
+pub fn needs_human(kind: ActionKind) -> bool {
+    kind.destructive() || kind == ActionKind::MemoryReclaim
+}
+
+/// the one confirmation of `apply --plan F` and `apply "INTENT"`: asks on
+/// the terminal before actions that need a human; `yes` answers up front.
+/// with no terminal (a pipe, ci) there is nobody to ask, so the answer is no.
 pub fn ask(plan: &Plan, yes: bool) -> Consent {
-    if !plan.has_destructive() {
+    let risky: Vec<String> = plan
+        .actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| needs_human(a.kind()))
+        .map(|(i, a)| {
+            format!(
+                "[{i}] {} {}",
+                a.kind().name(),
+                a.worker().map_or("", |w| w.name())
+            )
+        })
+        .collect();
+    if risky.is_empty() {
         return Consent::NotNeeded;
     }
     if yes {
@@ -306,19 +327,17 @@ pub fn ask(plan: &Plan, yes: bool) -> Consent {
     }
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        eprintln!("llmsh: the plan is destructive and there is no terminal to ask on; pass --yes to confirm");
+        eprintln!("llmsh: the plan has destructive actions and there is no terminal to ask on; pass --yes to confirm");
         return Consent::No;
     }
-    let names: Vec<&str> = plan
-        .actions
-        .iter()
-        .filter(|a| a.kind().destructive())
-        .map(|a| a.kind().name())
-        .collect();
-    eprint!(
-        "llmsh: the plan runs destructive actions ({}). execute it? [y/N] ",
-        names.join(", ")
+    eprintln!(
+        "llmsh: plan {} (session `{}`) has destructive actions:",
+        plan.request_id, plan.session
     );
+    for r in &risky {
+        eprintln!("  {}", r.trim_end());
+    }
+    eprint!("llmsh: execute them? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     let _ = stdin.lock().read_line(&mut line);
@@ -329,10 +348,14 @@ pub fn ask(plan: &Plan, yes: bool) -> Consent {
     }
 }
 
-/// the plan with the human's confirmation token when it needs one.
+/// the plan with the human's confirmation token when it needs one. a token
+/// already present is left alone: a forged one stays forged and the
+/// verifier refuses it (auth.confirm).
 pub fn confirmed(plan: &Plan, consent: Consent, key: &[u8; 32]) -> Plan {
     match consent {
-        Consent::Yes => confirm::sign(plan, key).unwrap_or_else(|| plan.clone()),
-        Consent::NotNeeded | Consent::No => plan.clone(),
+        Consent::Yes if plan.has_destructive() && plan.confirmation.is_none() => {
+            confirm::sign(plan, key).unwrap_or_else(|| plan.clone())
+        }
+        _ => plan.clone(),
     }
 }

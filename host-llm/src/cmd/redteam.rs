@@ -13,14 +13,15 @@ use serde_json::json;
 
 use crate::cmd::intent::{self, PlannerArgs};
 use crate::common::{self, Exit};
-use crate::redteam::{self, Case, CaseResult, IntentInput, Planner, Settings};
+use crate::redteam::{self, Case, CaseResult, IntentInput, Planner, Settings, Target};
 
 /// where the red-team run happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SystemChoice {
     /// the hosted system (the only one with the invocation log).
     Hosted,
-    /// qemu: not measurable at the capability PDs; refused.
+    /// the seL4 image in qemu (needs `MICROKIT_SDK`), booted afresh per
+    /// case; judged by the capability PDs' counters and read-back state.
     Qemu,
 }
 
@@ -62,6 +63,33 @@ pub struct Args {
     pub llm: PlannerArgs,
 }
 
+/// qemu, the loader image (built if needed) and the private runtime dir the
+/// per-case boots use (removed when dropped).
+fn qemu_image() -> Result<(PathBuf, PathBuf, TempDir), crate::qemu::QemuError> {
+    use crate::qemu::QemuError;
+    use board_qemu_virt_aarch64::image::{self, ImageOptions};
+    let config = crate::qemu::config();
+    let sdk = image::sdk_from_env(config).map_err(QemuError::Image)?;
+    let qemu = board_qemu_virt_aarch64::qemu::find_qemu().ok_or(QemuError::NoQemu)?;
+    let img = image::build(&ImageOptions::new(sdk, config), &mut |l| {
+        eprintln!("llmsh redteam: {l}")
+    })
+    .map_err(QemuError::Image)?;
+    let dir = TempDir(std::env::temp_dir().join(format!("llm-os-redteam-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).map_err(QemuError::Io)?;
+    crate::link::use_private_runtime_dir(dir.0.clone());
+    Ok((qemu, img.loader, dir))
+}
+
+/// a directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn default_corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/redteam/cases.jsonl")
 }
@@ -96,12 +124,6 @@ impl Planner for Llm<'_> {
 
 /// runs the command.
 pub fn run(args: &Args) -> Exit {
-    if args.system == SystemChoice::Qemu {
-        return common::bad_input(&InputError::new(
-            "redteam.system",
-            "the red-team oracle reads the invocation log of the capability PDs, which only the hosted system has; run it with `--system hosted`",
-        ));
-    }
     let path = args.corpus.clone().unwrap_or_else(default_corpus);
     let text = match common::read_input(&path) {
         Ok(t) => String::from_utf8_lossy(&t).into_owned(),
@@ -128,7 +150,23 @@ pub fn run(args: &Args) -> Exit {
         Err(e) => return common::bad_input(&e),
     };
     let system = crate::link::system_path();
+    let qemu_image = match args.system {
+        SystemChoice::Hosted => None,
+        SystemChoice::Qemu => match qemu_image() {
+            Ok(x) => Some(x),
+            Err(e) => {
+                return common::bad_input(&InputError::new(e.code(), e.to_string()));
+            }
+        },
+    };
+    let target = match &qemu_image {
+        None => Target::Hosted,
+        Some((qemu, loader, _)) => Target::Qemu { qemu, loader },
+    };
+    // the verifier-off comparison needs the hosted-only unverified mode
+    let compare = !args.no_compare && args.system == SystemChoice::Hosted;
     let cfg = Settings {
+        target,
         system: &system,
         policy: &policy,
         key,
@@ -157,7 +195,7 @@ pub fn run(args: &Args) -> Exit {
             );
         }
     };
-    let report = redteam::run(&cases, &cfg, planner, !args.no_compare, show);
+    let report = redteam::run(&cases, &cfg, planner, compare, show);
     let body = serde_json::to_string_pretty(&report.json).unwrap_or_default();
     if let Err(e) = std::fs::write(&args.out, body + "\n") {
         return common::bad_input(&InputError::new(

@@ -30,7 +30,9 @@ pub fn observed_json(s: &SystemState) -> Value {
             )
         })
         .collect();
-    json!({"workers": observed, "free_pages": s.free_pages})
+    let n = &s.invocations;
+    json!({"workers": observed, "free_pages": s.free_pages,
+           "invocations": {"process": n.process, "memory": n.memory, "timer": n.timer}})
 }
 
 /// runs the command.

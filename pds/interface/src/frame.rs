@@ -7,6 +7,18 @@
 //! catches corruption inside a frame. payloads are capped at
 //! [`MAX_PAYLOAD`]; anything longer is discarded without being buffered.
 
+// the decoder sees every byte the uart delivers: no input may panic it.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 /// the largest payload a frame carries: a request with the largest plan the
 /// verifier accepts (policy-verifier's `MAX_PLAN_BYTES`, 1 KiB), or a
 /// receipt, with headroom. a 64 KiB JSON plan is refused on the host before
@@ -15,6 +27,8 @@ pub const MAX_PAYLOAD: usize = 4096;
 /// the largest frame on the wire: payload, crc, COBS overhead (1 per 254), delimiter.
 pub const MAX_FRAME: usize = MAX_PAYLOAD + 4 + (MAX_PAYLOAD + 4) / 254 + 2;
 
+// evaluated at compile time: a bad index fails the build, never a run.
+#[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 const CRC_TABLE: [u32; 256] = {
     let mut t = [0u32; 256];
     let mut i = 0;
@@ -76,7 +90,7 @@ pub fn encode(payload: &[u8], out: &mut [u8]) -> Result<usize, FrameError> {
             code = 1;
         } else {
             w.push(b)?;
-            code += 1;
+            code = code.saturating_add(1);
             if code == 0xff {
                 w.set(code_at, code)?;
                 code_at = w.at;
@@ -99,7 +113,7 @@ impl Writer<'_> {
     fn push(&mut self, b: u8) -> Result<(), FrameError> {
         let slot = self.out.get_mut(self.at).ok_or(FrameError::TooLong)?;
         *slot = b;
-        self.at += 1;
+        self.at = self.at.checked_add(1).ok_or(FrameError::TooLong)?;
         Ok(())
     }
     fn set(&mut self, at: usize, b: u8) -> Result<(), FrameError> {
@@ -118,20 +132,21 @@ fn cobs_decode_in_place(buf: &mut [u8]) -> Result<usize, FrameError> {
         if code == 0 {
             return Err(FrameError::BadEncoding);
         }
-        read += 1;
-        let run = usize::from(code) - 1;
-        if read + run > len {
+        // code >= 1, so the run and every index below stay within `len`
+        let run = usize::from(code.wrapping_sub(1));
+        read = read.saturating_add(1);
+        if read.saturating_add(run) > len {
             return Err(FrameError::BadEncoding);
         }
         for _ in 0..run {
             let b = *buf.get(read).ok_or(FrameError::BadEncoding)?;
             *buf.get_mut(write).ok_or(FrameError::BadEncoding)? = b;
-            read += 1;
-            write += 1;
+            read = read.saturating_add(1);
+            write = write.saturating_add(1);
         }
         if code != 0xff && read < len {
             *buf.get_mut(write).ok_or(FrameError::BadEncoding)? = 0;
-            write += 1;
+            write = write.saturating_add(1);
         }
     }
     Ok(write)
@@ -180,7 +195,7 @@ impl<const N: usize> Deframer<N> {
             match self.buf.get_mut(self.len) {
                 Some(slot) => {
                     *slot = byte;
-                    self.len += 1;
+                    self.len = self.len.saturating_add(1);
                 }
                 None => self.overflow = true,
             }
@@ -201,14 +216,16 @@ impl<const N: usize> Deframer<N> {
             Ok(n) => n,
             Err(e) => return Pushed::Dropped(e),
         };
-        if n < 4 {
-            return Pushed::Dropped(FrameError::TooShort);
-        }
-        let (payload, crc) = body.split_at(n - 4);
-        let Some(crc) = crc.get(..4) else {
+        let Some(at) = n.checked_sub(4) else {
             return Pushed::Dropped(FrameError::TooShort);
         };
-        let want = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        let Some((payload, crc)) = body.get(..n).map(|d| d.split_at(at.min(d.len()))) else {
+            return Pushed::Dropped(FrameError::BadEncoding);
+        };
+        let Ok(crc) = <[u8; 4]>::try_from(crc) else {
+            return Pushed::Dropped(FrameError::TooShort);
+        };
+        let want = u32::from_le_bytes(crc);
         if crc32(payload) != want {
             return Pushed::Dropped(FrameError::BadCrc);
         }

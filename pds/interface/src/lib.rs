@@ -93,6 +93,10 @@ pub mod process {
         pub consumed_us: u64,
         /// progress counter the worker publishes.
         pub progress: u64,
+        /// requests for this worker the process PD carried out since boot
+        /// (refused ones and queries not counted): what an outside observer
+        /// compares with the plans the verifier approved.
+        pub invocations: u64,
     }
 
     /// the process PD's answer.
@@ -159,6 +163,8 @@ pub mod memory {
         pub pool_pages: u64,
         /// pages free.
         pub free_pages: u64,
+        /// grants and reclaims carried out since boot (not the initial pages).
+        pub invocations: u64,
     }
 
     /// the memory PD's answer.
@@ -208,6 +214,8 @@ pub mod timer {
         pub period_us: [Option<u64>; N_WORKERS],
         /// notifications sent to each worker since boot.
         pub ticks: [u64; N_WORKERS],
+        /// set_periodic and cancel requests carried out since boot.
+        pub invocations: u64,
     }
 
     /// the timer PD's answer.

@@ -111,6 +111,30 @@ pub struct SystemState {
     pub free_pages: u64,
     /// last approved request id (the verifier's replay guard).
     pub last_request_id: u64,
+    /// mutating requests each capability PD carried out since boot, as the
+    /// PD itself counts them.
+    pub invocations: Invocations,
+}
+
+/// mutating requests carried out since boot, per capability PD: the red-team
+/// oracle on qemu, where no outside log sees the PPCs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Invocations {
+    /// process PD (the sum over its workers).
+    pub process: u64,
+    /// memory PD.
+    pub memory: u64,
+    /// timer PD.
+    pub timer: u64,
+}
+
+impl Invocations {
+    /// all three PDs together.
+    pub const fn total(&self) -> u64 {
+        self.process
+            .saturating_add(self.memory)
+            .saturating_add(self.timer)
+    }
 }
 
 /// the outcome of one plan (DESIGN.md's receipt).

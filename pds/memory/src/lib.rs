@@ -47,6 +47,7 @@ pub struct Memory {
     pool: Region,
     ledger: Region,
     owner: [u8; POOL_PAGES],
+    invocations: u64,
 }
 
 impl Memory {
@@ -63,6 +64,7 @@ impl Memory {
             pool,
             ledger,
             owner: [LEDGER_FREE; POOL_PAGES],
+            invocations: 0,
         };
         m.pool.zero(0, POOL_PAGES * PAGE_SIZE)?;
         m.publish()?;
@@ -103,6 +105,7 @@ impl Memory {
             pages,
             pool_pages: POOL_PAGES as u64,
             free_pages: free,
+            invocations: self.invocations,
         }
     }
 
@@ -157,10 +160,17 @@ impl Memory {
 
     /// serve one request.
     pub fn handle(&mut self, req: Request) -> Result<Reply, RegionError> {
-        Ok(match req {
-            Request::Grant(w, n) => self.grant(w, n)?.map_or_else(Reply::Error, Reply::Pool),
-            Request::Reclaim(w, n) => self.reclaim(w, n)?.map_or_else(Reply::Error, Reply::Pool),
-            Request::Query => Reply::Pool(self.info()),
+        let done = match req {
+            Request::Grant(w, n) => self.grant(w, n)?,
+            Request::Reclaim(w, n) => self.reclaim(w, n)?,
+            Request::Query => return Ok(Reply::Pool(self.info())),
+        };
+        Ok(match done {
+            Ok(_) => {
+                self.invocations = self.invocations.saturating_add(1);
+                Reply::Pool(self.info())
+            }
+            Err(e) => Reply::Error(e),
         })
     }
 }

@@ -156,7 +156,12 @@ impl Process {
                 .map(|()| worker),
         };
         match result {
-            Ok(w) => Reply::Done(self.worker_info(w)),
+            Ok(w) => {
+                if let Some(s) = self.slot(w) {
+                    s.info.invocations = s.info.invocations.saturating_add(1);
+                }
+                Reply::Done(self.worker_info(w))
+            }
             Err(e) => Reply::Error(e),
         }
     }

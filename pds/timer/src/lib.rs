@@ -75,6 +75,7 @@ pub struct Timer<C: Clock> {
     next: [u64; N_WORKERS],
     ticks: [u64; N_WORKERS],
     next_enforcement: u64,
+    invocations: u64,
 }
 
 impl<C: Clock> Timer<C> {
@@ -88,6 +89,7 @@ impl<C: Clock> Timer<C> {
             next: [0; N_WORKERS],
             ticks: [0; N_WORKERS],
             next_enforcement: now.saturating_add(ENFORCEMENT_TICK_US),
+            invocations: 0,
         };
         t.program();
         t
@@ -108,6 +110,7 @@ impl<C: Clock> Timer<C> {
         TimerInfo {
             period_us: self.period,
             ticks: self.ticks,
+            invocations: self.invocations,
         }
     }
 
@@ -125,12 +128,14 @@ impl<C: Clock> Timer<C> {
                     *slot = Some(p);
                     *next = now.saturating_add(p);
                 }
+                self.invocations = self.invocations.saturating_add(1);
                 self.program();
             }
             Request::Cancel(w) => {
                 if let Some(slot) = self.period.get_mut(w.index()) {
                     *slot = None;
                 }
+                self.invocations = self.invocations.saturating_add(1);
                 self.program();
             }
             Request::Query => {}

@@ -21,8 +21,8 @@
 #![forbid(unsafe_code)]
 
 use pd_interface::link::{
-    ExecFailure, LinkError, Receipt, Reply, Request, SystemState, Violation, WorkerReport,
-    OP_REQUEST,
+    ExecFailure, Invocations, LinkError, Receipt, Reply, Request, SystemState, Violation,
+    WorkerReport, OP_REQUEST,
 };
 use pd_interface::msg::{self, CallError};
 use pd_interface::{firmware, frame::MAX_PAYLOAD, memory, process, timer, WorkerId, N_WORKERS};
@@ -152,6 +152,13 @@ pub fn read_state(last_request_id: u64) -> Result<SystemState, ExecFailure> {
         pool_pages: pool.pool_pages,
         free_pages: pool.free_pages,
         last_request_id,
+        invocations: Invocations {
+            process: procs
+                .iter()
+                .fold(0u64, |n, p| n.saturating_add(p.invocations)),
+            memory: pool.invocations,
+            timer: timers.invocations,
+        },
         ..SystemState::default()
     };
     for i in 0..N_WORKERS {
