@@ -29,8 +29,13 @@ use crate::link::runtime_dir;
 
 /// how long a boot may take until the system answers `Status`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// how long one reply may take once the system is ready.
+/// how long one reply may take once the system is ready, over all resends.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// how long one attempt waits before the request is sent again. the debug
+/// kernel and the PDs print on the same UART, and text that lands inside a
+/// reply frame makes the host drop that frame; a resend of the same bytes is
+/// safe (the verifier PD answers a resent plan with its stored receipt).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// how often the boot wait re-sends its `Status` probe.
 const PROBE_EVERY: Duration = Duration::from_millis(50);
 
@@ -188,6 +193,8 @@ pub struct QemuLink {
     pub pid: u32,
     /// from starting qemu to the first `Status` reply, when this llmsh booted it.
     pub boot_to_ready: Option<Duration>,
+    /// requests sent again because a reply did not arrive in time.
+    pub resends: u64,
 }
 
 impl Drop for QemuLink {
@@ -202,21 +209,43 @@ impl Drop for QemuLink {
 }
 
 impl QemuLink {
-    /// one request, one reply (stale replies of the other kind are skipped:
-    /// a `Status` probe queued during boot may answer late).
+    /// one request, one reply. a reply lost on the way (a frame cut by
+    /// console text) is recovered by sending the same bytes again every
+    /// [`ATTEMPT_TIMEOUT`], up to [`REPLY_TIMEOUT`]. stale replies are
+    /// skipped: a `Status` probe queued during boot may answer late, and an
+    /// earlier attempt's receipt may arrive after a resend (receipts are
+    /// matched by request id).
     pub fn request(&mut self, req: &Request<'_>) -> Result<Reply, ClientError> {
         let framed = LinkClient::<Tap>::frame_request(req)?;
         // a leading delimiter ends whatever partial frame the link PD holds
         let mut bytes = Vec::with_capacity(framed.len() + 1);
         bytes.push(0);
         bytes.extend_from_slice(&framed);
+        let want_id = match req {
+            Request::Apply(plan) => policy_verifier::wire::decode(plan).ok().map(|p| p.request_id),
+            _ => None,
+        };
+        let started = Instant::now();
+        self.client.get_mut().set_read_timeout(ATTEMPT_TIMEOUT).map_err(ClientError::Io)?;
         self.client.send_raw(&bytes)?;
         loop {
-            let reply = self.client.read_reply()?;
-            let stale = matches!(
-                (req, &reply),
-                (Request::Apply(_), Reply::Status(_)) | (Request::Status, Reply::Receipt(_))
-            );
+            let reply = match self.client.read_reply() {
+                Ok(r) => r,
+                Err(ClientError::Io(e))
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+                        && started.elapsed() < REPLY_TIMEOUT =>
+                {
+                    self.resends += 1;
+                    self.client.send_raw(&bytes)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let stale = match (req, &reply) {
+                (Request::Apply(_), Reply::Status(_)) | (Request::Status, Reply::Receipt(_)) => true,
+                (Request::Apply(_), Reply::Receipt(r)) => want_id.is_some_and(|id| id != r.request_id),
+                _ => false,
+            };
             if !stale {
                 return Ok(reply);
             }
@@ -244,7 +273,7 @@ pub fn attach() -> Option<QemuLink> {
     let stream = UnixStream::connect(socket_path()).ok()?;
     let tap = Tap::new(stream);
     tap.set_read_timeout(REPLY_TIMEOUT).ok()?;
-    Some(QemuLink { client: LinkClient::new(tap), owned: None, pid, boot_to_ready: None })
+    Some(QemuLink { client: LinkClient::new(tap), owned: None, pid, boot_to_ready: None, resends: 0 })
 }
 
 /// attach to a running qemu, else build the image and boot one that lives
@@ -307,7 +336,7 @@ pub fn boot_image(qemu: &Path, loader: &Path, progress: &mut dyn FnMut(&str)) ->
             }
         }
     };
-    let mut link = QemuLink { client: LinkClient::new(Tap::new(stream)), owned: Some(child), pid, boot_to_ready: None };
+    let mut link = QemuLink { client: LinkClient::new(Tap::new(stream)), owned: Some(child), pid, boot_to_ready: None, resends: 0 };
     match wait_ready(&mut link, started, progress) {
         Ok(t) => {
             link.boot_to_ready = Some(t);
@@ -371,6 +400,81 @@ fn is_milestone(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pd_interface::frame::{self, Deframer, Pushed, MAX_FRAME};
+    use pd_interface::link::Receipt;
+
+    fn reply_frame(r: &Reply) -> Vec<u8> {
+        let payload = postcard::to_stdvec(r).unwrap();
+        let mut out = vec![0u8; MAX_FRAME];
+        let n = frame::encode(&payload, &mut out).unwrap();
+        out.truncate(n);
+        let mut f = vec![0u8];
+        f.extend(out);
+        f
+    }
+
+    fn receipt(id: u64) -> Reply {
+        Reply::Receipt(Receipt {
+            request_id: id,
+            approved: true,
+            executed: 1,
+            failed_action: None,
+            failure: None,
+            violations: Default::default(),
+            state_before: Default::default(),
+            state_after: Default::default(),
+            inventory: None,
+        })
+    }
+
+    #[test]
+    fn a_reply_cut_by_console_text_is_recovered_by_resending_the_same_bytes() {
+        let (host, mut sys) = UnixStream::pair().unwrap();
+        let plan = policy_verifier::json::parse_plan(
+            br#"{"version":1,"request_id":7,"session":"ops","reason":"r","actions":[{"op":"system.query"}]}"#,
+        )
+        .unwrap();
+        let mut buf = [0u8; policy_verifier::wire::MAX_PLAN_BYTES];
+        let bytes = policy_verifier::wire::encode(&plan, &mut buf).unwrap().to_vec();
+        let fake = std::thread::spawn(move || {
+            let mut rx = Deframer::<MAX_FRAME>::new();
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            let mut b = [0u8; 1];
+            while got.len() < 2 {
+                sys.read_exact(&mut b).unwrap();
+                if let Pushed::Frame(p) = rx.push(b[0]) {
+                    got.push(p.to_vec());
+                    if got.len() == 1 {
+                        // the kernel prints into the middle of the reply
+                        let f = reply_frame(&receipt(7));
+                        let (x, y) = f.split_at(f.len() / 2);
+                        sys.write_all(x).unwrap();
+                        sys.write_all(b"MON|ERROR: something\r\n").unwrap();
+                        sys.write_all(y).unwrap();
+                    } else {
+                        // a late receipt of an earlier request, then the answer
+                        sys.write_all(&reply_frame(&receipt(6))).unwrap();
+                        sys.write_all(&reply_frame(&receipt(7))).unwrap();
+                    }
+                }
+            }
+            got
+        });
+        let mut link = QemuLink {
+            client: LinkClient::new(Tap { stream: host, console: None, line: Vec::new(), lines: Vec::new() }),
+            owned: None,
+            pid: 0,
+            boot_to_ready: None,
+            resends: 0,
+        };
+        match link.request(&Request::Apply(&bytes)).unwrap() {
+            Reply::Receipt(r) => assert_eq!(r.request_id, 7),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(link.resends, 1);
+        let got = fake.join().unwrap();
+        assert_eq!(got[0], got[1], "the resend carries the same bytes");
+    }
 
     #[test]
     fn tap_keeps_text_lines_and_skips_frame_bytes() {

@@ -4,7 +4,8 @@
 //! planned by an llm runs on seL4 (`apply "INTENT" --system qemu`), the
 //! red-team corpus finds no attacker success at the capability PDs, a worker
 //! fault is handled by the process PD, garbled and malformed frames are
-//! refused with no effect. it also measures boot-to-ready and the plan
+//! refused with no effect, and duplicated, resent, reordered and replayed
+//! frames run each approved action once. it also measures boot-to-ready and the plan
 //! round trip (median of 100) and prints them.
 //!
 //! needs the Microkit SDK (`MICROKIT_SDK`) and `qemu-system-aarch64`; without
@@ -311,6 +312,37 @@ fn qemu_end_to_end() {
         times.iter().min().unwrap().as_micros(),
         times.iter().max().unwrap().as_micros()
     );
+
+    // link faults on seL4: a duplicated frame, a lost receipt (the host
+    // resends the same bytes), reordering, replay. the capability PDs' own
+    // counters show every approved action carried out exactly once.
+    let grant = |id: u64| framed_plan(&json!({"version":1,"request_id":id,"session":"ops","reason":"faults",
+        "actions":[{"op":"memory.grant","pd":"worker0","pages":1}]}));
+    let read_receipt = |c: &mut LinkClient<UnixStream>| match c.read_reply().expect("a reply") {
+        Reply::Receipt(r) => r,
+        other => panic!("answered {other:?}"),
+    };
+    let before = status(&mut c);
+    let p150 = grant(150);
+    c.send_raw(&p150).expect("send");
+    c.send_raw(&p150).expect("send");
+    let (r1, r2) = (read_receipt(&mut c), read_receipt(&mut c));
+    assert!(r1.approved && r1.executed == 1, "{r1:?}");
+    assert_eq!(r1, r2, "a duplicate gets the same receipt");
+    c.send_raw(&p150).expect("send"); // the receipt was lost: resend
+    assert_eq!(read_receipt(&mut c), r1, "a resend gets the stored receipt");
+    c.send_raw(&grant(152)).expect("send"); // 152 overtakes 151
+    c.send_raw(&grant(151)).expect("send");
+    let (r152, r151) = (read_receipt(&mut c), read_receipt(&mut c));
+    assert!(r152.approved && r152.executed == 1, "{r152:?}");
+    assert!(!r151.approved && r151.violations.iter().any(|v| v.invariant == "plan.replay"), "{r151:?}");
+    c.send_raw(&p150).expect("send"); // an older plan, replayed
+    let old = read_receipt(&mut c);
+    assert!(!old.approved && old.executed == 0, "{old:?}");
+    let after = status(&mut c);
+    assert_eq!(after.invocations.memory, before.invocations.memory + 2, "each approved grant ran once");
+    assert_eq!(after.workers[0].pages, before.workers[0].pages + 2);
+    println!("link faults on seL4: duplicate, lost receipt, reorder, replay: 2 grants carried out for 2 approved plans");
     drop(c);
 
     // a worker fault is handled: worker3 ticks, then its code is zeroed
