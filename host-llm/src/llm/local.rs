@@ -22,7 +22,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llguidance::api::TopLevelGrammar;
 use llguidance::{Matcher, ParserFactory};
-use policy_verifier::Policy;
+use policy_verifier::{Policy, Tier};
 use toktrie::TokEnv;
 
 use super::prompt::Prompt;
@@ -168,8 +168,8 @@ fn trace(msg: &str) {
 }
 
 /// a compiled grammar for the draft schema, ready to match tokens.
-pub fn matcher(factory: &ParserFactory, policy: &Policy) -> Result<Matcher, LlmError> {
-    let grammar = TopLevelGrammar::from_json_schema(schema::local_grammar_schema(policy));
+pub fn matcher(factory: &ParserFactory, policy: &Policy, tier: Tier) -> Result<Matcher, LlmError> {
+    let grammar = TopLevelGrammar::from_json_schema(schema::local_grammar_schema(policy, tier));
     let parser = factory
         .create_parser(grammar)
         .map_err(|e| LlmError::Model(format!("grammar: {e}")))?;
@@ -309,7 +309,7 @@ impl Backend for LocalBackend {
         let gen_start = Instant::now();
 
         let t = Instant::now();
-        let mut m = matcher(&loaded.factory, policy)?;
+        let mut m = matcher(&loaded.factory, policy, opts.tier)?;
         trace(&format!(
             "grammar compiled in {} ms",
             t.elapsed().as_millis()
@@ -320,6 +320,24 @@ impl Backend for LocalBackend {
         let (mut sampled, mut forced) = (0u64, 0u64);
         let limit = MAX_COMPLETION.min(opts.max_tokens - n_prompt);
         let vocab = loaded.model.vocab();
+        if let Some(prefix) = &prompt.answer_prefix {
+            // the answer's forced start, if the grammar takes all of it
+            let toks: Vec<u32> = vocab
+                .tokenize(prefix.as_bytes(), false, false)
+                .into_iter()
+                .map(|t| u32::try_from(t.0).unwrap_or(0))
+                .collect();
+            let fits = m.deep_clone().try_consume_tokens(&toks).unwrap_or(0) == toks.len();
+            if fits && !toks.is_empty() && (toks.len() as u64) < limit {
+                m.consume_tokens(&toks)
+                    .map_err(|e| LlmError::Model(format!("grammar: {e}")))?;
+                feed(&mut ctx, &toks, &mut pos)?;
+                forced += toks.len() as u64;
+                out.extend_from_slice(&toks);
+            } else {
+                trace("the answer prefix does not fit the grammar; ignored");
+            }
+        }
         while !m.is_stopped() {
             // bytes the grammar forces (`{"reason":"`): tokenized by
             // the model's own tokenizer, checked by the grammar, fed in one batch.
@@ -405,7 +423,7 @@ fn grammar_compiles(tok_env: &TokEnv, policy: &Policy) -> Result<Matcher, LlmErr
     let mut factory = engine(tok_env)
         .map_err(|e| LlmError::Model(format!("cannot build the grammar engine: {e}")))?;
     factory.quiet();
-    matcher(&factory, policy)
+    matcher(&factory, policy, Tier::Admin)
 }
 
 #[cfg(test)]

@@ -59,6 +59,8 @@ pub struct GenOptions {
     pub temperature: f32,
     /// the sampler's seed.
     pub seed: u64,
+    /// the session's tier: the schema offers only the ops it may run.
+    pub tier: policy_verifier::Tier,
 }
 
 /// why a backend could not produce a draft.

@@ -3,9 +3,15 @@
 //! plan parser and runs the verifier. on a rejection the violated
 //! invariants go back to the model, at most `max_retries` times per backend.
 //! the planner never executes and never signs: confirmation is the human's.
+//!
+//! an approved plan can still miss part of the intent (a small model often
+//! writes one action for "x and y", or the wrong op for a clear word). a
+//! lexical check ([`missing`]) sends such a plan round again with what is
+//! missing; it never approves or refuses anything, and if no retry covers
+//! the intent the first approved plan stands.
 
 use policy_verifier::json::{self, InputError};
-use policy_verifier::{confirm, verify, Plan, Policy, State};
+use policy_verifier::{confirm, verify, ActionKind, Plan, Policy, State, Tier};
 use serde_json::{json, Value};
 
 use super::prompt::{self, Prompt};
@@ -37,6 +43,9 @@ pub enum Outcome {
     Approved,
     /// the verifier rejected it; the violations as `llmsh check` prints them.
     Rejected(Vec<Value>),
+    /// the verifier approved it, but it leaves out what these words of the
+    /// intent ask for; the model gets another round.
+    Incomplete(Vec<String>),
     /// the draft is not a plan (only a server ignoring the schema gets here).
     BadDraft(InputError),
 }
@@ -68,6 +77,7 @@ impl Attempt {
         let outcome = match &self.outcome {
             Outcome::Approved => json!({"approved": true}),
             Outcome::Rejected(v) => json!({"approved": false, "violations": v}),
+            Outcome::Incomplete(m) => json!({"approved": true, "incomplete": m}),
             Outcome::BadDraft(e) => json!({"approved": false, "error": e.to_json()["error"]}),
         };
         json!({
@@ -81,6 +91,7 @@ impl Attempt {
         let verdict = match &self.outcome {
             Outcome::Approved => "approved".to_string(),
             Outcome::Rejected(v) => format!("rejected: {}", findings(v).join("; ")),
+            Outcome::Incomplete(m) => format!("approved, but leaves out {}", m.join("; ")),
             Outcome::BadDraft(e) => format!("not a plan: {e}"),
         };
         format!(
@@ -103,12 +114,14 @@ pub struct Planned {
     pub attempts: Vec<Attempt>,
     /// tokens spent on the whole request.
     pub tokens: u64,
+    /// index into `attempts` of the attempt that wrote `plan`.
+    pub produced_by: usize,
 }
 
 impl Planned {
     /// the attempt that produced `plan`.
     pub fn last(&self) -> Option<&Attempt> {
-        self.attempts.last()
+        self.attempts.get(self.produced_by)
     }
 }
 
@@ -125,6 +138,127 @@ pub fn findings(violations: &[Value]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// words that name an op unambiguously, and the ops that do what they ask.
+/// only words with one reading: "stop" (a worker, or its timer?) and
+/// "memory" (grant, or the inventory?) are left out.
+const ASKS: &[(&str, &[ActionKind])] = &[
+    ("priority", &[ActionKind::ProcessSetPriority]),
+    ("budget", &[ActionKind::ProcessSetBudget]),
+    ("cpu", &[ActionKind::ProcessSetBudget]),
+    (
+        "timer",
+        &[ActionKind::TimerSetPeriodic, ActionKind::TimerCancel],
+    ),
+    ("wake", &[ActionKind::TimerSetPeriodic]),
+    ("tick", &[ActionKind::TimerSetPeriodic]),
+    ("notify", &[ActionKind::TimerSetPeriodic]),
+    (
+        "pages",
+        &[ActionKind::MemoryGrant, ActionKind::MemoryReclaim],
+    ),
+    ("reclaim", &[ActionKind::MemoryReclaim]),
+    ("inventory", &[ActionKind::FirmwareInventory]),
+    ("devices", &[ActionKind::FirmwareInventory]),
+    ("cpus", &[ActionKind::FirmwareInventory]),
+    ("restart", &[ActionKind::ProcessRestart]),
+];
+
+/// the intent's words, lowercased.
+fn intent_words(intent: &str) -> Vec<String> {
+    intent
+        .to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// the [`ASKS`] entries whose word the intent uses, each narrowed to the
+/// op the intent's other words point to when they do ("free 8 pages" asks
+/// for a reclaim, not any page op).
+fn asked(intent: &str) -> Vec<(&'static str, Vec<ActionKind>)> {
+    let words = intent_words(intent);
+    ASKS.iter()
+        .filter(|(w, _)| words.iter().any(|x| x == w))
+        .map(|(w, ops)| (*w, narrowed(ops, &words)))
+        .collect()
+}
+
+/// what `plan` leaves out of `intent`: for each word of [`ASKS`] in the
+/// intent with no action of its ops, `op (the intent says "word")`.
+pub fn missing(intent: &str, plan: &Plan) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (word, ops) in asked(intent) {
+        if plan.actions.iter().any(|a| ops.contains(&a.kind())) {
+            continue;
+        }
+        let names: Vec<&str> = ops.iter().map(|k| k.name()).collect();
+        let m = format!("{} (the intent says \"{word}\")", names.join(" or "));
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// of several ops for an ask, the one the intent's other words point to
+/// ("take back" pages, "cancel" a timer); all of them when none does.
+fn narrowed(ops: &[ActionKind], words: &[String]) -> Vec<ActionKind> {
+    let says = |w: &[&str]| words.iter().any(|x| w.contains(&x.as_str()));
+    if ops.contains(&ActionKind::MemoryReclaim)
+        && says(&["reclaim", "back", "free", "release", "return"])
+    {
+        return vec![ActionKind::MemoryReclaim];
+    }
+    if ops.contains(&ActionKind::TimerCancel)
+        && says(&["cancel", "stop", "remove", "off", "disable", "delete"])
+    {
+        return vec![ActionKind::TimerCancel];
+    }
+    ops.to_vec()
+}
+
+/// the forced start of a repair attempt for a draft that left out part of
+/// the intent: the draft's reason, its actions that answer some ask of the
+/// intent (the others were wrong guesses), then the opening of an action of
+/// the first missing op; the model writes the rest. none when the draft is
+/// not in the grammar's compact form.
+pub fn repair_prefix(intent: &str, draft: &str, plan: &Plan) -> Option<String> {
+    let head = "{\"reason\":\"";
+    let mid = "\",\"actions\":[";
+    let body = draft.strip_prefix(head)?;
+    let at = body.find(mid)?;
+    let reason = body.get(..at)?;
+    let actions = body.get(at + mid.len()..)?.strip_suffix("]}")?;
+    let asks = asked(intent);
+    let wanted = |k: ActionKind| asks.iter().any(|(_, ops)| ops.contains(&k));
+    // compact drafts hold flat action objects: `},{` only separates them
+    let pieces: Vec<String> = actions
+        .split("},{")
+        .map(|p| format!("{{{}}}", p.trim_start_matches('{').trim_end_matches('}')))
+        .collect();
+    if pieces.len() != plan.actions.len() {
+        return None;
+    }
+    let kept: Vec<&String> = pieces
+        .iter()
+        .zip(plan.actions.iter())
+        .filter(|(_, a)| wanted(a.kind()))
+        .map(|(p, _)| p)
+        .collect();
+    let add = asks
+        .iter()
+        .find(|(_, ops)| !plan.actions.iter().any(|a| ops.contains(&a.kind())))
+        .and_then(|(_, ops)| ops.first().copied())?;
+    let mut prefix = format!("{head}{reason}{mid}");
+    for k in kept {
+        prefix.push_str(k);
+        prefix.push(',');
+    }
+    prefix.push_str(&format!("{{\"op\":\"{}\"", add.name()));
+    Some(prefix)
 }
 
 /// verifies `plan` as the human would see it after confirming: destructive
@@ -154,6 +288,15 @@ pub fn plan(
         .policy
         .session(req.session)
         .map_or(0, |s| s.token_budget);
+    // a read-only session's model may write only reads: whatever it picks
+    // is harmless, and it cannot drift to a mutation the session would be
+    // refused. other sessions see every op, so an admin op asked under an
+    // operator session is refused visibly (auth.tier) instead of becoming
+    // some other mutation the grammar happens to allow.
+    let tier = match req.policy.session(req.session).map(|s| s.tier) {
+        Some(Tier::Observer) | None => Tier::Observer,
+        Some(_) => Tier::Admin,
+    };
     let env = Envelope {
         request_id: req.state.last_request_id.saturating_add(1),
         session: req.session.to_string(),
@@ -165,8 +308,11 @@ pub fn plan(
         verdict: Value::Null,
         attempts: Vec::new(),
         tokens: 0,
+        produced_by: 0,
     };
     let mut number = 0u32;
+    // the first approved plan that leaves something out, with its verdict
+    let mut fallback: Option<(Plan, Value, usize)> = None;
     for backend in backends.iter_mut() {
         let mut p: Prompt = first.clone();
         for round in 0..=req.max_retries {
@@ -175,6 +321,7 @@ pub fn plan(
                 max_tokens: budget.saturating_sub(out.tokens),
                 temperature: if round == 0 { 0.0 } else { 0.6 },
                 seed: u64::from(number),
+                tier,
             };
             let g = match backend.generate(&p, req.policy, &opts) {
                 Ok(g) => g,
@@ -189,20 +336,38 @@ pub fn plan(
             out.tokens += g.prompt_tokens + g.completion_tokens;
             let (outcome, feedback) = match schema::complete(&g.text, &env) {
                 Err(e) => {
-                    let msg = e.to_string();
-                    (Outcome::BadDraft(e), vec![msg])
+                    let msg = format!("that is not a plan: {e}");
+                    (Outcome::BadDraft(e), msg)
                 }
                 Ok(plan) => {
                     let (ok, v) = verdict(req, &plan);
-                    out.plan = Some(plan);
-                    out.approved = ok;
                     let viol = v["violations"].as_array().cloned().unwrap_or_default();
-                    out.verdict = v;
-                    if ok {
-                        (Outcome::Approved, Vec::new())
+                    let left_out = if ok {
+                        missing(req.intent, &plan)
                     } else {
-                        let f = findings(&viol);
+                        Vec::new()
+                    };
+                    if ok && !left_out.is_empty() && fallback.is_none() {
+                        fallback = Some((plan.clone(), v.clone(), out.attempts.len()));
+                    }
+                    out.plan = Some(plan);
+                    out.produced_by = out.attempts.len();
+                    out.approved = ok;
+                    out.verdict = v;
+                    if !ok {
+                        let f = format!(
+                            "the verifier rejected that plan: {}",
+                            findings(&viol).join("; ")
+                        );
                         (Outcome::Rejected(viol), f)
+                    } else if left_out.is_empty() {
+                        (Outcome::Approved, String::new())
+                    } else {
+                        let f = format!(
+                            "that plan leaves out part of the intent: it has no {}",
+                            left_out.join(", no ")
+                        );
+                        (Outcome::Incomplete(left_out), f)
                     }
                 }
             };
@@ -222,10 +387,30 @@ pub fn plan(
             if approved {
                 return Ok(out);
             }
+            let repair = match (&out.attempts.last().map(|a| &a.outcome), &out.plan) {
+                (Some(Outcome::Incomplete(_)), Some(plan)) => {
+                    repair_prefix(req.intent, &g.text, plan)
+                }
+                _ => None,
+            };
             p = p.with_feedback(&g.text, &feedback, req.intent);
+            p.answer_prefix = repair;
         }
     }
+    if let (false, Some((plan, v, at))) = (out.approved && is_complete(&out), fallback) {
+        out.plan = Some(plan);
+        out.approved = true;
+        out.verdict = v;
+        out.produced_by = at;
+    }
     Ok(out)
+}
+
+/// the last attempt was approved and left nothing out.
+fn is_complete(out: &Planned) -> bool {
+    out.attempts
+        .last()
+        .is_some_and(|a| a.outcome == Outcome::Approved)
 }
 
 #[cfg(test)]
@@ -339,6 +524,158 @@ mod tests {
             None,
             "the planner never signs"
         );
+    }
+
+    #[test]
+    fn a_plan_that_leaves_out_part_of_the_intent_goes_round_again() {
+        let key = [7u8; 32];
+        let s = DEFAULT_POLICY.initial;
+        let only_priority = r#"{"reason":"r","actions":[{"op":"process.set_priority","pd":"worker1","priority":95}]}"#;
+        let both = r#"{"reason":"r","actions":[{"op":"process.set_priority","pd":"worker1","priority":95},{"op":"timer.set_periodic","pd":"worker1","period_ms":10}]}"#;
+        let mut b = Scripted {
+            answers: vec![only_priority, both],
+            seen: vec![],
+            tokens: 1,
+        };
+        let mut r = req(&s, "ops", &key);
+        r.intent = "raise worker1 to priority 95 and wake it every 10 ms";
+        let out = plan(&r, &mut [&mut b], |_| {}).expect("plans");
+        assert!(out.approved);
+        assert_eq!(out.attempts.len(), 2);
+        assert!(
+            matches!(&out.attempts[0].outcome, Outcome::Incomplete(m) if m[0].contains("timer.set_periodic")),
+            "{:?}",
+            out.attempts[0].outcome
+        );
+        let fb = &b.seen[1].messages.last().expect("feedback").1;
+        assert!(fb.contains("leaves out") && fb.contains("\"wake\""), "{fb}");
+        assert_eq!(out.plan.as_ref().map(|p| p.actions.len()), Some(2));
+        assert_eq!(out.produced_by, 1);
+    }
+
+    #[test]
+    fn when_no_retry_covers_the_intent_the_first_approved_plan_stands() {
+        let key = [7u8; 32];
+        let s = DEFAULT_POLICY.initial;
+        let only_priority = r#"{"reason":"r","actions":[{"op":"process.set_priority","pd":"worker1","priority":95}]}"#;
+        let rejected =
+            r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":250}]}"#;
+        let mut b = Scripted {
+            answers: vec![only_priority, rejected, rejected, rejected],
+            seen: vec![],
+            tokens: 1,
+        };
+        let mut r = req(&s, "ops", &key);
+        r.intent = "raise worker1 to priority 95 and wake it every 10 ms";
+        let out = plan(&r, &mut [&mut b], |_| {}).expect("plans");
+        assert_eq!(out.attempts.len(), 4);
+        assert!(out.approved, "{}", out.verdict);
+        assert_eq!(out.produced_by, 0);
+        assert_eq!(
+            out.plan.as_ref().map(|p| p.actions[0].kind()),
+            Some(ActionKind::ProcessSetPriority)
+        );
+    }
+
+    #[test]
+    fn a_repair_keeps_the_right_actions_and_opens_the_missing_one() {
+        let env = Envelope {
+            request_id: 1,
+            session: "ops".into(),
+        };
+        let cases = [
+            (
+                "wake worker2 every 25 ms and give it 10 more pages",
+                r#"{"reason":"set 10 pages","actions":[{"op":"memory.grant","pd":"worker2","pages":10},{"op":"process.set_priority","pd":"worker2","priority":10}]}"#,
+                r#"{"reason":"set 10 pages","actions":[{"op":"memory.grant","pd":"worker2","pages":10},{"op":"timer.set_periodic""#,
+            ),
+            (
+                "worker3 should run with priority 45",
+                r#"{"reason":"priority 45 for worker3","actions":[{"op":"memory.grant","pd":"worker3","pages":45}]}"#,
+                r#"{"reason":"priority 45 for worker3","actions":[{"op":"process.set_priority""#,
+            ),
+            (
+                "turn off worker3's timer",
+                r#"{"reason":"r","actions":[{"op":"system.query"}]}"#,
+                r#"{"reason":"r","actions":[{"op":"timer.cancel""#,
+            ),
+        ];
+        for (intent, draft, want) in cases {
+            let plan = schema::complete(draft, &env).expect("draft");
+            assert_eq!(
+                repair_prefix(intent, draft, &plan).as_deref(),
+                Some(want),
+                "{intent}"
+            );
+        }
+        // nothing missing, or not the grammar's form: no repair
+        let draft = r#"{"reason":"r","actions":[{"op":"process.set_priority","pd":"worker3","priority":45}]}"#;
+        let plan = schema::complete(draft, &env).expect("draft");
+        assert_eq!(
+            repair_prefix("worker3 should run with priority 45", draft, &plan),
+            None
+        );
+        let spaced = r#"{"reason": "r", "actions": [{"op": "system.query"}]}"#;
+        let plan = schema::complete(spaced, &env).expect("draft");
+        assert_eq!(
+            repair_prefix("raise the priority of worker1", spaced, &plan),
+            None
+        );
+    }
+
+    #[test]
+    fn a_repair_is_forced_as_the_start_of_the_next_answer() {
+        let key = [7u8; 32];
+        let s = DEFAULT_POLICY.initial;
+        let wrong = r#"{"reason":"priority 45 for worker3","actions":[{"op":"memory.grant","pd":"worker3","pages":45}]}"#;
+        let right = r#"{"reason":"priority 45 for worker3","actions":[{"op":"process.set_priority","pd":"worker3","priority":45}]}"#;
+        let mut b = Scripted {
+            answers: vec![wrong, right],
+            seen: vec![],
+            tokens: 1,
+        };
+        let mut r = req(&s, "ops", &key);
+        r.intent = "worker3 should run with priority 45";
+        let out = plan(&r, &mut [&mut b], |_| {}).expect("plans");
+        assert_eq!(b.seen[0].answer_prefix, None);
+        assert_eq!(
+            b.seen[1].answer_prefix.as_deref(),
+            Some(r#"{"reason":"priority 45 for worker3","actions":[{"op":"process.set_priority""#)
+        );
+        assert_eq!(
+            out.plan.as_ref().map(|p| p.actions[0].kind()),
+            Some(ActionKind::ProcessSetPriority)
+        );
+    }
+
+    #[test]
+    fn the_check_reads_only_unambiguous_words() {
+        let p = |draft: &str| {
+            schema::complete(
+                draft,
+                &Envelope {
+                    request_id: 1,
+                    session: "admin".into(),
+                },
+            )
+            .expect("draft")
+        };
+        let cancel = p(r#"{"reason":"r","actions":[{"op":"timer.cancel","pd":"worker1"}]}"#);
+        assert!(missing("stop the periodic timer of worker1", &cancel).is_empty());
+        let inv = p(r#"{"reason":"r","actions":[{"op":"firmware.inventory","query":"memory"}]}"#);
+        assert!(missing("how much memory does the board have?", &inv).is_empty());
+        let grant =
+            p(r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker3","pages":45}]}"#);
+        assert_eq!(
+            missing("worker3 should run with priority 45", &grant),
+            ["process.set_priority (the intent says \"priority\")"]
+        );
+        // "free" pages: a grant does not do; "give" pages: it does
+        assert_eq!(
+            missing("free 8 pages of worker3's memory", &grant),
+            ["memory.reclaim (the intent says \"pages\")"]
+        );
+        assert!(missing("give worker3 45 more pages", &grant).is_empty());
     }
 
     #[test]

@@ -32,6 +32,10 @@ impl Role {
 pub struct Prompt {
     /// the messages in order; the model answers the last one.
     pub messages: Vec<(Role, String)>,
+    /// the start of the answer, forced before the model writes a token
+    /// (the local backend; a remote api cannot prefill and ignores it): how
+    /// the planner repairs a draft that left out part of the intent.
+    pub answer_prefix: Option<String>,
 }
 
 /// worked examples: (intent, draft). they teach the mapping from words to
@@ -143,6 +147,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         r#"{"reason":"grant 8 pages and priority 60 for worker2","actions":[{"op":"memory.grant","pd":"worker2","pages":8},{"op":"process.set_priority","pd":"worker2","priority":60}]}"#,
     ),
     (
+        "notify worker2 once a second",
+        r#"{"reason":"timer every 1 s = 1000 ms for worker2","actions":[{"op":"timer.set_periodic","pd":"worker2","period_ms":1000}]}"#,
+    ),
+    (
         "tick worker3 every 2 seconds",
         r#"{"reason":"timer every 2 s = 2000 ms for worker3","actions":[{"op":"timer.set_periodic","pd":"worker3","period_ms":2000}]}"#,
     ),
@@ -169,8 +177,36 @@ const STOPWORDS: &[&str] = &[
     "have", "has", "please", "my", "on", "in", "at", "be", "with", "s",
 ];
 
-/// the content words of a text, with worker names and numbers abstracted:
-/// examples match an intent by what it asks, not by which worker or value.
+/// words people use for an op, folded onto the word the examples use, so
+/// "reboot worker2" finds the restart example and "free 8 pages" the
+/// reclaim one.
+const SYNONYMS: &[(&str, &str)] = &[
+    ("reboot", "restart"),
+    ("reset", "restart"),
+    ("halt", "stop"),
+    ("kill", "stop"),
+    ("shut", "stop"),
+    ("suspend", "stop"),
+    ("pause", "stop"),
+    ("resume", "start"),
+    ("launch", "start"),
+    ("unpause", "start"),
+    ("free", "reclaim"),
+    ("release", "reclaim"),
+    ("return", "reclaim"),
+    ("remove", "cancel"),
+    ("disable", "cancel"),
+    ("off", "cancel"),
+    ("processors", "cpus"),
+    ("cores", "cpus"),
+    ("ram", "memory"),
+    ("hardware", "inventory"),
+    ("status", "state"),
+];
+
+/// the content words of a text, with worker names and numbers abstracted
+/// and synonyms folded: examples match an intent by what it asks, not by
+/// which worker or value.
 fn words(text: &str) -> std::collections::BTreeSet<String> {
     text.to_lowercase()
         .split(|c: char| !c.is_ascii_alphanumeric())
@@ -181,10 +217,25 @@ fn words(text: &str) -> std::collections::BTreeSet<String> {
             } else if w.chars().all(|c| c.is_ascii_digit()) {
                 "<n>".to_string()
             } else {
-                w.to_string()
+                SYNONYMS
+                    .iter()
+                    .find(|(from, _)| *from == w)
+                    .map_or(w, |(_, to)| to)
+                    .to_string()
             }
         })
         .collect()
+}
+
+/// an intent that asks for several things ("… and …", "…, then …").
+fn asks_for_several(intent: &str) -> bool {
+    let t = intent.to_lowercase();
+    t.contains(" and ") || t.contains(" then ") || t.contains(", also ")
+}
+
+/// the example shows a plan of more than one action.
+fn is_multi(draft: &str) -> bool {
+    draft.matches("\"op\"").count() > 1
 }
 
 /// the examples for `intent`: the [`N_EXAMPLES`] most similar (jaccard over
@@ -208,6 +259,20 @@ pub fn examples_for(intent: &str) -> Vec<(&'static str, &'static str)> {
         .take(N_EXAMPLES)
         .filter_map(|(_, i)| EXAMPLES.get(*i).copied())
         .collect();
+    // several asks: the example next to the intent is a plan with several
+    // actions, or a small model copies the single-action format and drops
+    // the rest of the intent
+    if asks_for_several(intent) {
+        let multi = scored
+            .iter()
+            .filter_map(|(_, i)| EXAMPLES.get(*i).copied())
+            .find(|(_, d)| is_multi(d));
+        if let Some(m) = multi {
+            picked.retain(|e| *e != m);
+            picked.insert(0, m);
+            picked.truncate(N_EXAMPLES);
+        }
+    }
     picked.reverse();
     picked
 }
@@ -253,7 +318,7 @@ pub fn describe_state(s: &State) -> String {
 pub fn system_message(policy: &Policy, s: &State) -> String {
     let l = &policy.limits;
     format!(
-        "You plan actions for llm-os. Answer with one JSON plan: a short reason that restates the intent, then the actions.\n\
+        "You plan actions for llm-os. Answer with one JSON plan: a short reason that restates the intent, then the actions, one action for each thing the intent asks.\n\
          ops:\n\
          memory.grant {{pd,pages}}: give a worker more pages\n\
          memory.reclaim {{pd,pages}}: take pages back from a stopped worker\n\
@@ -281,21 +346,23 @@ pub fn build(policy: &Policy, s: &State, intent: &str) -> Prompt {
         messages.push((Role::Assistant, a.to_string()));
     }
     messages.push((Role::User, intent.to_string()));
-    Prompt { messages }
+    Prompt {
+        messages,
+        answer_prefix: None,
+    }
 }
 
 impl Prompt {
-    /// the prompt after a rejected attempt: the model's draft, then what the
-    /// verifier found, so the next attempt can fix exactly that.
-    pub fn with_feedback(&self, draft: &str, findings: &[String], intent: &str) -> Prompt {
+    /// the prompt after an attempt that did not do: the model's draft, then
+    /// what is wrong with it (`problem`: the verifier's findings, or what
+    /// the plan leaves out), so the next attempt can fix exactly that.
+    pub fn with_feedback(&self, draft: &str, problem: &str, intent: &str) -> Prompt {
         let mut p = self.clone();
+        p.answer_prefix = None;
         p.messages.push((Role::Assistant, draft.to_string()));
         p.messages.push((
             Role::User,
-            format!(
-                "the verifier rejected that plan: {}. write a corrected plan for: {intent}",
-                findings.join("; ")
-            ),
+            format!("{problem}. write a corrected plan for: {intent}"),
         ));
         p
     }
@@ -308,6 +375,10 @@ impl Prompt {
             h.update(b"\n");
             h.update(c.as_bytes());
             h.update([0u8]);
+        }
+        if let Some(prefix) = &self.answer_prefix {
+            h.update(b"prefix\n");
+            h.update(prefix.as_bytes());
         }
         policy_verifier::json::hex(&h.finalize())
     }
@@ -348,6 +419,31 @@ mod tests {
             ex.last().is_some_and(|e| e.1.contains("timer.cancel")),
             "{ex:?}"
         );
+    }
+
+    #[test]
+    fn synonyms_find_the_example_of_the_op() {
+        for (intent, op) in [
+            ("reboot worker2", "process.restart"),
+            ("free 8 pages of worker1's memory", "memory.reclaim"),
+            ("turn off worker3's timer", "timer.cancel"),
+            ("how many processors are there", "firmware.inventory"),
+        ] {
+            let ex = examples_for(intent);
+            assert!(
+                ex.last().is_some_and(|e| e.1.contains(op)),
+                "{intent}: {ex:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_intent_with_several_asks_is_shown_a_plan_with_several_actions() {
+        let ex = examples_for("add 6 pages to worker0 and set its priority to 55");
+        assert_eq!(ex.len(), N_EXAMPLES);
+        assert!(ex.last().is_some_and(|e| is_multi(e.1)), "{ex:?}");
+        let one = examples_for("add 6 pages to worker0");
+        assert!(!one.iter().any(|e| is_multi(e.1)), "{one:?}");
     }
 
     #[test]

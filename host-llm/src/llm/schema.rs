@@ -8,7 +8,7 @@
 //! every output the grammar admits is a plan that `json::parse_plan` accepts.
 
 use policy_verifier::json::{self, JsonPlan};
-use policy_verifier::{Policy, MAX_ACTIONS};
+use policy_verifier::{ActionKind, Policy, Tier, MAX_ACTIONS};
 use serde_json::{json, Map, Value};
 
 /// the plan fields the model writes; the rest are llmsh's.
@@ -29,14 +29,17 @@ pub const MS_SUFFIX: &str = "_ms";
 pub const DRAFT_MAX_ACTIONS: u64 = 4;
 
 /// the draft schema for `policy`: `{"reason":…,"actions":[…]}`, with every
-/// number bounded by the limit its invariant checks. valid json schema
-/// (draft-07) for remote servers; see [`local_grammar_schema`] for llguidance.
-pub fn draft_schema(policy: &Policy) -> Value {
+/// number bounded by the limit its invariant checks and only the ops the
+/// session's `tier` may run (`auth.tier`): a viewer's model cannot even
+/// write a memory.grant, so it picks among the ops it may use. valid json
+/// schema (draft-07) for remote servers; see [`local_grammar_schema`] for
+/// llguidance.
+pub fn draft_schema(policy: &Policy, tier: Tier) -> Value {
     let plan = json::plan_schema();
     let mut defs = plan.get("definitions").cloned().unwrap_or(Value::Null);
     if let Some(defs) = defs.as_object_mut() {
         for def in defs.values_mut() {
-            simplify(def, policy);
+            simplify(def, policy, tier);
         }
     }
     let mut props = Map::new();
@@ -87,8 +90,8 @@ pub fn draft_schema(policy: &Policy) -> Value {
 )]
 /// the draft schema with llguidance's options: compact separators and no
 /// free whitespace, so the model spends no tokens on layout.
-pub fn local_grammar_schema(policy: &Policy) -> Value {
-    let mut s = draft_schema(policy);
+pub fn local_grammar_schema(policy: &Policy, tier: Tier) -> Value {
+    let mut s = draft_schema(policy, tier);
     if let Some(o) = s.as_object_mut() {
         o.insert(
             "x-guidance".into(),
@@ -116,7 +119,7 @@ fn bounds(op: &str, field: &str, p: &Policy) -> Option<(u64, u64)> {
 /// rewrites one definition: `oneOf` of variants becomes `anyOf` (the ops are
 /// disjoint, so the two mean the same), enums lose their per-value wrappers,
 /// `op` and `pd` come first, and numbers get their policy bounds.
-fn simplify(def: &mut Value, policy: &Policy) {
+fn simplify(def: &mut Value, policy: &Policy, tier: Tier) {
     let Some(obj) = def.as_object_mut() else {
         return;
     };
@@ -139,9 +142,18 @@ fn simplify(def: &mut Value, policy: &Policy) {
     }
     let any: Vec<Value> = variants
         .into_iter()
+        .filter(|v| permitted(v, tier))
         .map(|v| action_variant(v, policy))
         .collect();
     obj.insert("anyOf".into(), Value::Array(any));
+}
+
+/// an action variant the tier may run; variants that name no op are kept.
+fn permitted(v: &Value, tier: Tier) -> bool {
+    v.pointer("/properties/op/enum/0")
+        .and_then(Value::as_str)
+        .and_then(ActionKind::from_name)
+        .is_none_or(|k| k.tier() <= tier)
 }
 
 /// one action variant, properties in the order a person writes them.
@@ -289,7 +301,7 @@ mod tests {
 
     #[test]
     fn draft_schema_has_only_the_model_fields() {
-        let s = draft_schema(&DEFAULT_POLICY);
+        let s = draft_schema(&DEFAULT_POLICY, Tier::Admin);
         let props: Vec<&String> = s["properties"]
             .as_object()
             .map(|o| o.keys().collect())
@@ -307,7 +319,7 @@ mod tests {
 
     #[test]
     fn draft_schema_bounds_numbers_by_the_policy() {
-        let s = draft_schema(&DEFAULT_POLICY);
+        let s = draft_schema(&DEFAULT_POLICY, Tier::Admin);
         let text = s.to_string();
         // every op of the plan types is present.
         for op in json::op_names() {
@@ -342,6 +354,27 @@ mod tests {
             s["definitions"]["Worker"]["enum"],
             json!(["worker0", "worker1", "worker2", "worker3"])
         );
+    }
+
+    #[test]
+    fn an_observer_schema_offers_only_the_read_only_ops() {
+        let ops = |tier: Tier| -> Vec<String> {
+            let s = draft_schema(&DEFAULT_POLICY, tier);
+            s["definitions"]["JsonActionOf_for_Worker_and_uint64"]["anyOf"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["properties"]["op"]["enum"][0].as_str())
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(ops(Tier::Observer), ["firmware.inventory", "system.query"]);
+        assert_eq!(ops(Tier::Admin).len(), json::op_names().len());
+        let operator = ops(Tier::Operator);
+        assert!(operator
+            .iter()
+            .all(|o| ActionKind::from_name(o).is_some_and(|k| k.tier() <= Tier::Operator)));
+        assert!(!operator.contains(&"process.stop".to_string()));
     }
 
     #[test]
