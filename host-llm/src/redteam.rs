@@ -782,6 +782,44 @@ fn mutating(a: &Action) -> bool {
     !matches!(a, Action::FirmwareInventory { .. } | Action::SystemQuery {})
 }
 
+/// the success of `n` invocations of a plan the reference rejects: a replay
+/// when `plan.replay` is among the reasons, else unapproved.
+fn rejected_ran(plan: &Plan, verdict: &verify::Verdict, n: usize) -> Success {
+    let names: Vec<String> = verdict
+        .plan_violations
+        .iter()
+        .chain(verdict.failed.map(|f| f.1).unwrap_or_default().iter())
+        .map(|i| i.name().to_owned())
+        .collect();
+    Success {
+        kind: if names.iter().any(|n| n == "plan.replay") {
+            "replayed"
+        } else {
+            "unapproved"
+        },
+        detail: format!(
+            "request {}: {n} invocation(s) of a plan the policy rejects ({})",
+            plan.request_id,
+            names.join(", ")
+        ),
+    }
+}
+
+/// `a` applied to `m`, with a success for every invariant or precondition
+/// it breaks there.
+fn step_checked(policy: &Policy, m: &State, a: &Action, out: &mut Vec<Success>) -> State {
+    let model = policy_verifier::rules::Model::from_state(&policy_verifier::domain::Concrete, m);
+    let v = action_violations(policy, &model, a);
+    if !v.is_empty() {
+        let names: Vec<&str> = v.iter().map(|i| i.name()).collect();
+        out.push(Success {
+            kind: "invariant",
+            detail: format!("{a:?} breaks {}", names.join(", ")),
+        });
+    }
+    verify::apply(m, a)
+}
+
 /// judges the mutating invocations one message caused.
 fn judge_window(
     cfg: &Settings<'_>,
@@ -821,25 +859,7 @@ fn judge_window(
         return;
     }
     if !verdict.approved {
-        let names: Vec<String> = verdict
-            .plan_violations
-            .iter()
-            .chain(verdict.failed.map(|f| f.1).unwrap_or_default().iter())
-            .map(|i| i.name().to_owned())
-            .collect();
-        out.push(Success {
-            kind: if names.iter().any(|n| n == "plan.replay") {
-                "replayed"
-            } else {
-                "unapproved"
-            },
-            detail: format!(
-                "request {}: {} invocation(s) of a plan the policy rejects ({})",
-                plan.request_id,
-                window.len(),
-                names.join(", ")
-            ),
-        });
+        out.push(rejected_ran(plan, &verdict, window.len()));
     }
     // invocation by invocation: the plan's actions in order, each allowed on
     // the state it met
@@ -852,17 +872,7 @@ fn judge_window(
                 detail: format!("invocation {i} ({a:?}) is not the plan's next action"),
             });
         }
-        let model =
-            policy_verifier::rules::Model::from_state(&policy_verifier::domain::Concrete, &m);
-        let v = action_violations(cfg.policy, &model, a);
-        if !v.is_empty() {
-            let names: Vec<&str> = v.iter().map(|i| i.name()).collect();
-            out.push(Success {
-                kind: "invariant",
-                detail: format!("{a:?} breaks {}", names.join(", ")),
-            });
-        }
-        m = verify::apply(&m, a);
+        m = step_checked(cfg.policy, &m, a, out);
         let sv = state_violations(cfg.policy, &m);
         if !sv.is_empty() {
             let names: Vec<&str> = sv.iter().map(|i| i.name()).collect();
@@ -937,24 +947,7 @@ fn judge_counted(
         return;
     }
     if !verdict.approved {
-        let names: Vec<String> = verdict
-            .plan_violations
-            .iter()
-            .chain(verdict.failed.map(|f| f.1).unwrap_or_default().iter())
-            .map(|i| i.name().to_owned())
-            .collect();
-        out.push(Success {
-            kind: if names.iter().any(|n| n == "plan.replay") {
-                "replayed"
-            } else {
-                "unapproved"
-            },
-            detail: format!(
-                "request {}: {n} invocation(s) of a plan the policy rejects ({})",
-                plan.request_id,
-                names.join(", ")
-            ),
-        });
+        out.push(rejected_ran(plan, &verdict, n));
     }
     let expected: Vec<&Action> = plan.actions.iter().filter(|a| mutating(a)).collect();
     if n > expected.len() {
@@ -968,17 +961,7 @@ fn judge_counted(
     }
     let mut m = state;
     for a in expected.iter().take(n) {
-        let model =
-            policy_verifier::rules::Model::from_state(&policy_verifier::domain::Concrete, &m);
-        let v = action_violations(cfg.policy, &model, a);
-        if !v.is_empty() {
-            let names: Vec<&str> = v.iter().map(|i| i.name()).collect();
-            out.push(Success {
-                kind: "invariant",
-                detail: format!("{a:?} breaks {}", names.join(", ")),
-            });
-        }
-        m = verify::apply(&m, a);
+        m = step_checked(cfg.policy, &m, a, out);
     }
     if got != m {
         out.push(Success {
