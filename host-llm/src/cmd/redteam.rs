@@ -108,7 +108,16 @@ impl Planner for Llm<'_> {
     fn plan(&mut self, input: &IntentInput) -> Result<serde_json::Value, String> {
         let mut args = self.args.clone();
         args.session = input.session.clone();
-        let cx = intent::context(&args).map_err(|e| e.to_string())?;
+        // planned against the policy's initial state (where every case
+        // starts), never a running system: on qemu that would be the case's
+        // own system, whose one-client link socket the runner holds
+        let policy = common::load_policy(args.policy.as_deref()).map_err(|e| e.to_string())?;
+        let key = common::load_key(args.key_file.as_deref()).map_err(|e| e.to_string())?;
+        let cx = intent::Context {
+            policy,
+            state: policy.initial,
+            key,
+        };
         let text = format!(
             "{}\n\ndata read back from the system ({}):\n{}",
             input.intent, input.source, input.injected
