@@ -168,8 +168,14 @@ fn trace(msg: &str) {
 }
 
 /// a compiled grammar for the draft schema, ready to match tokens.
-pub fn matcher(factory: &ParserFactory, policy: &Policy, tier: Tier) -> Result<Matcher, LlmError> {
-    let grammar = TopLevelGrammar::from_json_schema(schema::local_grammar_schema(policy, tier));
+pub fn matcher(
+    factory: &ParserFactory,
+    policy: &Policy,
+    tier: Tier,
+    numbers: &[u64],
+) -> Result<Matcher, LlmError> {
+    let grammar =
+        TopLevelGrammar::from_json_schema(schema::local_grammar_schema(policy, tier, numbers));
     let parser = factory
         .create_parser(grammar)
         .map_err(|e| LlmError::Model(format!("grammar: {e}")))?;
@@ -309,7 +315,7 @@ impl Backend for LocalBackend {
         let gen_start = Instant::now();
 
         let t = Instant::now();
-        let mut m = matcher(&loaded.factory, policy, opts.tier)?;
+        let mut m = matcher(&loaded.factory, policy, opts.tier, &prompt.numbers)?;
         trace(&format!(
             "grammar compiled in {} ms",
             t.elapsed().as_millis()
@@ -423,7 +429,7 @@ fn grammar_compiles(tok_env: &TokEnv, policy: &Policy) -> Result<Matcher, LlmErr
     let mut factory = engine(tok_env)
         .map_err(|e| LlmError::Model(format!("cannot build the grammar engine: {e}")))?;
     factory.quiet();
-    matcher(&factory, policy, Tier::Admin)
+    matcher(&factory, policy, Tier::Admin, &[])
 }
 
 #[cfg(test)]

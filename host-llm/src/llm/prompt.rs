@@ -36,6 +36,9 @@ pub struct Prompt {
     /// (the local backend; a remote api cannot prefill and ignores it): how
     /// the planner repairs a draft that left out part of the intent.
     pub answer_prefix: Option<String>,
+    /// the numbers of the intent in the draft's units ([`intent_numbers`]):
+    /// the grammar lets bounded fields take only these where it can.
+    pub numbers: Vec<u64>,
 }
 
 /// worked examples: (intent, draft). they teach the mapping from words to
@@ -227,6 +230,39 @@ fn words(text: &str) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// the numbers an intent names, as the draft would write them: each number
+/// (not the digit of a worker's name), its value in ms too when the intent
+/// speaks of seconds, and 1000 for "a second".
+pub fn intent_numbers(intent: &str) -> Vec<u64> {
+    let lower = intent.to_lowercase();
+    let tokens: Vec<&str> = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let is_seconds = |t: &str| matches!(t, "s" | "sec" | "secs" | "second" | "seconds");
+    let seconds = tokens.iter().any(|t| is_seconds(t));
+    let mut out: Vec<u64> = Vec::new();
+    for t in &tokens {
+        if t.starts_with("worker") {
+            continue;
+        }
+        let digits: String = t.chars().take_while(char::is_ascii_digit).collect();
+        let Ok(n) = digits.parse::<u64>() else {
+            continue;
+        };
+        out.push(n);
+        if seconds || is_seconds(t.get(digits.len()..).unwrap_or("")) {
+            out.push(n.saturating_mul(1000));
+        }
+    }
+    if tokens.iter().any(|t| matches!(*t, "second" | "sec")) {
+        out.push(1000);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// an intent that asks for several things ("… and …", "…, then …").
 fn asks_for_several(intent: &str) -> bool {
     let t = intent.to_lowercase();
@@ -349,6 +385,7 @@ pub fn build(policy: &Policy, s: &State, intent: &str) -> Prompt {
     Prompt {
         messages,
         answer_prefix: None,
+        numbers: intent_numbers(intent),
     }
 }
 
@@ -419,6 +456,20 @@ mod tests {
             ex.last().is_some_and(|e| e.1.contains("timer.cancel")),
             "{ex:?}"
         );
+    }
+
+    #[test]
+    fn the_numbers_of_an_intent_in_the_drafts_units() {
+        assert_eq!(intent_numbers("give worker1 16 more pages of memory"), [16]);
+        assert_eq!(
+            intent_numbers("add 6 pages to worker0 and set its priority to 55"),
+            [6, 55]
+        );
+        assert_eq!(intent_numbers("tick worker3 every 2 seconds"), [2, 2000]);
+        assert_eq!(intent_numbers("wake worker1 every 2s"), [2, 2000]);
+        assert_eq!(intent_numbers("wake worker1 every 20ms"), [20]);
+        assert_eq!(intent_numbers("tick worker1 once per second"), [1000]);
+        assert!(intent_numbers("show me the system state").is_empty());
     }
 
     #[test]

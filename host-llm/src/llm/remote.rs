@@ -87,7 +87,7 @@ impl RemoteBackend {
             "max_tokens": opts.max_tokens.min(1024),
             "response_format": {
                 "type": "json_schema",
-                "json_schema": {"name": "llm_os_plan_draft", "strict": true, "schema": schema::draft_schema(policy, opts.tier)},
+                "json_schema": {"name": "llm_os_plan_draft", "strict": true, "schema": schema::draft_schema(policy, opts.tier, &prompt.numbers)},
             },
         })
     }

@@ -34,12 +34,17 @@ pub const DRAFT_MAX_ACTIONS: u64 = 4;
 /// write a memory.grant, so it picks among the ops it may use. valid json
 /// schema (draft-07) for remote servers; see [`local_grammar_schema`] for
 /// llguidance.
-pub fn draft_schema(policy: &Policy, tier: Tier) -> Value {
+///
+/// every bounded number is drawn from `numbers` (the numbers of the intent,
+/// in the draft's units) where any of them is in the field's range: a small
+/// model copies a number far more reliably than it recalls one. fields with
+/// no such number keep their range.
+pub fn draft_schema(policy: &Policy, tier: Tier, numbers: &[u64]) -> Value {
     let plan = json::plan_schema();
     let mut defs = plan.get("definitions").cloned().unwrap_or(Value::Null);
     if let Some(defs) = defs.as_object_mut() {
         for def in defs.values_mut() {
-            simplify(def, policy, tier);
+            simplify(def, policy, tier, numbers);
         }
     }
     let mut props = Map::new();
@@ -90,8 +95,8 @@ pub fn draft_schema(policy: &Policy, tier: Tier) -> Value {
 )]
 /// the draft schema with llguidance's options: compact separators and no
 /// free whitespace, so the model spends no tokens on layout.
-pub fn local_grammar_schema(policy: &Policy, tier: Tier) -> Value {
-    let mut s = draft_schema(policy, tier);
+pub fn local_grammar_schema(policy: &Policy, tier: Tier, numbers: &[u64]) -> Value {
+    let mut s = draft_schema(policy, tier, numbers);
     if let Some(o) = s.as_object_mut() {
         o.insert(
             "x-guidance".into(),
@@ -119,7 +124,7 @@ fn bounds(op: &str, field: &str, p: &Policy) -> Option<(u64, u64)> {
 /// rewrites one definition: `oneOf` of variants becomes `anyOf` (the ops are
 /// disjoint, so the two mean the same), enums lose their per-value wrappers,
 /// `op` and `pd` come first, and numbers get their policy bounds.
-fn simplify(def: &mut Value, policy: &Policy, tier: Tier) {
+fn simplify(def: &mut Value, policy: &Policy, tier: Tier, numbers: &[u64]) {
     let Some(obj) = def.as_object_mut() else {
         return;
     };
@@ -143,7 +148,7 @@ fn simplify(def: &mut Value, policy: &Policy, tier: Tier) {
     let any: Vec<Value> = variants
         .into_iter()
         .filter(|v| permitted(v, tier))
-        .map(|v| action_variant(v, policy))
+        .map(|v| action_variant(v, policy, numbers))
         .collect();
     obj.insert("anyOf".into(), Value::Array(any));
 }
@@ -157,7 +162,7 @@ fn permitted(v: &Value, tier: Tier) -> bool {
 }
 
 /// one action variant, properties in the order a person writes them.
-fn action_variant(mut v: Value, policy: &Policy) -> Value {
+fn action_variant(mut v: Value, policy: &Policy, numbers: &[u64]) -> Value {
     let Some(obj) = v.as_object_mut() else {
         return v;
     };
@@ -196,13 +201,9 @@ fn action_variant(mut v: Value, policy: &Policy) -> Value {
                     // [`complete`] turns `*_ms` back into `*_us`.
                     (Some((lo, hi)), Some(stem)) => {
                         name = format!("{stem}{MS_SUFFIX}");
-                        po.insert("minimum".into(), json!(lo.div_ceil(1000).max(1)));
-                        po.insert("maximum".into(), json!(hi / 1000));
+                        bound(po, lo.div_ceil(1000).max(1), hi / 1000, numbers);
                     }
-                    (Some((lo, hi)), None) => {
-                        po.insert("minimum".into(), json!(lo));
-                        po.insert("maximum".into(), json!(hi));
-                    }
+                    (Some((lo, hi)), None) => bound(po, lo, hi, numbers),
                     (None, _) => {
                         po.insert("minimum".into(), json!(0));
                     }
@@ -224,6 +225,22 @@ fn action_variant(mut v: Value, policy: &Policy) -> Value {
     obj.insert("properties".into(), Value::Object(ordered));
     obj.insert("required".into(), Value::Array(required));
     v
+}
+
+/// `lo..=hi` on an integer field, narrowed to the `numbers` inside it.
+fn bound(field: &mut Map<String, Value>, lo: u64, hi: u64, numbers: &[u64]) {
+    field.insert("minimum".into(), json!(lo));
+    field.insert("maximum".into(), json!(hi));
+    let mut inside: Vec<u64> = numbers
+        .iter()
+        .copied()
+        .filter(|n| (lo..=hi).contains(n))
+        .collect();
+    inside.sort_unstable();
+    inside.dedup();
+    if !inside.is_empty() {
+        field.insert("enum".into(), json!(inside));
+    }
 }
 
 /// the fields llmsh adds to a draft to make a plan.
@@ -301,7 +318,7 @@ mod tests {
 
     #[test]
     fn draft_schema_has_only_the_model_fields() {
-        let s = draft_schema(&DEFAULT_POLICY, Tier::Admin);
+        let s = draft_schema(&DEFAULT_POLICY, Tier::Admin, &[]);
         let props: Vec<&String> = s["properties"]
             .as_object()
             .map(|o| o.keys().collect())
@@ -319,7 +336,7 @@ mod tests {
 
     #[test]
     fn draft_schema_bounds_numbers_by_the_policy() {
-        let s = draft_schema(&DEFAULT_POLICY, Tier::Admin);
+        let s = draft_schema(&DEFAULT_POLICY, Tier::Admin, &[]);
         let text = s.to_string();
         // every op of the plan types is present.
         for op in json::op_names() {
@@ -357,9 +374,41 @@ mod tests {
     }
 
     #[test]
+    fn bounded_numbers_are_drawn_from_the_intent_where_they_fit() {
+        let s = draft_schema(&DEFAULT_POLICY, Tier::Admin, &[6, 55, 5000]);
+        let any = s["definitions"]["JsonActionOf_for_Worker_and_uint64"]["anyOf"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let field = |op: &str, f: &str| {
+            any.iter()
+                .find(|v| v["properties"]["op"]["enum"][0] == op)
+                .map(|v| v["properties"][f].clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(field("memory.grant", "pages")["enum"], json!([6, 55]));
+        assert_eq!(
+            field("process.set_priority", "priority")["enum"],
+            json!([6, 55])
+        );
+        // 5000 ms is a timer period, too long for a budget (<= 1000 ms)
+        assert_eq!(
+            field("timer.set_periodic", "period_ms")["enum"],
+            json!([6, 55, 5000])
+        );
+        assert_eq!(
+            field("process.set_budget", "budget_ms")["enum"],
+            json!([6, 55])
+        );
+        // no number of the intent fits: the range alone
+        let s = draft_schema(&DEFAULT_POLICY, Tier::Admin, &[100_000]);
+        assert!(s.to_string().find("\"enum\":[100000]").is_none());
+    }
+
+    #[test]
     fn an_observer_schema_offers_only_the_read_only_ops() {
         let ops = |tier: Tier| -> Vec<String> {
-            let s = draft_schema(&DEFAULT_POLICY, tier);
+            let s = draft_schema(&DEFAULT_POLICY, tier, &[]);
             s["definitions"]["JsonActionOf_for_Worker_and_uint64"]["anyOf"]
                 .as_array()
                 .into_iter()
