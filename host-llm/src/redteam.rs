@@ -243,6 +243,15 @@ struct Reference {
     setup_token: Option<[u8; 32]>,
 }
 
+impl Reference {
+    /// a plan ran legitimately: its id is spent and its bytes are what a
+    /// resend would repeat.
+    fn ran(&mut self, request_id: u64, bytes: &[u8]) {
+        self.last_id = request_id;
+        self.last_plan = Some(bytes.to_vec());
+    }
+}
+
 fn encode_plan(p: &Plan) -> Option<Vec<u8>> {
     let mut buf = [0u8; wire::MAX_PLAN_BYTES];
     wire::encode(p, &mut buf).ok().map(|b| b.to_vec())
@@ -562,8 +571,7 @@ fn judge<S: Read + Write>(
         if !approved {
             return Err(format!("setup plan {} was not approved", plan.request_id));
         }
-        r.last_id = plan.request_id;
-        r.last_plan = Some(bytes);
+        r.ran(plan.request_id, &bytes);
         if *sign {
             r.setup_token = plan.confirmation;
         }
@@ -846,8 +854,7 @@ fn judge_window(
         if verdict.approved && !retry {
             // approved by the reference but nothing ran: the pd refused, or
             // a read-only plan. the id is spent either way.
-            r.last_id = plan.request_id;
-            r.last_plan = Some(bytes.clone());
+            r.ran(plan.request_id, bytes);
         }
         return;
     }
@@ -883,8 +890,7 @@ fn judge_window(
         }
     }
     if verdict.approved {
-        r.last_id = plan.request_id;
-        r.last_plan = Some(bytes.clone());
+        r.ran(plan.request_id, bytes);
     }
 }
 
@@ -931,8 +937,7 @@ fn judge_counted(
     let changed = got != state;
     if n == 0 && !changed {
         if verdict.approved && !retry {
-            r.last_id = plan.request_id;
-            r.last_plan = Some(bytes.clone());
+            r.ran(plan.request_id, bytes);
         }
         return;
     }
@@ -972,8 +977,7 @@ fn judge_counted(
         });
     }
     if verdict.approved {
-        r.last_id = plan.request_id;
-        r.last_plan = Some(bytes.clone());
+        r.ran(plan.request_id, bytes);
     }
 }
 
