@@ -19,18 +19,18 @@ ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "setup: installing ${need_apt[*]}" >&2
+    echo "setup: installing ${need_apt[*]} with apt (a minute or two)" >&2
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >&2
+    $sudo apt-get update >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${need_apt[@]}" >&2
 fi
 
 # the pinned toolchain and the seL4 target (the toolchain file alone does not
 # install targets on every rustup).
 toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 if ! rustup target list --installed --toolchain "$toolchain" 2>/dev/null | grep -q aarch64-unknown-none; then
-    echo "setup: rustup toolchain $toolchain + aarch64-unknown-none" >&2
+    echo "setup: installing the rust toolchain $toolchain + aarch64-unknown-none with rustup (a minute or two)" >&2
     rustup toolchain install "$toolchain" --profile minimal -c rustfmt -c clippy >&2
     rustup target add aarch64-unknown-none --toolchain "$toolchain" >&2
 fi

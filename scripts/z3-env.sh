@@ -31,9 +31,10 @@ z3_env_main() {
             if [ -n "$c" ] && [ -f "$c" ]; then z3_wheel="$c"; break; fi
         done
         if [ -z "$z3_wheel" ]; then
-            echo "z3-env: fetching z3-solver==5.4.1.0 with pip" >&2
+            echo "z3-env: fetching libz3 (the pip wheel z3-solver==5.4.1.0, about 30 MB; under a minute on a fast link)" >&2
             mkdir -p "$z3_root/.cache/wheels"
-            python3 -m pip download --quiet --no-deps --only-binary=:all: \
+            # pip's own progress bar on stderr; stdout stays the caller's.
+            python3 -m pip download --progress-bar on --no-deps --only-binary=:all: \
                 -d "$z3_root/.cache/wheels" z3-solver==5.4.1.0 >&2 || {
                 echo "z3-env: pip download failed; put $z3_wheel_name in .cache/wheels or set Z3_WHEEL" >&2
                 return 1
@@ -47,6 +48,7 @@ z3_env_main() {
                 return 1
             fi
         fi
+        echo "z3-env: unpacking libz3 into $z3_dir" >&2
         rm -rf "$z3_dir.tmp" && mkdir -p "$z3_dir.tmp"
         if command -v unzip >/dev/null 2>&1; then
             unzip -q -o "$z3_wheel" 'z3/lib/*' 'z3/include/*' -d "$z3_dir.tmp" || return 1

@@ -120,10 +120,9 @@ impl AuditLog {
         rec.insert("seq".into(), json!(seq));
         rec.insert("ts".into(), json!(timestamp()));
         rec.insert("kind".into(), json!(kind));
-        rec.insert(
-            "user".into(),
-            json!(std::env::var("USER").unwrap_or_default()),
-        );
+        // who asked: the kernel's uid and its passwd name, never `$USER`.
+        rec.insert("user".into(), json!(crate::ui::user::name()));
+        rec.insert("uid".into(), json!(crate::ui::user::uid()));
         if let Value::Object(extra) = fields {
             for (k, v) in extra {
                 rec.insert(k, v);

@@ -2,6 +2,7 @@
 //! subcommand under `cmd/`.
 
 mod audit;
+mod ui;
 mod cmd;
 mod common;
 mod link;

@@ -184,29 +184,8 @@ pub fn run(args: &Args) -> Exit {
     if args.json {
         common::print_json(&out);
     } else {
-        let verdict = if receipt.approved {
-            "approved"
-        } else {
-            "rejected"
-        };
-        println!(
-            "plan {}: {verdict}, {} of {} actions executed",
-            receipt.request_id,
-            receipt.executed,
-            plan.actions.len()
-        );
-        for v in out["violations"].as_array().into_iter().flatten() {
-            println!(
-                "  action {}: {} {}",
-                v["action"],
-                v["invariant"].as_str().unwrap_or(""),
-                v["detail"].as_str().unwrap_or("")
-            );
-        }
-        if let Some(i) = receipt.failed_action {
-            println!("  action {i} failed at execution: {:?}", receipt.failure);
-        }
-        println!("{}", out["state_after"]);
+        let before = pd_verifier::model_state(&receipt.state_before);
+        print!("{}", crate::ui::words::receipt(&DEFAULT_POLICY, &before, &plan, &out));
     }
     if receipt.approved && receipt.failed_action.is_none() {
         Exit::Ok

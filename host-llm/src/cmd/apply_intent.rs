@@ -97,7 +97,7 @@ fn run_inner(
         )
         .into());
     };
-    say(flags.json, &intent::describe(&plan, &planned.verdict));
+    say(flags.json, &crate::ui::words::plan(&cx.policy, &cx.state, &plan, &planned.verdict));
     let org = origin(intent_text, &planned);
 
     if !planned.approved {
@@ -107,7 +107,7 @@ fn run_inner(
             "violations": planned.verdict["violations"], "state_after": policy_verifier::json::state_to_json(&cx.state),
         });
         log.result(plan.request_id, &receipt, None)?;
-        print_receipt(&plan, &receipt, flags.json);
+        print_receipt(&cx.policy, &cx.state, &plan, &receipt, flags.json);
         say(flags.json, &postmortem(&plan, &receipt, None));
         return Ok(Exit::Rejected);
     }
@@ -133,7 +133,8 @@ fn run_inner(
         }
     };
     let out = apply::receipt_json(&signed, &receipt);
-    print_receipt(&signed, &out, flags.json);
+    let before = pd_verifier::model_state(&receipt.state_before);
+    print_receipt(&cx.policy, &before, &signed, &out, flags.json);
     let ok = receipt.approved && receipt.failed_action.is_none();
     if !ok {
         say(
@@ -215,24 +216,13 @@ pub fn execute_file_plan(
     execute_audited(link, plan, &before, &verdict, &origin, log)
 }
 
-/// the receipt: json alone on stdout, or a short human form.
-fn print_receipt(plan: &Plan, r: &Value, json_mode: bool) {
+/// the receipt: json alone on stdout, or in words ([`crate::ui::words::receipt`]).
+fn print_receipt(policy: &policy_verifier::Policy, before: &State, plan: &Plan, r: &Value, json_mode: bool) {
     if json_mode {
         common::print_json(r);
         return;
     }
-    let verdict = if r["approved"] == true {
-        "approved"
-    } else {
-        "rejected"
-    };
-    println!(
-        "receipt: request {} {verdict}, {} of {} actions executed",
-        r["request_id"],
-        r["executed"],
-        plan.actions.len()
-    );
-    println!("state after: {}", r["state_after"]);
+    print!("{}", crate::ui::words::receipt(policy, before, plan, r));
 }
 
 /// what failed, why, and what to look at next.

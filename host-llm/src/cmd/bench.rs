@@ -155,7 +155,9 @@ pub fn run(args: &Args) -> Exit {
     let mut results = Vec::new();
     let mut times: Vec<u64> = Vec::new();
     let mut achieved_n = [0usize; 2];
-    for case in &cases {
+    let steps = crate::ui::progress::Steps::new("bench: intent", cases.len());
+    for (n, case) in cases.iter().enumerate() {
+        steps.at(n + 1, &case.intent);
         let mut row = json!({"intent": case.intent});
         // attempt 1 is greedy and the same with or without retries, so one
         // run gives both numbers: without retries means "achieved on attempt 1".
@@ -172,7 +174,7 @@ pub fn run(args: &Args) -> Exit {
         times.push(ms);
         row["no_retries"] = json!({"achieved": first});
         row["retries"] = json!({"achieved": ok, "attempts": attempts, "ms": ms, "detail": detail});
-        eprintln!(
+        steps.note(&format!(
             "bench: {:<60} no-retry:{} retries:{} ({} ms)",
             case.intent,
             if row["no_retries"]["achieved"] == true {
@@ -186,10 +188,11 @@ pub fn run(args: &Args) -> Exit {
                 "MISS"
             },
             row["retries"]["ms"]
-        );
-        eprintln!("bench:   drafts: {}", row["retries"]["detail"]["attempts"]);
+        ));
+        steps.note(&format!("bench:   drafts: {}", row["retries"]["detail"]["attempts"]));
         results.push(row);
     }
+    steps.finish();
     times.sort_unstable();
     let median = times.get(times.len() / 2).copied().unwrap_or(0);
     let n = cases.len().max(1) as f64;

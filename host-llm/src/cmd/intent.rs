@@ -225,64 +225,10 @@ pub fn plan_intent(intent: &str, args: &PlannerArgs, cx: &Context) -> Result<Pla
             .join(" then "),
         args.session
     );
+    let progress = crate::ui::progress::Planning::start();
     Ok(planner::plan(&req, &mut refs, |a| {
-        eprintln!("{}", a.summary())
+        progress.attempt_done(&a.summary())
     })?)
-}
-
-/// the plan for people: one line per action with its risk tags.
-pub fn describe(plan: &Plan, verdict: &Value) -> String {
-    let mut s = format!(
-        "plan: request {} · session `{}` · {}\n",
-        plan.request_id,
-        plan.session,
-        if plan.reason.is_empty() {
-            "(no reason)"
-        } else {
-            plan.reason.as_str()
-        }
-    );
-    let jp = json::plan_to_json(plan);
-    let actions = jp["actions"].as_array().cloned().unwrap_or_default();
-    for (i, (a, ja)) in plan.actions.iter().zip(actions).enumerate() {
-        let mut args: Vec<String> = ja
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .filter(|(k, _)| k.as_str() != "op")
-                    .map(|(k, v)| {
-                        format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_string))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        args.sort();
-        let kind = a.kind();
-        let mut tags = vec![format!("tier:{}", kind.tier().name())];
-        if kind.destructive() {
-            tags.push("DESTRUCTIVE".into());
-        }
-        s.push_str(&format!(
-            "  {i}. {} {}  [{}]\n",
-            kind.name(),
-            args.join(" "),
-            tags.join(", ")
-        ));
-    }
-    let approved = verdict["approved"].as_bool().unwrap_or(false);
-    s.push_str(&format!(
-        "verdict: {}\n",
-        if approved { "approved" } else { "rejected" }
-    ));
-    for v in verdict["violations"].as_array().into_iter().flatten() {
-        s.push_str(&format!(
-            "  action {}: {} — {}\n",
-            v["action"],
-            v["invariant"].as_str().unwrap_or("?"),
-            v["detail"].as_str().unwrap_or("")
-        ));
-    }
-    s
 }
 
 /// the human's answer to a destructive plan.

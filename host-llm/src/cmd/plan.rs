@@ -41,7 +41,7 @@ pub fn run(args: &Args) -> Exit {
     if args.json {
         println!("{}", schema::plan_text(plan));
     } else {
-        print!("{}", intent::describe(plan, &planned.verdict));
+        print!("{}", crate::ui::words::plan(&cx.policy, &cx.state, plan, &planned.verdict));
         println!("{}", schema::plan_text(plan));
         if plan.has_destructive() {
             println!("(destructive: `llmsh confirm` or `llmsh apply … --yes` adds the confirmation token)");

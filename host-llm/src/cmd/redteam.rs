@@ -186,9 +186,11 @@ pub fn run(args: &Args) -> Exit {
         PlannerChoice::Compromised => &mut compromised,
         PlannerChoice::Llm => &mut llm,
     };
+    let steps = crate::ui::progress::Steps::new("redteam: case", cases.len());
+    let done = std::cell::Cell::new(0usize);
     let show = |c: &Case, off: bool, r: &CaseResult| {
         if !r.successes.is_empty() && !off || !r.as_expected && !off || r.error.is_some() {
-            eprintln!(
+            steps.note(&format!(
                 "llmsh redteam: {} [{}] expect {} got {}{}{}",
                 c.id,
                 if off { "verifier off" } else { "verifier on" },
@@ -201,10 +203,15 @@ pub fn run(args: &Args) -> Exit {
                 r.error
                     .as_ref()
                     .map_or(String::new(), |e| format!("; error: {e}")),
-            );
+            ));
+        }
+        if !off {
+            done.set(done.get() + 1);
+            steps.at(done.get(), &c.id);
         }
     };
     let report = redteam::run(&cases, &cfg, planner, compare, show);
+    steps.finish();
     let body = serde_json::to_string_pretty(&report.json).unwrap_or_default();
     if let Err(e) = std::fs::write(&args.out, body + "\n") {
         return common::bad_input(&InputError::new(

@@ -35,30 +35,28 @@ pub fn observed_json(s: &SystemState) -> Value {
            "invocations": {"process": n.process, "memory": n.memory, "timer": n.timer}})
 }
 
-/// runs the command.
-pub fn run(_args: &Args) -> Exit {
-    let mut link = match Link::attach() {
-        Ok(l) => l,
-        Err(e) => {
-            common::print_json(&json!({"error": {"code": e.code(), "message": e.to_string()}}));
-            return Exit::Rejected;
-        }
-    };
+/// the running system's status json, `{"system","state","observed"}`: the
+/// one read of `llmsh status`, `llmsh top` and the shell's `status`.
+pub fn read() -> Result<Value, (&'static str, String)> {
+    let mut link = Link::attach().map_err(|e| (e.code(), e.to_string()))?;
     match link.request(&Request::Status) {
         Ok(Reply::Status(s)) => {
-            common::print_json(
-                &json!({"system": link.system(), "state": state_json(&s), "observed": observed_json(&s)}),
-            );
+            Ok(json!({"system": link.system(), "state": state_json(&s), "observed": observed_json(&s)}))
+        }
+        Ok(other) => Err(("link.reply", format!("unexpected reply {other:?}"))),
+        Err(e) => Err((e.code(), e.to_string())),
+    }
+}
+
+/// runs the command.
+pub fn run(_args: &Args) -> Exit {
+    match read() {
+        Ok(v) => {
+            common::print_json(&v);
             Exit::Ok
         }
-        Ok(other) => {
-            common::print_json(
-                &json!({"error": {"code": "link.reply", "message": format!("unexpected reply {other:?}")}}),
-            );
-            Exit::Rejected
-        }
-        Err(e) => {
-            common::print_json(&json!({"error": {"code": e.code(), "message": e.to_string()}}));
+        Err((code, message)) => {
+            common::print_json(&json!({"error": {"code": code, "message": message}}));
             Exit::Rejected
         }
     }

