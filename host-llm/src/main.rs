@@ -10,14 +10,15 @@ mod llm;
 mod redteam;
 mod qemu;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// llm-os host: plan, verify, prove, apply, audit.
 #[derive(Debug, Parser)]
 #[command(name = "llmsh", version, about)]
 struct Cli {
+    /// none on a terminal: the interactive shell.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,10 +41,31 @@ enum Command {
     Audit(cmd::audit::Args),
     /// run the red-team corpus; attack success measured at the capability PDs.
     Redteam(cmd::redteam::Args),
+    /// a live view of the running system (q quits); never sends a plan.
+    Top(ui::top::Args),
+    /// the interactive shell (what `llmsh` alone starts on a terminal).
+    Shell(ui::shell::Args),
+    /// a completion script for SHELL (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// the man page (roff) on stdout.
+    Man,
     /// the planner's utility benchmark (tests/intents) with the local model.
     #[cfg(feature = "local")]
     #[command(hide = true)]
     BenchIntents(cmd::bench::Args),
+}
+
+/// arguments of `llmsh completions`.
+#[derive(Debug, clap::Args)]
+struct CompletionsArgs {
+    /// the shell to complete for.
+    shell: clap_complete::Shell,
+}
+
+/// the clap definition of llmsh: completions, the man page and the shell's
+/// command completion all come from it.
+pub fn cli_command() -> clap::Command {
+    Cli::command()
 }
 
 fn main() {
@@ -56,7 +78,29 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let exit = match &cli.command {
+    let Some(command) = &cli.command else {
+        let exit = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            ui::shell::run(&ui::shell::defaults())
+        } else {
+            let _ = Cli::command().print_help();
+            common::Exit::BadInput
+        };
+        std::process::exit(exit as i32);
+    };
+    let exit = match command {
+        Command::Top(a) => ui::top::run(a),
+        Command::Shell(a) => ui::shell::run(a),
+        Command::Completions(a) => {
+            clap_complete::generate(a.shell, &mut Cli::command(), "llmsh", &mut std::io::stdout());
+            common::Exit::Ok
+        }
+        Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            Ok(()) => common::Exit::Ok,
+            Err(e) => {
+                eprintln!("llmsh man: {e}");
+                common::Exit::BadInput
+            }
+        },
         Command::Check(a) => cmd::check::run(a),
         Command::Prove(a) => cmd::prove::run(a),
         Command::Confirm(a) => cmd::confirm::run(a),

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use pd_interface::link::{Reply, Request as LinkRequest};
 use policy_verifier::json::{self, InputError};
 use policy_verifier::{confirm, ActionKind, Plan, Policy, State};
-use serde_json::Value;
 
 use crate::common;
 use crate::llm::planner::{self, Planned, Request};

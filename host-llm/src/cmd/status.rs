@@ -39,9 +39,19 @@ pub fn observed_json(s: &SystemState) -> Value {
 /// one read of `llmsh status`, `llmsh top` and the shell's `status`.
 pub fn read() -> Result<Value, (&'static str, String)> {
     let mut link = Link::attach().map_err(|e| (e.code(), e.to_string()))?;
+    read_from(&mut link)
+}
+
+/// [`read`] over a link already open (the shell keeps one).
+pub fn read_from(link: &mut Link) -> Result<Value, (&'static str, String)> {
     match link.request(&Request::Status) {
         Ok(Reply::Status(s)) => {
-            Ok(json!({"system": link.system(), "state": state_json(&s), "observed": observed_json(&s)}))
+            let mut observed = observed_json(&s);
+            // status only: receipts keep their json exactly as it was.
+            for (i, w) in s.workers.iter().enumerate() {
+                observed["workers"][format!("worker{i}")]["throttled"] = json!(w.throttled);
+            }
+            Ok(json!({"system": link.system(), "state": state_json(&s), "observed": observed}))
         }
         Ok(other) => Err(("link.reply", format!("unexpected reply {other:?}"))),
         Err(e) => Err((e.code(), e.to_string())),

@@ -28,6 +28,7 @@ pub fn elapsed(d: Duration) -> String {
 }
 
 /// `93.8 MB`.
+#[cfg_attr(not(feature = "local"), allow(dead_code, reason = "the model download is in the local backend"))]
 pub fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_000_000.0)
 }
@@ -40,6 +41,7 @@ pub fn bar(done: u64, total: u64, width: usize) -> String {
 }
 
 /// a byte-count progress bar: `llmsh: extracting [████░░░░] 42% 41.3/98.4 MB 1.2 s`.
+#[cfg_attr(not(feature = "local"), allow(dead_code, reason = "the model download is in the local backend"))]
 pub struct Bytes {
     label: String,
     total: u64,
@@ -49,6 +51,7 @@ pub struct Bytes {
     tty: bool,
 }
 
+#[cfg_attr(not(feature = "local"), allow(dead_code, reason = "the model download is in the local backend"))]
 impl Bytes {
     /// a bar for `total` bytes.
     pub fn new(label: &str, total: u64) -> Bytes {
@@ -130,6 +133,7 @@ static TOKENS: AtomicU64 = AtomicU64::new(0);
 static CANCEL: AtomicBool = AtomicBool::new(false);
 
 /// the decoding loop produced one more token.
+#[cfg_attr(not(feature = "local"), allow(dead_code, reason = "only the local backend decodes here"))]
 pub fn token() {
     TOKENS.fetch_add(1, Ordering::Relaxed);
 }

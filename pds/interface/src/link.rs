@@ -98,6 +98,8 @@ pub struct WorkerReport {
     pub ticks: u64,
     /// cpu time consumed since boot, µs.
     pub consumed_us: u64,
+    /// suspended by the process PD for exceeding its budget in this period.
+    pub throttled: bool,
 }
 
 /// the whole system as read back from the capability PDs.

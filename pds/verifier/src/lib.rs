@@ -183,6 +183,7 @@ pub fn read_state(last_request_id: u64) -> Result<SystemState, ExecFailure> {
             progress: p.progress,
             ticks: *ticks,
             consumed_us: p.consumed_us,
+            throttled: p.throttled,
         };
     }
     Ok(s)
