@@ -143,6 +143,11 @@ pub fn cancelled() -> bool {
     CANCEL.load(Ordering::Relaxed)
 }
 
+/// clears a cancel request before a new plan starts.
+pub fn reset_cancel() {
+    CANCEL.store(false, Ordering::Relaxed);
+}
+
 /// asks the planner to stop at its next token.
 pub fn cancel() {
     CANCEL.store(true, Ordering::Relaxed);
@@ -161,13 +166,12 @@ impl Planning {
     pub fn start() -> Planning {
         ATTEMPT.store(1, Ordering::Relaxed);
         TOKENS.store(0, Ordering::Relaxed);
-        CANCEL.store(false, Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = stderr_tty().then(|| {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
                 let t = Instant::now();
-                while !stop.load(Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) && !cancelled() {
                     eprint!(
                         "\r\x1b[2Kllmsh: planning · attempt {} · {} tokens · {}",
                         ATTEMPT.load(Ordering::Relaxed),

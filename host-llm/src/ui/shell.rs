@@ -24,7 +24,7 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
-use rustyline::{Context, Editor, ExternalPrinter, Helper};
+use rustyline::{Context, Editor, Helper};
 use serde_json::Value;
 
 use crate::audit::{AuditLog, Origin};
@@ -139,6 +139,8 @@ impl Helper for ShellHelper {}
 
 /// one request to the planner thread.
 struct Job {
+    /// results carry it back, so one that arrives after ctrl-c is dropped.
+    id: u64,
     intent: String,
     args: PlannerArgs,
     policy: Policy,
@@ -146,7 +148,7 @@ struct Job {
     key: [u8; 32],
 }
 
-type JobResult = Result<Planned, LlmError>;
+type JobResult = (u64, Result<Planned, LlmError>);
 
 /// the planner thread: owns the backends, created on the first intent and
 /// dropped after `idle` without one.
@@ -175,11 +177,13 @@ fn planner_thread(
             if loaded.is_none() {
                 match intent::backends(&job.args) {
                     Ok(b) => {
-                        eprintln!("llmsh: loading the model (first intent; it stays loaded while you use it)");
+                        if b.iter().any(|b| b.name() == "local") {
+                            eprintln!("llmsh: loading the local model (first intent; it stays loaded while you use it)");
+                        }
                         loaded = Some(b);
                     }
                     Err(e) => {
-                        let _ = done.send(Err(e));
+                        let _ = done.send((job.id, Err(e)));
                         continue;
                     }
                 }
@@ -197,7 +201,7 @@ fn planner_thread(
             let progress = progress::Planning::start();
             let r = planner::plan(&req, &mut refs, |a| progress.attempt_done(&a.summary()));
             drop(progress);
-            if done.send(r).is_err() {
+            if done.send((job.id, r)).is_err() {
                 break;
             }
         }
@@ -214,6 +218,7 @@ struct Shell {
     log: AuditLog,
     jobs: mpsc::Sender<Job>,
     done: mpsc::Receiver<JobResult>,
+    job_id: u64,
 }
 
 impl Shell {
@@ -255,16 +260,27 @@ impl Shell {
     /// plans `text` on the planner thread; ctrl-c cancels.
     fn plan(&mut self, text: &str) -> Result<(Plan, Value, State, Planned), String> {
         let state = self.state()?;
-        let job = Job { intent: text.to_string(), args: self.args.planner.clone(), policy: self.policy, state, key: self.key };
+        self.job_id += 1;
+        let id = self.job_id;
+        let job = Job { id, intent: text.to_string(), args: self.args.planner.clone(), policy: self.policy, state, key: self.key };
+        progress::reset_cancel();
         self.jobs.send(job).map_err(|_| "the planner thread is gone".to_string())?;
-        let planned = match self.done.recv() {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) if progress::cancelled() => return Err(format!("planning cancelled ({})", e.to_input_error().message)),
-            Ok(Err(e)) => {
-                let e = e.to_input_error();
-                return Err(format!("{}: {}", e.code, e.message));
+        // waits in short slices so ctrl-c returns to the prompt at once, even
+        // while a remote backend is still waiting for its answer.
+        let planned = loop {
+            if progress::cancelled() {
+                return Err("planning cancelled (ctrl-c); nothing ran".into());
             }
-            Err(_) => return Err("the planner thread is gone".into()),
+            match self.done.recv_timeout(Duration::from_millis(50)) {
+                Ok((got, _)) if got != id => continue,
+                Ok((_, Ok(p))) => break p,
+                Ok((_, Err(e))) => {
+                    let e = e.to_input_error();
+                    return Err(format!("{}: {}", e.code, e.message));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err("the planner thread is gone".into()),
+            }
         };
         let Some(plan) = planned.plan.clone() else {
             return Err(format!("no attempt produced a plan ({} attempts)", planned.attempts.len()));
@@ -415,8 +431,6 @@ pub fn run(args: &Args) -> Exit {
         Ok(k) => k,
         Err(e) => return crate::common::bad_input(&e),
     };
-    // ctrl-c outside the line editor (while planning) cancels the plan, never the shell.
-    let _ = ctrlc::set_handler(progress::cancel);
     let workers = state_to_json(&policy.initial)["workers"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
     let sessions = policy.sessions.iter().flatten().map(|s| s.name.as_str().to_string()).collect();
     let mut ed: Editor<ShellHelper, DefaultHistory> = match Editor::new() {
@@ -426,16 +440,23 @@ pub fn run(args: &Args) -> Exit {
             return Exit::BadInput;
         }
     };
+    // ctrl-c outside the line editor (while planning) cancels the plan, never
+    // the shell. installed after the editor, which takes SIGINT for itself on
+    // creation; inside `readline` the terminal is raw and ctrl-c is a key.
+    let _ = ctrlc::set_handler(progress::cancel);
     ed.set_helper(Some(ShellHelper { workers, sessions }));
     let hist = history_path(args.history.as_deref());
     let _ = ed.load_history(&hist);
     let (jobs_tx, jobs_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
-    let say: Box<dyn FnMut(String) + Send> = match ed.create_external_printer() {
-        Ok(mut p) => Box::new(move |m: String| {
-            let _ = p.print(format!("{m}\n"));
-        }),
-        Err(_) => Box::new(|m: String| eprintln!("{m}")),
+    // rustyline's external printer mangles typed-ahead and pasted input, so
+    // the idle note is written over the prompt line and the prompt redrawn.
+    let prompt_now = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let shown = std::sync::Arc::clone(&prompt_now);
+    let say = move |m: String| {
+        let p = shown.lock().map(|p| p.clone()).unwrap_or_default();
+        print!("\r\x1b[2K{m}\n{p}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
     };
     planner_thread(jobs_rx, done_tx, Duration::from_secs(args.idle_secs), say);
     let mut sh = Shell {
@@ -447,11 +468,19 @@ pub fn run(args: &Args) -> Exit {
         log: AuditLog::resolve(args.audit_log.as_deref()),
         jobs: jobs_tx,
         done: done_rx,
+        job_id: 0,
     };
     println!("llmsh: type what the system should do, or `help`. the model sleeps until your first intent.");
     loop {
         let prompt = format!("llmsh[{}]> ", sh.args.planner.session);
-        match ed.readline(&prompt) {
+        if let Ok(mut p) = prompt_now.lock() {
+            p.clone_from(&prompt);
+        }
+        let read = ed.readline(&prompt);
+        if let Ok(mut p) = prompt_now.lock() {
+            p.clear();
+        }
+        match read {
             Ok(line) => {
                 let line = line.trim();
                 if line.is_empty() {

@@ -202,7 +202,8 @@ pub fn plan(policy: &Policy, before: &State, plan: &Plan, verdict: &Value) -> St
     };
     action_list(&mut s, policy, before, plan, &status, &violations);
     if approved {
-        let _ = writeln!(s, "verdict: approved ({} actions)", plan.actions.len());
+        let n = plan.actions.len();
+        let _ = writeln!(s, "verdict: approved ({n} action{})", if n == 1 { "" } else { "s" });
         let rows = state_changes(&state_to_json(before), &verdict["state_after"]);
         s.push_str(&change_table("would change", &rows));
     } else {
