@@ -146,6 +146,7 @@ fn top_shows_the_system_live_and_quits_on_q() {
     for want in ["last request 5", "stopped", " 96/256", "#5", "approved", "2 done", "memory 1"] {
         assert!(after.contains(want), "lacks `{want}`:\n{after}");
     }
+    println!("{after}");
     s.keys(&["q"]);
     let t = Instant::now();
     while s.alive() && t.elapsed() < Duration::from_secs(5) {
@@ -201,6 +202,7 @@ fn the_shell_plans_confirms_inline_completes_and_keeps_history() {
     s.keys(&["audit", "Enter"]);
     let audit = s.wait_for("#2 ");
     assert!(audit.contains("approved"), "{audit}");
+    println!("{audit}");
     s.wait_for_prompt("llmsh[admin]>");
     s.keys(&["exit", "Enter"]);
     let t = Instant::now();
