@@ -365,7 +365,7 @@ impl Shell {
                 println!("{}", cut.unwrap_or(&text));
             }
             "audit" => {
-                let rows = top::plan_rows(&self.log.records().map_err(|e| e.message)?, 10);
+                let rows = top::plan_rows(&top::audit_tail(self.log.path(), top::AUDIT_TAIL), 10);
                 if rows.is_empty() {
                     println!("the audit log {} has no plans yet", self.log.path().display());
                 }

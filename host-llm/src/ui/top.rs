@@ -43,7 +43,7 @@ pub struct Args {
 }
 
 /// the audit log's tail is read through this cap on every refresh.
-const AUDIT_TAIL: u64 = 256 * 1024;
+pub const AUDIT_TAIL: u64 = 256 * 1024;
 /// plans listed.
 const RECENT: usize = 8;
 
@@ -78,7 +78,7 @@ pub struct PlanRow {
 }
 
 /// the last `cap` bytes of the audit log, as records (a cut first line is skipped).
-fn audit_tail(path: &Path, cap: u64) -> Vec<Value> {
+pub fn audit_tail(path: &Path, cap: u64) -> Vec<Value> {
     let Ok(mut f) = std::fs::File::open(path) else { return Vec::new() };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let start = len.saturating_sub(cap);
