@@ -184,7 +184,7 @@ fn the_shell_plans_confirms_inline_completes_and_keeps_history() {
     // an intent in words: the plan, its verdict, the inline question for a destructive action
     s.keys(&["stop worker2", "Enter"]);
     let asked = s.wait_for("execute them? [y/N]");
-    for want in ["process.stop worker2", "destructive: needs your yes", "verdict: approved"] {
+    for want in ["process.stop worker2", "DESTRUCTIVE: needs your yes", "verdict: approved"] {
         assert!(asked.contains(want), "lacks `{want}`:\n{asked}");
     }
     s.keys(&["y", "Enter"]);

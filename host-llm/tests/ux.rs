@@ -69,9 +69,11 @@ fn json_receipts_keep_their_machine_form() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), 1, "one json line:\n{text}");
     let r: Value = serde_json::from_str(&text).unwrap();
-    let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
     assert_eq!(keys, ["approved", "executed", "failed_action", "observed_after", "request_id", "state_after", "violations"]);
-    let w1: Vec<&str> = r["observed_after"]["workers"]["worker1"].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut w1: Vec<&str> = r["observed_after"]["workers"]["worker1"].as_object().unwrap().keys().map(String::as_str).collect();
+    w1.sort_unstable();
     assert_eq!(w1, ["consumed_us", "faults", "progress", "restarts", "ticks"], "receipts gain no fields");
     assert!(!text.contains("what changed"));
 }

@@ -122,10 +122,14 @@ fn field_words(key: &str, v: &Value) -> (String, String) {
 pub fn state_changes(before: &Value, after: &Value) -> Vec<[String; 4]> {
     let mut rows = Vec::new();
     let empty = serde_json::Map::new();
-    let workers = after["workers"].as_object().unwrap_or(&empty);
+    // a fixed order whatever serde_json's map order: workers by index, fields by name.
+    let mut workers: Vec<(&String, &Value)> = after["workers"].as_object().unwrap_or(&empty).iter().collect();
+    workers.sort_by_key(|(w, _)| (w.len(), (*w).clone()));
     for (w, wa) in workers {
         let wb = &before["workers"][w];
-        for (k, va) in wa.as_object().unwrap_or(&empty) {
+        let mut fields: Vec<(&String, &Value)> = wa.as_object().unwrap_or(&empty).iter().collect();
+        fields.sort_by_key(|(k, _)| (*k).clone());
+        for (k, va) in fields {
             let vb = &wb[k];
             if vb != va {
                 let (label, b) = field_words(k, vb);
@@ -134,7 +138,9 @@ pub fn state_changes(before: &Value, after: &Value) -> Vec<[String; 4]> {
             }
         }
     }
-    for (k, va) in after.as_object().unwrap_or(&empty) {
+    let mut system: Vec<(&String, &Value)> = after.as_object().unwrap_or(&empty).iter().collect();
+    system.sort_by_key(|(k, _)| (*k).clone());
+    for (k, va) in system {
         if k == "workers" {
             continue;
         }
@@ -191,7 +197,7 @@ pub fn plan(policy: &Policy, before: &State, plan: &Plan, verdict: &Value) -> St
     let mut s = format!("plan: {}\n", session_line(plan));
     let status = |i: usize| -> String {
         let destructive = plan.actions.get(i).is_some_and(|a| a.kind().destructive());
-        let tag = if destructive { "  [destructive: needs your yes]" } else { "" };
+        let tag = if destructive { "  [DESTRUCTIVE: needs your yes]" } else { "" };
         let word = match first_bad {
             None => "ok",
             Some(b) if (i as u64) < b => "ok",
