@@ -82,7 +82,8 @@ fn main() {
         let exit = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
             ui::shell::run(&ui::shell::defaults())
         } else {
-            let _ = Cli::command().print_help();
+            // no terminal to run the shell on: say what to run instead, on stderr.
+            eprint!("{}", Cli::command().render_help());
             common::Exit::BadInput
         };
         std::process::exit(exit as i32);
