@@ -1,65 +1,37 @@
-//! `llmsh status`: the state of the running system (hosted, else qemu), read back from
-//! its capability PDs through the verifier (the link's `Status` request).
+//! `llmsh status`: the state of the running system (hosted or qemu), read
+//! back from its capability PDs through the verifier, via `llm-osd`.
 
-use pd_interface::link::{Reply, Request, SystemState};
-use policy_verifier::json::state_to_json;
-use serde_json::{json, Value};
+use pd_interface::link::SystemState;
+use serde_json::json;
+
+pub use crate::receipt::{observed_json, state_json};
 
 use crate::common::{self, Exit};
-use crate::link::Link;
+use crate::osd::client::{Client, OsdError};
 
 /// arguments of `llmsh status`.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-/// the state json of DESIGN.md (what `llmsh check --state` reads back).
-pub fn state_json(s: &SystemState) -> Value {
-    state_to_json(&pd_verifier::model_state(s))
-}
-
-/// what the PDs observe beyond the model: progress, ticks, faults, cpu time.
-pub fn observed_json(s: &SystemState) -> Value {
-    let observed: serde_json::Map<String, Value> = s
-        .workers
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            (
-                format!("worker{i}"),
-                json!({"progress": w.progress, "ticks": w.ticks, "faults": w.faults, "restarts": w.restarts, "consumed_us": w.consumed_us}),
-            )
-        })
-        .collect();
-    let n = &s.invocations;
-    json!({"workers": observed, "free_pages": s.free_pages,
-           "invocations": {"process": n.process, "memory": n.memory, "timer": n.timer}})
+/// the running system's name and state, through llm-osd.
+pub fn read(c: &mut Client) -> Result<(String, SystemState), OsdError> {
+    let v = c.call("status", json!({}))?;
+    let s: SystemState = serde_json::from_value(v["status"].clone()).map_err(|e| OsdError {
+        code: "osd.reply".into(),
+        message: format!("llm-osd's status does not decode: {e}"),
+        exit: Exit::Machinery,
+    })?;
+    Ok((v["system"].as_str().unwrap_or("").to_owned(), s))
 }
 
 /// runs the command.
 pub fn run(_args: &Args) -> Exit {
-    let mut link = match Link::attach() {
-        Ok(l) => l,
-        Err(e) => {
-            common::print_json(&json!({"error": {"code": e.code(), "message": e.to_string()}}));
-            return Exit::Rejected;
-        }
-    };
-    match link.request(&Request::Status) {
-        Ok(Reply::Status(s)) => {
-            common::print_json(
-                &json!({"system": link.system(), "state": state_json(&s), "observed": observed_json(&s)}),
-            );
+    let got = Client::connect().and_then(|mut c| read(&mut c));
+    match got {
+        Ok((system, s)) => {
+            common::print_json(&json!({"system": system, "state": state_json(&s), "observed": observed_json(&s)}));
             Exit::Ok
         }
-        Ok(other) => {
-            common::print_json(
-                &json!({"error": {"code": "link.reply", "message": format!("unexpected reply {other:?}")}}),
-            );
-            Exit::Rejected
-        }
-        Err(e) => {
-            common::print_json(&json!({"error": {"code": e.code(), "message": e.to_string()}}));
-            Exit::Rejected
-        }
+        Err(e) => e.report(),
     }
 }
