@@ -263,11 +263,17 @@ struct Job {
 
 /// the link thread: serves jobs in order until the queue closes or a
 /// shutdown is asked for. dropping the daemon stops the system.
-fn serve_jobs(mut d: Daemon, mut rx: mpsc::Receiver<Job>, stop: watch::Sender<bool>) {
+fn serve_jobs(mut d: Daemon, mut rx: mpsc::Receiver<Job>, stop: Arc<watch::Sender<bool>>) {
     while let Some(job) = rx.blocking_recv() {
         let (r, quit) = d.handle(&job.peer, &job.req);
         let _ = job.reply.send(r);
         if quit {
+            // the asking connection stops the daemon once its reply is
+            // written; if it is gone, this does after a grace period
+            let t = Instant::now();
+            while !*stop.borrow() && t.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             break;
         }
     }
@@ -278,6 +284,7 @@ fn serve_jobs(mut d: Daemon, mut rx: mpsc::Receiver<Job>, stop: watch::Sender<bo
 /// what every connection task shares.
 struct Shared {
     jobs: mpsc::Sender<Job>,
+    stop: Arc<watch::Sender<bool>>,
     users: SessionUsers,
     passwd: Passwd,
 }
@@ -375,7 +382,13 @@ async fn answer(line: &[u8], peer: &User, shared: &Shared, wr: &mut OwnedWriteHa
         }
         Err(f) => error_reply(&json!(id), f),
     };
-    write_line(wr, &v).await
+    let written = write_line(wr, &v).await;
+    if v["stopping"] == true {
+        let _ = wr.shutdown().await;
+        let _ = shared.stop.send(true);
+        return false;
+    }
+    written
 }
 
 /// why the daemon did not start.
@@ -455,12 +468,14 @@ pub fn run(opts: Options) -> Exit {
 
     let (tx, rx) = mpsc::channel(MAX_QUEUE);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let link_thread = std::thread::Builder::new().name("llm-osd-link".into()).spawn(move || serve_jobs(d, rx, stop_tx));
+    let stop_tx = Arc::new(stop_tx);
+    let stop2 = stop_tx.clone();
+    let link_thread = std::thread::Builder::new().name("llm-osd-link".into()).spawn(move || serve_jobs(d, rx, stop2));
     let link_thread = match link_thread {
         Ok(t) => t,
         Err(e) => return fail("osd.thread", e.to_string()),
     };
-    let shared = Arc::new(Shared { jobs: tx, users, passwd });
+    let shared = Arc::new(Shared { jobs: tx, stop: stop_tx, users, passwd });
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail("osd.runtime", e.to_string()),
