@@ -27,8 +27,9 @@ use std::time::Duration;
 pub const MAX_LINE: usize = 1 << 20;
 /// how long a client may take to finish a line it started.
 pub const PARTIAL_LINE_TIMEOUT: Duration = Duration::from_secs(10);
-/// how long a connection may stay idle between requests.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// how long a connection may stay idle between requests: `apply "INTENT"`
+/// holds its connection while the llm plans, which can take minutes.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(1800);
 /// how long a client waits for the daemon's reply: a qemu request retries
 /// for up to 30 s, and requests ahead of it in the queue come first.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
