@@ -6,7 +6,8 @@ use policy_verifier::json::{self, InputError};
 use policy_verifier::{Policy, DEFAULT_POLICY};
 use serde_json::Value;
 
-/// exit codes of DESIGN.md: 0 approved / ok, 1 rejected / failed, 2 bad input.
+/// exit codes of DESIGN.md: 0 approved / ok, 1 rejected / failed, 2 bad
+/// input, 3 the machinery failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// approved, proved, done.
@@ -15,6 +16,8 @@ pub enum Exit {
     Rejected = 1,
     /// the input is not a well-formed plan, state, policy or key.
     BadInput = 2,
+    /// the machinery failed: no system running, boot, link, llm, network.
+    Machinery = 3,
 }
 
 /// the dev-only confirmation key (system/dev-confirm.key), compiled in so the
@@ -32,15 +35,79 @@ pub fn print_json(v: &Value) {
     println!("{v}");
 }
 
-/// reads a file or `-` (stdin) as bytes; a missing file is bad input.
-pub fn read_input(path: &Path) -> Result<Vec<u8>, InputError> {
-    if path.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)
-            .map_err(|e| InputError::new("io", format!("cannot read stdin: {e}")))?;
-        return Ok(buf);
+/// what an input file holds: each kind has its own size cap and error code,
+/// checked while reading, so an oversized input never enters memory whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// a plan (json): at most 64 KiB, else `plan.size`.
+    Plan,
+    /// a state (json): at most 64 KiB, else `state.size`.
+    State,
+    /// a policy file (toml): at most 64 KiB, else `policy.size`.
+    Policy,
+    /// a key file (64 hex digits): at most 256 bytes, else `key.invalid`.
+    Key,
+    /// a corpus of plans or intents (red team, bench): at most 4 MiB, else `corpus.size`.
+    Corpus,
+}
+
+impl Input {
+    /// the most bytes this kind may have.
+    pub const fn cap(self) -> u64 {
+        match self {
+            Input::Plan | Input::State | Input::Policy => json::MAX_JSON_BYTES as u64,
+            Input::Key => 256,
+            Input::Corpus => 4 << 20,
+        }
     }
-    std::fs::read(path).map_err(|e| InputError::new("io", format!("cannot read `{}`: {e}", path.display())))
+
+    /// the error code of an oversized input.
+    pub const fn size_code(self) -> &'static str {
+        match self {
+            Input::Plan => "plan.size",
+            Input::State => "state.size",
+            Input::Policy => "policy.size",
+            Input::Key => "key.invalid",
+            Input::Corpus => "corpus.size",
+        }
+    }
+
+    const fn what(self) -> &'static str {
+        match self {
+            Input::Plan => "plan",
+            Input::State => "state",
+            Input::Policy => "policy",
+            Input::Key => "key file",
+            Input::Corpus => "corpus",
+        }
+    }
+}
+
+/// reads at most `cap` bytes from `r`; more is an error after `cap + 1`
+/// bytes, whatever the source's length (`/dev/zero` included).
+pub fn read_capped(r: impl std::io::Read, kind: Input, name: &str) -> Result<Vec<u8>, InputError> {
+    let cap = kind.cap();
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut r.take(cap + 1), &mut buf)
+        .map_err(|e| InputError::new("io", format!("cannot read {name}: {e}")))?;
+    if buf.len() as u64 > cap {
+        return Err(InputError::new(
+            kind.size_code(),
+            format!("{} {name} is more than {cap} bytes; at most {cap} are allowed", kind.what()),
+        ));
+    }
+    Ok(buf)
+}
+
+/// reads a file or `-` (stdin) through `kind`'s size cap; a missing file is
+/// bad input.
+pub fn read_input(path: &Path, kind: Input) -> Result<Vec<u8>, InputError> {
+    if path.as_os_str() == "-" {
+        return read_capped(std::io::stdin().lock(), kind, "stdin");
+    }
+    let name = format!("`{}`", path.display());
+    let f = std::fs::File::open(path).map_err(|e| InputError::new("io", format!("cannot read {name}: {e}")))?;
+    read_capped(f, kind, &name)
 }
 
 /// the policy from `--policy`, or the built-in default (system/policy.toml).
@@ -48,7 +115,7 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy, InputError> {
     match path {
         None => Ok(DEFAULT_POLICY),
         Some(p) => {
-            let bytes = read_input(p)?;
+            let bytes = read_input(p, Input::Policy)?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| InputError::new("policy.syntax", format!("`{}` is not utf-8", p.display())))?;
             json::parse_policy(&text)
@@ -60,7 +127,7 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy, InputError> {
 pub fn load_key(path: Option<&Path>) -> Result<[u8; 32], InputError> {
     let text = match path {
         None => DEV_KEY_HEX.to_string(),
-        Some(p) => String::from_utf8_lossy(&read_input(p)?).into_owned(),
+        Some(p) => String::from_utf8_lossy(&read_input(p, Input::Key)?).into_owned(),
     };
     json::unhex32(text.trim()).ok_or_else(|| InputError::new("key.invalid", "a key file holds 64 hex digits (32 bytes)"))
 }

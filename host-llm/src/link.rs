@@ -1,94 +1,78 @@
-//! the link client of llmsh: how the host reaches the verifier.
+//! the host's end of a system's link: how `llm-osd` (and the red-team and
+//! bench runs, which boot private systems) reach the verifier.
 //!
 //! requests are framed postcard bytes on a byte stream
-//! (`pd_interface::client::LinkClient`), the same on every transport:
-//! a running hosted system's unix socket (`llmsh boot`), or a hosted system
-//! booted in this process for the duration of one command, or the seL4
-//! image in qemu, whose PL011 is on a unix socket (`crate::qemu`).
+//! (`pd_interface::client::LinkClient`), the same on every transport: the
+//! hosted system's UART pipe in this process, or the seL4 image in qemu,
+//! whose PL011 is on a unix socket (`crate::qemu`). a reply is taken only if
+//! it answers the request in flight: a receipt must carry the plan's request
+//! id, and late replies to an earlier, timed-out request are skipped.
 
-use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use hosted_system::{BootError, Handle, HostedSystem};
+use hosted_system::{BootError, Handle, HostedSystem, LinkStream};
 use pd_interface::client::{ClientError, LinkClient};
-use pd_interface::link::{Reply, Request};
+use pd_interface::link::{Receipt, Reply, Request};
+use policy_verifier::{wire, Plan};
 
-/// how long a reply may take.
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::common::Exit;
+
+/// how long a hosted reply may take.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// how long the hosted link is read at a time while waiting for a reply.
+const POLL: Duration = Duration::from_millis(100);
 
 static PRIVATE_RUNTIME_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// boots of this process use `dir` for their sockets and pidfiles: a
-/// red-team run boots system after system and must not touch one the user
-/// started with `llmsh boot`.
+/// red-team run boots system after system and must not touch the one the
+/// user's `llm-osd` runs.
 pub fn use_private_runtime_dir(dir: PathBuf) {
     let _ = PRIVATE_RUNTIME_DIR.set(dir);
 }
 
-/// where a hosted system started by `llmsh boot` keeps its socket and
-/// pidfile: `$XDG_RUNTIME_DIR/llm-os`, else `/tmp/llm-os-$UID`.
+/// where qemu's socket, pidfile and console go: this process's private dir
+/// if it set one, else the user's runtime dir ([`crate::osd::runtime_dir`];
+/// `llm-osd` checks it is private before it boots anything).
 pub fn runtime_dir() -> PathBuf {
     if let Some(d) = PRIVATE_RUNTIME_DIR.get() {
         return d.clone();
     }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("llm-os"),
-        _ => {
-            let uid = std::fs::metadata("/proc/self")
-                .map(|m| m.uid())
-                .unwrap_or(0);
-            PathBuf::from(format!("/tmp/llm-os-{uid}"))
-        }
-    }
+    crate::osd::runtime_dir().unwrap_or_default()
 }
 
-/// the hosted system's link socket.
-pub fn socket_path() -> PathBuf {
-    runtime_dir().join("hosted.sock")
-}
-
-/// the hosted system's pidfile.
-pub fn pidfile_path() -> PathBuf {
-    runtime_dir().join("hosted.pid")
-}
-
-/// the system description llmsh boots: `$LLM_OS_SYSTEM`, else the repository's.
+/// the system description to boot: `$LLM_OS_SYSTEM`, else the repository's.
 pub fn system_path() -> PathBuf {
     std::env::var_os("LLM_OS_SYSTEM").map_or_else(hosted_system::default_system_path, PathBuf::from)
 }
 
-/// a connection to a running hosted system, if one is up.
-pub fn connect_running() -> Option<UnixStream> {
-    let s = UnixStream::connect(socket_path()).ok()?;
-    s.set_read_timeout(Some(REPLY_TIMEOUT)).ok()?;
-    Some(s)
+/// the hosted system and the host end of its UART.
+pub struct HostedLink {
+    /// the system (dropping it shuts the system down).
+    pub handle: Handle,
+    client: LinkClient<LinkStream>,
+    /// a request timed out: its reply may still come and is drained first.
+    dirty: bool,
 }
 
-/// a link to the system: attached to a running one, or booted here.
+/// a link to a system this process booted or attached to.
 pub enum Link {
-    /// `llmsh boot`'s system, over its unix socket.
-    Attached(LinkClient<UnixStream>),
-    /// a system booted in this process; it stops when this is dropped.
-    InProcess(Box<Handle>),
-    /// the seL4 system in qemu (attached, or booted for this link).
+    /// the hosted system, in this process.
+    Hosted(Box<HostedLink>),
+    /// the seL4 system in qemu.
     Qemu(Box<crate::qemu::QemuLink>),
 }
 
-/// why no link could be had.
+/// why no link could be had or a request got no answer.
 #[derive(Debug)]
 pub enum LinkError {
     /// the hosted system did not boot.
     Boot(BootError),
     /// the request got no reply.
     Client(ClientError),
-    /// no hosted system is running (for commands that need one).
-    NotRunning(PathBuf),
     /// the qemu system could not be built, booted or reached.
     Qemu(crate::qemu::QemuError),
-    /// no such system (`--system`).
-    UnknownSystem(String),
 }
 
 impl std::fmt::Display for LinkError {
@@ -96,13 +80,7 @@ impl std::fmt::Display for LinkError {
         match self {
             Self::Boot(e) => write!(f, "{e}"),
             Self::Client(e) => write!(f, "{e}"),
-            Self::NotRunning(p) => write!(
-                f,
-                "no hosted system is running (no socket at `{}`); start one with `llmsh boot`",
-                p.display()
-            ),
             Self::Qemu(e) => write!(f, "{e}"),
-            Self::UnknownSystem(s) => write!(f, "unknown system `{s}` (hosted or qemu)"),
         }
     }
 }
@@ -113,63 +91,100 @@ impl LinkError {
         match self {
             Self::Boot(_) => "system.boot",
             Self::Client(_) => "link.io",
-            Self::NotRunning(_) => "system.not_running",
             Self::Qemu(e) => e.code(),
-            Self::UnknownSystem(_) => "args",
         }
     }
 }
 
+/// is `reply` an answer to some other request than `req`? (a receipt for
+/// another plan, a status where a receipt was due, or the reverse.)
+pub fn is_stale(req: &Request<'_>, reply: &Reply) -> bool {
+    match (req, reply) {
+        (Request::Apply(_), Reply::Status(_)) | (Request::Status, Reply::Receipt(_)) => true,
+        (Request::Apply(plan), Reply::Receipt(r)) => {
+            wire::decode(plan).map_or(true, |p| p.request_id != r.request_id)
+        }
+        _ => false,
+    }
+}
+
 impl Link {
-    /// attach to the running hosted system, else boot one from `system` for
-    /// the duration of this link.
-    pub fn attach_or_boot(system: &Path) -> Result<Link, LinkError> {
-        match connect_running() {
-            Some(s) => Ok(Link::Attached(LinkClient::new(s))),
-            None => HostedSystem::boot(system)
-                .map(|h| Link::InProcess(Box::new(h)))
-                .map_err(LinkError::Boot),
-        }
+    /// boot the hosted system described at `path` in this process.
+    pub fn boot_hosted(path: &std::path::Path) -> Result<Link, LinkError> {
+        HostedSystem::boot(path).map(Link::hosted).map_err(LinkError::Boot)
     }
 
-    /// `--system hosted|qemu`: attach to that system if it runs, else boot
-    /// it for the duration of this link (qemu: progress lines on stderr).
-    pub fn open(system: &str, system_file: &Path) -> Result<Link, LinkError> {
-        match system {
-            "hosted" => Self::attach_or_boot(system_file),
-            "qemu" => crate::qemu::attach_or_boot(&mut |l| eprintln!("llmsh: {l}"))
-                .map(|q| Link::Qemu(Box::new(q)))
-                .map_err(LinkError::Qemu),
-            other => Err(LinkError::UnknownSystem(other.to_owned())),
-        }
-    }
-
-    /// attach to the running hosted system, else to a running qemu system.
-    pub fn attach() -> Result<Link, LinkError> {
-        if let Some(s) = connect_running() {
-            return Ok(Link::Attached(LinkClient::new(s)));
-        }
-        if let Some(q) = crate::qemu::attach() {
-            return Ok(Link::Qemu(Box::new(q)));
-        }
-        Err(LinkError::NotRunning(socket_path()))
+    /// a link to an already booted hosted system.
+    pub fn hosted(handle: Handle) -> Link {
+        let client = LinkClient::new(handle.transport(Some(POLL)));
+        Link::Hosted(Box::new(HostedLink { handle, client, dirty: false }))
     }
 
     /// `hosted` or `qemu`.
     pub fn system(&self) -> &'static str {
         match self {
             Link::Qemu(_) => "qemu",
-            _ => "hosted",
+            Link::Hosted(_) => "hosted",
         }
     }
 
-    /// one request, one reply.
+    /// one request, its reply (replies to other requests are skipped).
     pub fn request(&mut self, req: &Request<'_>) -> Result<Reply, LinkError> {
         match self {
-            Link::Attached(c) => c.request(req),
-            Link::InProcess(h) => h.request(req),
+            Link::Hosted(h) => h.request(req),
             Link::Qemu(q) => q.request(req),
         }
         .map_err(LinkError::Client)
+    }
+
+    /// sends a (confirmed) plan and returns the verifier PD's receipt.
+    pub fn apply(&mut self, plan: &Plan) -> Result<Receipt, (&'static str, String, Exit)> {
+        let mut buf = [0u8; wire::MAX_PLAN_BYTES];
+        let bytes = match wire::encode(plan, &mut buf) {
+            Ok(b) => b.to_vec(),
+            Err(e) => return Err((e.code(), "the plan does not fit the wire format".into(), Exit::BadInput)),
+        };
+        self.apply_wire(&bytes)
+    }
+
+    /// [`Link::apply`] of a plan already in its wire form.
+    pub fn apply_wire(&mut self, bytes: &[u8]) -> Result<Receipt, (&'static str, String, Exit)> {
+        match self.request(&Request::Apply(bytes)) {
+            Ok(Reply::Receipt(r)) => Ok(r),
+            Ok(Reply::Error(e)) => Err(("link.refused", format!("{e:?}"), Exit::Rejected)),
+            Ok(other) => Err(("link.reply", format!("unexpected reply {other:?}"), Exit::Machinery)),
+            Err(e) => Err((e.code(), e.to_string(), Exit::Machinery)),
+        }
+    }
+}
+
+impl HostedLink {
+    fn request(&mut self, req: &Request<'_>) -> Result<Reply, ClientError> {
+        if self.dirty {
+            // whatever a timed-out request left on the wire: read until quiet
+            let quiet = Instant::now() + REPLY_TIMEOUT;
+            while Instant::now() < quiet && self.client.read_reply().is_ok() {}
+            self.dirty = false;
+        }
+        let framed = LinkClient::<LinkStream>::frame_request(req)?;
+        self.client.send_raw(&framed)?;
+        let started = Instant::now();
+        loop {
+            match self.client.read_reply() {
+                Ok(r) if is_stale(req, &r) => continue,
+                Ok(r) => return Ok(r),
+                Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    if started.elapsed() >= REPLY_TIMEOUT {
+                        self.dirty = true;
+                        return Err(ClientError::Io(e));
+                    }
+                }
+                Err(ClientError::Decode) => {}
+                Err(e) => {
+                    self.dirty = true;
+                    return Err(e);
+                }
+            }
+        }
     }
 }

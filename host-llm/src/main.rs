@@ -1,14 +1,12 @@
 //! `llmsh`: the llm-os host program. a thin dispatcher; one module per
 //! subcommand under `cmd/`.
 
-mod audit;
 mod ui;
 mod cmd;
-mod common;
-mod link;
 mod llm;
 mod redteam;
-mod qemu;
+
+use llmsh::{audit, common, link, osd, qemu, receipt};
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -31,7 +29,7 @@ enum Command {
     Confirm(cmd::confirm::Args),
     /// verify and execute a plan on the running system; prints the receipt.
     Apply(cmd::apply::Args),
-    /// start the hosted system in the background.
+    /// start llm-osd and the system (hosted or qemu) in the background.
     Boot(cmd::boot::Args),
     /// the running system's state, read back from its PDs.
     Status(cmd::status::Args),

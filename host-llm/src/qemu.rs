@@ -221,10 +221,6 @@ impl QemuLink {
         let mut bytes = Vec::with_capacity(framed.len() + 1);
         bytes.push(0);
         bytes.extend_from_slice(&framed);
-        let want_id = match req {
-            Request::Apply(plan) => policy_verifier::wire::decode(plan).ok().map(|p| p.request_id),
-            _ => None,
-        };
         let started = Instant::now();
         self.client.get_mut().set_read_timeout(ATTEMPT_TIMEOUT).map_err(ClientError::Io)?;
         self.client.send_raw(&bytes)?;
@@ -241,63 +237,33 @@ impl QemuLink {
                 }
                 Err(e) => return Err(e),
             };
-            let stale = match (req, &reply) {
-                (Request::Apply(_), Reply::Status(_)) | (Request::Status, Reply::Receipt(_)) => true,
-                (Request::Apply(_), Reply::Receipt(r)) => want_id.is_some_and(|id| id != r.request_id),
-                _ => false,
-            };
-            if !stale {
+            if !crate::link::is_stale(req, &reply) {
                 return Ok(reply);
             }
         }
-    }
-
-    /// leave qemu running after this llmsh exits (`llmsh boot`).
-    pub fn detach(&mut self) {
-        if let Some(c) = self.owned.take() {
-            std::mem::forget(c);
-        }
-    }
-}
-
-/// the pid in the pidfile, if that process is a live qemu.
-pub fn running_pid() -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(pidfile_path()).ok()?.trim().parse().ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    String::from_utf8_lossy(&cmdline).contains(board_qemu::QEMU).then_some(pid)
-}
-
-/// attach to a qemu started by `llmsh boot --system qemu`, if one runs.
-pub fn attach() -> Option<QemuLink> {
-    let pid = running_pid()?;
-    let stream = UnixStream::connect(socket_path()).ok()?;
-    let tap = Tap::new(stream);
-    tap.set_read_timeout(REPLY_TIMEOUT).ok()?;
-    Some(QemuLink { client: LinkClient::new(tap), owned: None, pid, boot_to_ready: None, resends: 0 })
-}
-
-/// attach to a running qemu, else build the image and boot one that lives
-/// as long as the returned link.
-pub fn attach_or_boot(progress: &mut dyn FnMut(&str)) -> Result<QemuLink, QemuError> {
-    match attach() {
-        Some(l) => Ok(l),
-        None => boot(progress),
     }
 }
 
 /// build the image (cargo and the Microkit tool are incremental) and boot it.
 pub fn boot(progress: &mut dyn FnMut(&str)) -> Result<QemuLink, QemuError> {
+    let (qemu, loader) = build_image(progress)?;
+    boot_image(&qemu, &loader, progress)
+}
+
+/// find qemu and build the image: qemu's path and the image's loader.
+pub fn build_image(progress: &mut dyn FnMut(&str)) -> Result<(PathBuf, PathBuf), QemuError> {
     let config = config();
     let sdk = image::sdk_from_env(config).map_err(QemuError::Image)?;
     let qemu = board_qemu::find_qemu().ok_or(QemuError::NoQemu)?;
     let img = image::build(&ImageOptions::new(sdk, config), progress).map_err(QemuError::Image)?;
-    boot_image(&qemu, &img.loader, progress)
+    Ok((qemu, img.loader))
 }
 
 /// start qemu on `loader` and wait until the system answers.
 pub fn boot_image(qemu: &Path, loader: &Path, progress: &mut dyn FnMut(&str)) -> Result<QemuLink, QemuError> {
     let dir = runtime_dir();
-    std::fs::create_dir_all(&dir).map_err(QemuError::Io)?;
+    crate::osd::ensure_private(&dir, crate::osd::my_uid())
+        .map_err(|e| QemuError::Io(io::Error::new(io::ErrorKind::PermissionDenied, e.0)))?;
     let sock = socket_path();
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(console_path());

@@ -653,7 +653,9 @@ fn judge<S: Read + Write>(
         messages.push(host_plan(v, false, &r));
     }
     if let Some(t) = text {
-        messages.push(match json::parse_plan(t.as_bytes()) {
+        // as llmsh reads a plan file: through the size cap, then the parser
+        let read = crate::common::read_capped(t.as_bytes(), crate::common::Input::Plan, "the plan");
+        messages.push(match read.and_then(|b| json::parse_plan(&b)) {
             Ok(p) => bytes_message(p),
             Err(e) => Message::Refused(e),
         });

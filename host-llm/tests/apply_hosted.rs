@@ -1,4 +1,6 @@
-//! `llmsh apply` / `boot` / `status` against the hosted system, as a user runs them.
+//! `llmsh apply` / `boot` / `status` against the hosted system, as a user
+//! runs them: `llmsh boot` starts llm-osd with the system, apply and status
+//! go through it.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -9,6 +11,7 @@ fn llmsh(rt: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_llmsh"))
         .args(args)
         .env("XDG_RUNTIME_DIR", rt)
+        .env("XDG_CONFIG_HOME", rt.join("cfg"))
         // the audit log goes beside the runtime dir, never into the user's.
         .env("LLMSH_AUDIT_LOG", rt.join("audit.jsonl"))
         .stdin(std::process::Stdio::null())
@@ -20,6 +23,22 @@ fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("llmsh-apply-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// a booted system, stopped when dropped.
+struct Booted(PathBuf);
+
+impl Drop for Booted {
+    fn drop(&mut self) {
+        let _ = llmsh(&self.0, &["boot", "--stop"]);
+    }
+}
+
+fn booted(name: &str) -> (PathBuf, Booted) {
+    let rt = tmp(name);
+    let out = llmsh(&rt, &["boot"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    (rt.clone(), Booted(rt))
 }
 
 fn write_plan(dir: &std::path::Path, name: &str, json: &str) -> String {
@@ -37,8 +56,8 @@ const TOO_MUCH: &str = r#"{"version":1,"request_id":3,"session":"ops","reason":"
   {"op":"memory.grant","pd":"worker0","pages":300}]}"#;
 
 #[test]
-fn apply_boots_a_hosted_system_and_prints_the_receipt() {
-    let rt = tmp("inproc");
+fn apply_prints_the_receipt_of_the_running_system() {
+    let (rt, _sys) = booted("receipt");
     let plan = write_plan(&rt, "grant.json", GRANT);
     let out = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
     assert_eq!(
@@ -66,7 +85,7 @@ fn apply_boots_a_hosted_system_and_prints_the_receipt() {
 
 #[test]
 fn rejected_plan_exits_1_with_named_violations() {
-    let rt = tmp("reject");
+    let (rt, _sys) = booted("reject");
     let plan = write_plan(&rt, "too-much.json", TOO_MUCH);
     let out = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
     assert_eq!(out.status.code(), Some(1));
@@ -83,7 +102,7 @@ fn rejected_plan_exits_1_with_named_violations() {
 
 #[test]
 fn destructive_plan_without_a_yes_is_declined_and_with_yes_runs() {
-    let rt = tmp("destructive");
+    let (rt, _sys) = booted("destructive");
     let plan = write_plan(&rt, "stop.json", STOP);
     let out = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
     assert_eq!(out.status.code(), Some(1));
@@ -102,7 +121,7 @@ fn destructive_plan_without_a_yes_is_declined_and_with_yes_runs() {
 
 #[test]
 fn a_plan_confirmed_with_llmsh_confirm_runs_without_asking() {
-    let rt = tmp("confirmed");
+    let (rt, _sys) = booted("confirmed");
     let plan = write_plan(&rt, "stop.json", STOP);
     let out = llmsh(&rt, &["confirm", &plan]);
     assert_eq!(out.status.code(), Some(0));
@@ -123,7 +142,7 @@ fn a_plan_confirmed_with_llmsh_confirm_runs_without_asking() {
 
 #[test]
 fn bad_plan_json_exits_2() {
-    let rt = tmp("bad");
+    let (rt, _sys) = booted("bad");
     let plan = write_plan(
         &rt,
         "bad.json",
@@ -141,31 +160,32 @@ fn bad_plan_json_exits_2() {
 fn boot_then_status_and_apply_attach_to_the_running_system() {
     let rt = tmp("boot");
     let out = llmsh(&rt, &["status"]);
-    assert_eq!(out.status.code(), Some(1), "no system yet");
+    assert_eq!(out.status.code(), Some(3), "no system yet");
     let out = llmsh(&rt, &["boot"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let _sys = Booted(rt.clone());
     let booted: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let pid = booted["pid"].as_u64().expect("pid");
+    assert!(booted["pid"].as_u64().is_some(), "{booted}");
+    // a second boot reports the running one
+    let again: Value = serde_json::from_slice(&llmsh(&rt, &["boot"]).stdout).unwrap();
+    assert_eq!((again["booted"].as_bool(), again["pid"].as_u64()), (Some(false), booted["pid"].as_u64()));
     let plan = write_plan(&rt, "grant.json", GRANT);
     let first = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
     // the same plan again is the host's retry of request 7: the verifier
     // answers with the stored receipt and nothing runs twice
     let again = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
     let status = llmsh(&rt, &["status"]);
-    // stop the background system before asserting, so a failure leaves nothing behind
-    let _ = Command::new("kill").arg(pid.to_string()).status();
     assert_eq!(first.status.code(), Some(0));
     assert_eq!(again.status.code(), Some(0));
     let r1: Value = serde_json::from_slice(&first.stdout).unwrap();
-    let r2: Value = serde_json::from_slice(&again.stdout).unwrap();
+    let mut r2: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(r2["retry"], true, "said to be a retry");
+    r2.as_object_mut().unwrap().remove("retry");
     assert_eq!(r2, r1, "the stored receipt");
     let s: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(s["state"]["last_request_id"], 7);
     assert_eq!(s["state"]["workers"]["worker1"]["pages"], 48);
-    assert!(rt.join("llm-os/hosted.pid").exists() || rt.join("llm-os").exists());
+    let out = llmsh(&rt, &["boot", "--stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(llmsh(&rt, &["status"]).status.code(), Some(3), "stopped");
 }

@@ -27,6 +27,7 @@ fn llmsh(args: &[&str], dir: &PathBuf, envs: &[(&str, &str)]) -> Output {
     c.args(args)
         .env("XDG_RUNTIME_DIR", dir)
         .env("XDG_STATE_HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join("cfg"))
         .env_remove("LLMSH_STATE");
     for (k, v) in envs {
         c.env(k, v);
@@ -114,10 +115,12 @@ fn slow_apply_intent_with_the_local_model_updates_the_system() {
             "--json",
             "--audit-log",
             log.to_str().unwrap_or(""),
+            "--boot",
         ],
         &dir,
         &[],
     );
+    let _ = llmsh(&["boot", "--stop"], &dir, &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -132,7 +135,7 @@ fn slow_apply_intent_with_the_local_model_updates_the_system() {
         std::fs::read_to_string(&log)
             .expect("log")
             .lines()
-            .next()
+            .find(|l| l.contains("\"kind\":\"request\""))
             .unwrap_or(""),
     )
     .expect("record");

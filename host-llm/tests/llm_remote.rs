@@ -24,12 +24,22 @@ fn llmsh(args: &[&str], dir: &PathBuf) -> Output {
         .args(args)
         .env("XDG_RUNTIME_DIR", dir)
         .env("XDG_STATE_HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join("cfg"))
         .env("LLMSH_API_KEY", "test-key")
         .env_remove("LLMSH_ENDPOINT")
         .env_remove("LLMSH_AUDIT_LOG")
         .env_remove("LLMSH_STATE")
         .output()
         .expect("run llmsh")
+}
+
+/// stops the system `--boot` started in `dir`.
+struct Stop(PathBuf);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = llmsh(&["boot", "--stop"], &self.0);
+    }
 }
 
 const GRANT16: &str = r#"{"reason":"worker1 needs memory","actions":[{"op":"memory.grant","pd":"worker1","pages":16}]}"#;
@@ -238,9 +248,11 @@ fn apply_intent_executes_on_the_hosted_system_and_audits() {
             &f.url,
             "--audit-log",
             log.to_str().unwrap_or(""),
+            "--boot",
         ],
         &dir,
     );
+    let _sys = Stop(dir.clone());
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -263,8 +275,8 @@ fn apply_intent_executes_on_the_hosted_system_and_audits() {
                 .to_string()
         })
         .collect();
-    assert_eq!(kinds, ["request", "step", "result"]);
-    let req: Value = serde_json::from_str(text.lines().next().unwrap_or("")).expect("json");
+    assert_eq!(kinds, ["boot", "request", "step", "result"]);
+    let req: Value = serde_json::from_str(text.lines().nth(1).unwrap_or("")).expect("json");
     assert_eq!(req["backend"], "remote");
     assert_eq!(req["intent"], "give worker1 16 more pages of memory");
     assert_eq!(req["before"]["workers"]["worker1"]["pages"], 32);
@@ -282,7 +294,8 @@ fn apply_intent_executes_on_the_hosted_system_and_audits() {
     assert_eq!(v.status.code(), Some(0));
     let rep: Value = serde_json::from_slice(&v.stdout).expect("report");
     assert_eq!(rep["ok"], true);
-    assert_eq!(rep["records"], 3);
+    assert_eq!(rep["records"], 4);
+    assert_eq!(rep["live"]["match"], true, "checked against the running system: {rep}");
     // tamper: the chain breaks and `audit --verify` says where.
     std::fs::write(&log, text.replacen("\"pages\":16", "\"pages\":160", 1)).expect("write");
     let v = llmsh(
@@ -297,7 +310,7 @@ fn apply_intent_executes_on_the_hosted_system_and_audits() {
     );
     assert_eq!(v.status.code(), Some(1));
     let rep: Value = serde_json::from_slice(&v.stdout).expect("report");
-    assert_eq!(rep["broken"]["line"], 1);
+    assert_eq!(rep["broken"]["line"], 2);
 }
 
 #[test]
@@ -320,9 +333,11 @@ fn a_destructive_intent_without_yes_and_without_a_terminal_runs_nothing() {
             &f.url,
             "--audit-log",
             log.to_str().unwrap_or(""),
+            "--boot",
         ],
         &dir,
     );
+    let _sys = Stop(dir.clone());
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -335,10 +350,10 @@ fn a_destructive_intent_without_yes_and_without_a_terminal_runs_nothing() {
         "{text}"
     );
     let recs = std::fs::read_to_string(&log).expect("audit log");
-    assert_eq!(
-        recs.lines().count(),
-        1,
-        "a declined request is recorded, nothing executed"
-    );
+    let kinds: Vec<String> = recs
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json")["kind"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(kinds, ["boot", "request"], "a declined request is recorded, nothing executed");
     assert!(recs.contains("\"declined\":true"));
 }

@@ -1,5 +1,5 @@
-//! the seL4 system end to end in qemu (issue 5), judged through `llmsh`
-//! and the raw link socket: boot, an approved plan executes and its effects
+//! the seL4 system end to end in qemu, judged through `llmsh` (and the
+//! `llm-osd` that `llmsh boot --system qemu` starts) and the raw link socket: boot, an approved plan executes and its effects
 //! are read back from the PDs, a rejected plan executes nothing, an intent
 //! planned by an llm runs on seL4 (`apply "INTENT" --system qemu`), the
 //! red-team corpus finds no attacker success at the capability PDs, a worker
@@ -44,6 +44,7 @@ impl Llmsh {
             .env("XDG_RUNTIME_DIR", &self.run_dir)
             .env("LLM_OS_QEMU_GDB", "1")
             .env("LLMSH_AUDIT_LOG", self.run_dir.join("audit.jsonl"))
+            .env("XDG_CONFIG_HOME", self.run_dir.join("cfg"))
             .output()
             .expect("llmsh runs");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -56,7 +57,7 @@ impl Llmsh {
     }
 }
 
-/// stops qemu by the pid `llmsh boot` reported, whatever happens.
+/// stops llm-osd (and with it qemu) by the pid `llmsh boot` reported, whatever happens.
 struct Qemu(u32);
 
 impl Drop for Qemu {
@@ -71,13 +72,7 @@ fn plan_file(dir: &Path, name: &str, plan: &Value) -> PathBuf {
     p
 }
 
-fn link(dir: &Path) -> LinkClient<UnixStream> {
-    let s = UnixStream::connect(dir.join("qemu.sock")).expect("connect to qemu's link socket");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    LinkClient::new(s)
-}
-
-fn status(c: &mut LinkClient<UnixStream>) -> SystemState {
+fn status<S: Read + Write>(c: &mut LinkClient<S>) -> SystemState {
     match c.request(&Request::Status).expect("status reply") {
         Reply::Status(s) => s,
         other => panic!("status answered with {other:?}"),
@@ -217,6 +212,14 @@ fn qemu_end_to_end() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(st["system"], "qemu");
     assert_eq!(st["state"], r["state_after"], "status reads back the receipt's state");
+    // the same plan again through llm-osd: the stored receipt, logged as a retry
+    let (code, again, out) = sh.cmd(&["apply", "--system", "qemu", "--yes", "--json", "--plan", approved.to_str().unwrap()]);
+    assert_eq!((code, again["retry"].as_bool()), (0, Some(true)), "{out}");
+    let (_, st2, _) = sh.cmd(&["status"]);
+    assert_eq!(st2["state"], st["state"], "a retry ran nothing");
+    // apply asks for the system that runs: a hosted one is not booted behind its back
+    let (code, e, out) = sh.cmd(&["apply", "--system", "hosted", "--json", "--plan", approved.to_str().unwrap()]);
+    assert_eq!((code, e["error"]["code"].as_str()), (3, Some("system.other")), "{out}");
 
     // a rejected plan executes nothing
     let before = st["state"].clone();
@@ -253,11 +256,54 @@ fn qemu_end_to_end() {
         seen[0].1
     );
     drop(seen);
+    // the audit log agrees with the verifier PD's own count and hash of the plans it ran
+    let (code, v, out) = sh.cmd(&["audit", "--verify", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!((v["live"]["system"].as_str(), v["live"]["match"].as_bool()), (Some("qemu"), Some(true)), "{out}");
+    assert_eq!(v["live"]["plans_executed"], 2, "{out}");
+
+    // a worker fault is handled: worker3 ticks, then its code is zeroed
+    let tick = plan_file(&run_dir, "tick.json", &json!({"version":1,"request_id":200,"session":"ops","reason":"tick",
+        "actions":[{"op":"timer.set_periodic","pd":"worker3","period_us":10000}]}));
+    let (code, _, out) = sh.cmd(&["apply", "--system", "qemu", "--yes", "--json", "--plan", tick.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
+    let target = if target.is_absolute() { target } else { repo().join(target) };
+    let elf = target.join("llm-os-image/debug/elf/worker.elf");
+    let at = corrupt_code_of_worker(3, &elf, &sh.dir().join("qemu.gdb"));
+    println!("zeroed worker3's code page at {at:#x}");
+    let t = Instant::now();
+    let st = loop {
+        let (_, st, _) = sh.cmd(&["status"]);
+        if st["observed"]["workers"]["worker3"]["faults"].as_u64().unwrap_or(0) >= 1 {
+            break st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "worker3 never faulted: {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("worker fault handled: {}", st["observed"]["workers"]["worker3"]);
+    for w in ["worker0", "worker1", "worker2"] {
+        assert_eq!(st["observed"]["workers"][w]["faults"], 0, "{w}");
+    }
+    // the system still serves plans
+    let q = plan_file(&run_dir, "q.json", &json!({"version":1,"request_id":201,"session":"viewer","reason":"after",
+        "actions":[{"op":"system.query"}]}));
+    let (code, r, out) = sh.cmd(&["apply", "--system", "qemu", "--yes", "--json", "--plan", q.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(r["approved"], true);
 
     // garbled and malformed frames are refused, with no effect
-    let dir = sh.dir();
-    let mut c = link(&dir);
-    let before = status(&mut c);
+    let (code, _, out) = sh.cmd(&["boot", "--stop"]);
+    assert_eq!(code, 0, "{out}");
+    // llm-osd held the link of its qemu; the raw link is a qemu of this test's own
+    let raw_dir = run_dir.join("raw");
+    llmsh::osd::ensure_private(&raw_dir, llmsh::osd::my_uid()).expect("raw dir");
+    llmsh::link::use_private_runtime_dir(raw_dir);
+    let mut q = llmsh::qemu::boot(&mut |l| println!("raw qemu: {l}")).expect("boot qemu for the raw link");
+    let c = &mut q.client;
+    let before = status(c);
     let good = framed_plan(&json!({"version":1,"request_id":9,"session":"ops","reason":"x",
         "actions":[{"op":"memory.grant","pd":"worker2","pages":8}]}));
     let mut flipped = good.clone();
@@ -279,7 +325,7 @@ fn qemu_end_to_end() {
             other => panic!("{what}: answered {other:?}"),
         }
     }
-    let after = status(&mut c);
+    let after = status(c);
     assert_eq!(after.workers.map(|w| w.pages), before.workers.map(|w| w.pages), "frames had an effect");
     assert_eq!(after.last_request_id, before.last_request_id);
     // a truncated frame followed by a good one: the good one still runs
@@ -296,7 +342,7 @@ fn qemu_end_to_end() {
             other => panic!("answered {other:?}"),
         }
     }
-    assert_eq!(status(&mut c).workers[2].pages, before.workers[2].pages + 8);
+    assert_eq!(status(c).workers[2].pages, before.workers[2].pages + 8);
 
     // the plan round trip, median of 100 (apply a 2-action plan, read the receipt)
     let mut times = Vec::new();
@@ -324,64 +370,34 @@ fn qemu_end_to_end() {
     // counters show every approved action carried out exactly once.
     let grant = |id: u64| framed_plan(&json!({"version":1,"request_id":id,"session":"ops","reason":"faults",
         "actions":[{"op":"memory.grant","pd":"worker0","pages":1}]}));
-    let read_receipt = |c: &mut LinkClient<UnixStream>| match c.read_reply().expect("a reply") {
-        Reply::Receipt(r) => r,
-        other => panic!("answered {other:?}"),
-    };
-    let before = status(&mut c);
+    fn read_receipt<S: Read + Write>(c: &mut LinkClient<S>) -> pd_interface::link::Receipt {
+        match c.read_reply().expect("a reply") {
+            Reply::Receipt(r) => r,
+            other => panic!("answered {other:?}"),
+        }
+    }
+    let before = status(c);
     let p150 = grant(150);
     c.send_raw(&p150).expect("send");
     c.send_raw(&p150).expect("send");
-    let (r1, r2) = (read_receipt(&mut c), read_receipt(&mut c));
+    let (r1, r2) = (read_receipt(c), read_receipt(c));
     assert!(r1.approved && r1.executed == 1, "{r1:?}");
     assert_eq!(r1, r2, "a duplicate gets the same receipt");
     c.send_raw(&p150).expect("send"); // the receipt was lost: resend
-    assert_eq!(read_receipt(&mut c), r1, "a resend gets the stored receipt");
+    assert_eq!(read_receipt(c), r1, "a resend gets the stored receipt");
     c.send_raw(&grant(152)).expect("send"); // 152 overtakes 151
     c.send_raw(&grant(151)).expect("send");
-    let (r152, r151) = (read_receipt(&mut c), read_receipt(&mut c));
+    let (r152, r151) = (read_receipt(c), read_receipt(c));
     assert!(r152.approved && r152.executed == 1, "{r152:?}");
     assert!(!r151.approved && r151.violations.iter().any(|v| v.invariant == "plan.replay"), "{r151:?}");
     c.send_raw(&p150).expect("send"); // an older plan, replayed
-    let old = read_receipt(&mut c);
+    let old = read_receipt(c);
     assert!(!old.approved && old.executed == 0, "{old:?}");
-    let after = status(&mut c);
+    let after = status(c);
     assert_eq!(after.invocations.memory, before.invocations.memory + 2, "each approved grant ran once");
     assert_eq!(after.workers[0].pages, before.workers[0].pages + 2);
     println!("link faults on seL4: duplicate, lost receipt, reorder, replay: 2 grants carried out for 2 approved plans");
-    drop(c);
-
-    // a worker fault is handled: worker3 ticks, then its code is zeroed
-    let tick = plan_file(&run_dir, "tick.json", &json!({"version":1,"request_id":200,"session":"ops","reason":"tick",
-        "actions":[{"op":"timer.set_periodic","pd":"worker3","period_us":10000}]}));
-    let (code, _, out) = sh.cmd(&["apply", "--system", "qemu", "--yes", "--json", "--plan", tick.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target"));
-    let target = if target.is_absolute() { target } else { repo().join(target) };
-    let elf = target.join("llm-os-image/debug/elf/worker.elf");
-    let at = corrupt_code_of_worker(3, &elf, &dir.join("qemu.gdb"));
-    println!("zeroed worker3's code page at {at:#x}");
-    let t = Instant::now();
-    let st = loop {
-        let (_, st, _) = sh.cmd(&["status"]);
-        if st["observed"]["workers"]["worker3"]["faults"].as_u64().unwrap_or(0) >= 1 {
-            break st;
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "worker3 never faulted: {st}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    println!("worker fault handled: {}", st["observed"]["workers"]["worker3"]);
-    for w in ["worker0", "worker1", "worker2"] {
-        assert_eq!(st["observed"]["workers"][w]["faults"], 0, "{w}");
-    }
-    // the system still serves plans
-    let q = plan_file(&run_dir, "q.json", &json!({"version":1,"request_id":201,"session":"viewer","reason":"after",
-        "actions":[{"op":"system.query"}]}));
-    let (code, r, out) = sh.cmd(&["apply", "--system", "qemu", "--yes", "--json", "--plan", q.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(r["approved"], true);
+    drop(q);
 
     // the red-team corpus on seL4: a fresh boot per case, judged by the
     // capability PDs' own counters and read-back state

@@ -200,8 +200,9 @@ struct JsonState {
     last_request_id: u64,
 }
 
-/// parses a state; it must name exactly worker0..worker3 and satisfy every
-/// state invariant of `policy` (the verifier only ever reaches such states).
+/// parses a state; it must name exactly worker0..worker3, have the policy's
+/// pool and satisfy every state invariant of `policy` (the verifier only
+/// ever reaches such states).
 pub fn parse_state(text: &[u8], policy: &Policy) -> Result<State, InputError> {
     if text.len() > MAX_JSON_BYTES {
         return Err(InputError::new("state.size", format!("state is {} bytes; at most {MAX_JSON_BYTES}", text.len())));
@@ -211,6 +212,14 @@ pub fn parse_state(text: &[u8], policy: &Policy) -> Result<State, InputError> {
         err.message = format!("state: {}", err.message);
         err
     })?;
+    // the pool is the memory PD's region, fixed by the policy: a state with
+    // another pool would let the verifier grant pages that do not exist.
+    if j.pool_pages != policy.initial.pool_pages {
+        return Err(InputError::new(
+            "state.policy",
+            format!("state has a pool of {} pages; the policy's pool is {}", j.pool_pages, policy.initial.pool_pages),
+        ));
+    }
     let mut s = policy.initial;
     s.pool_pages = j.pool_pages;
     s.last_request_id = j.last_request_id;

@@ -71,6 +71,11 @@ pub struct SessionFile {
     pub tier: String,
     /// tokens the planner may spend per request for this session.
     pub token_budget: u64,
+    /// who may use this session through `llm-osd` (user names or numeric
+    /// uids); absent: only the user the daemon runs as. host-only: the
+    /// verifier PD never sees it.
+    #[serde(default)]
+    pub users: Option<Vec<String>>,
 }
 
 /// most sessions a policy may name (the verifier PD keeps them in a fixed table).

@@ -1,6 +1,7 @@
-//! `llmsh apply --plan F [--system hosted] [--yes] [--json]`: send a plan
-//! through the link PD (framed postcard on the link's byte stream, as on
-//! qemu's serial port) and print the receipt the verifier PD returns:
+//! `llmsh apply --plan F [--system hosted|qemu] [--yes] [--json] [--boot]`:
+//! send a plan to `llm-osd`, which sends it through the link PD (framed
+//! postcard on the link's byte stream, as on qemu's serial port), records
+//! it in the audit log and returns the receipt the verifier PD gives:
 //! `{"request_id":n,"approved":bool,"executed":k,"failed_action":null,
 //! "violations":[…],"state_after":{…}}`, with `state_after` read back from the
 //! capability PDs, never from the host's own model.
@@ -9,20 +10,22 @@
 //! the human on the terminal, as `apply "INTENT"` does ([`intent::ask`]);
 //! `--yes` is the human saying yes up front. a yes fills a missing
 //! confirmation token with the dev key (`llmsh confirm`).
-//! attaches to a running system (`llmsh boot [--system qemu]`), else boots
-//! one for the duration of the command (hosted: in this process; qemu: the
-//! seL4 image, built if needed, stopped by its pid afterwards).
+//! apply never boots a system by itself: with no llm-osd running it fails
+//! (`system.down`, exit 3) unless `--boot` asks it to start one, which it
+//! says on stderr.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use pd_interface::link::{Receipt, Reply, Request};
-use policy_verifier::{confirm, json, verify, wire, Plan, DEFAULT_POLICY};
+use pd_interface::link::Receipt;
+use policy_verifier::{confirm, json};
 use serde_json::{json, Value};
 
+use crate::audit::Origin;
 use crate::cmd::intent::{self, Consent};
-use crate::cmd::status::{observed_json, state_json};
 use crate::common::{self, Exit};
-use crate::link::{self, Link};
+use crate::osd::client::{Client, OsdError};
+
+pub use crate::receipt::receipt_json;
 
 /// arguments of `llmsh apply`.
 #[derive(Debug, clap::Args)]
@@ -39,9 +42,13 @@ pub struct Args {
     /// the planner's flags (intent form only).
     #[command(flatten)]
     pub planner: crate::cmd::intent::PlannerArgs,
-    /// which system: `hosted` (default) or `qemu`.
-    #[arg(long, default_value = "hosted")]
-    pub system: String,
+    /// which system: `hosted` or `qemu` (default: the running one; with
+    /// `--boot` and none running, hosted).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// if no system is running, boot one (said on stderr); it keeps running.
+    #[arg(long)]
+    pub boot: bool,
     /// yes to every destructive action, up front.
     #[arg(long)]
     pub yes: bool,
@@ -50,75 +57,58 @@ pub struct Args {
     pub json: bool,
 }
 
-/// the receipt as DESIGN.md prints it; violation details come from the
-/// host's policy-verifier run on the receipt's `state_before` when it names
-/// the same invariants as the PD (it always should: it is the same code).
-pub fn receipt_json(plan: &Plan, r: &Receipt) -> Value {
-    let before = pd_verifier::model_state(&r.state_before);
-    let key = common::load_key(None).unwrap_or([0; 32]);
-    let host = verify(&DEFAULT_POLICY, &before, plan, &key);
-    let host_v = json::violations_json(&DEFAULT_POLICY, &before, plan, &host);
-    let same = host_v.len() == r.violations.len()
-        && host_v.iter().zip(r.violations.iter()).all(|(h, p)| {
-            h["action"] == json!(p.action) && h["invariant"] == json!(p.invariant.as_str())
-        });
-    let violations: Vec<Value> = if same {
-        host_v
-    } else {
-        r.violations
-            .iter()
-            .map(|v| json!({"action": v.action, "invariant": v.invariant.as_str()}))
-            .collect()
+/// the running llm-osd, checked to run `system` (if given) and write
+/// `audit_log` (if given); with `boot` and none running, one is started,
+/// which is said on stderr.
+pub fn connect(system: Option<&str>, boot: bool, audit_log: Option<&Path>) -> Result<Client, OsdError> {
+    let c = match Client::connect() {
+        Ok(c) => c,
+        Err(e) if e.is_down() && boot => {
+            let sys = system.unwrap_or("hosted");
+            eprintln!(
+                "llmsh: no system is running: booting a {sys} system with llm-osd (`--boot`); it keeps running, `llmsh boot --stop` stops it"
+            );
+            let v = crate::cmd::boot::start(sys, audit_log, None, &mut |l| eprintln!("llmsh: {l}"))?;
+            eprintln!("llmsh: {v}");
+            Client::connect()?
+        }
+        Err(e) => return Err(e),
     };
-    let mut out = json!({
-        "request_id": r.request_id,
-        "approved": r.approved,
-        "executed": r.executed,
-        "failed_action": r.failed_action,
-        "violations": violations,
-        "state_after": state_json(&r.state_after),
-        "observed_after": observed_json(&r.state_after),
-    });
-    if let Some(f) = r.failure {
-        out["failure"] = json!(format!("{f:?}"));
-    }
-    if let Some(inv) = &r.inventory {
-        // strings from the firmware PD are untrusted data: shown, never interpreted
-        out["inventory"] = json!({
-            "cpus": inv.cpus,
-            "cpu_model": inv.cpu_model.as_str(),
-            "memory": inv.memory.iter().map(|m| json!({"base": m.base, "size": m.size})).collect::<Vec<_>>(),
-            "devices": inv.devices.iter().map(|d| json!({"name": d.name.as_str(), "compatible": d.compatible.as_str(),
-                "base": d.base, "size": d.size, "irq": d.irq})).collect::<Vec<_>>(),
+    if let Some(s) = system.filter(|s| *s != c.system()) {
+        return Err(OsdError {
+            code: "system.other".into(),
+            message: format!("the running system is {}, not {s}; nothing ran (`llmsh boot --stop`, then `llmsh boot --system {s}`)", c.system()),
+            exit: Exit::Machinery,
         });
     }
-    out
+    if let Some(p) = audit_log {
+        let theirs = c.info["audit_log"].as_str().map(PathBuf::from);
+        let same = |a: &Path, b: &Path| a == b || a.canonicalize().ok().is_some_and(|x| b.canonicalize().ok() == Some(x));
+        if !theirs.as_deref().is_some_and(|t| same(t, p)) {
+            return Err(OsdError {
+                code: "audit.log".into(),
+                message: format!(
+                    "the running llm-osd writes the audit log `{}`, not `{}`; nothing ran",
+                    theirs.unwrap_or_default().display(),
+                    p.display()
+                ),
+                exit: Exit::BadInput,
+            });
+        }
+    }
+    Ok(c)
 }
 
-/// sends a (confirmed) plan through the link and returns the verifier PD's
-/// receipt: the one execution path of `apply --plan F` and `apply "INTENT"`.
-pub fn execute(link: &mut Link, plan: &Plan) -> Result<Receipt, (&'static str, String, Exit)> {
-    let mut buf = [0u8; wire::MAX_PLAN_BYTES];
-    let bytes = match wire::encode(plan, &mut buf) {
-        Ok(b) => b.to_vec(),
-        Err(e) => {
-            return Err((
-                e.code(),
-                "the plan does not fit the wire format".into(),
-                Exit::BadInput,
-            ))
-        }
-    };
-    match link.request(&Request::Apply(&bytes)) {
-        Ok(Reply::Receipt(r)) => Ok(r),
-        Ok(Reply::Error(e)) => Err(("link.refused", format!("{e:?}"), Exit::Rejected)),
-        Ok(other) => Err((
-            "link.reply",
-            format!("unexpected reply {other:?}"),
-            Exit::Rejected,
-        )),
-        Err(e) => Err((e.code(), e.to_string(), Exit::Rejected)),
-    }
+/// sends a (confirmed) plan to llm-osd: the verifier PD's receipt and
+/// whether it was a retry answered from the stored receipt.
+pub fn execute(c: &mut Client, plan: &policy_verifier::Plan, origin: &Origin) -> Result<(Receipt, bool), OsdError> {
+    let v = c.call("apply", json!({"plan": json::plan_to_json(plan), "origin": origin.to_json()}))?;
+    let r: Receipt = serde_json::from_value(v["receipt"].clone()).map_err(|e| OsdError {
+        code: "osd.reply".into(),
+        message: format!("llm-osd's receipt does not decode: {e}"),
+        exit: Exit::Machinery,
+    })?;
+    Ok((r, v["retry"] == Value::Bool(true)))
 }
 
 fn fail(code: &str, message: String, exit: Exit) -> Exit {
@@ -128,16 +118,13 @@ fn fail(code: &str, message: String, exit: Exit) -> Exit {
 
 /// runs the command.
 pub fn run(args: &Args) -> Exit {
-    if !matches!(args.system.as_str(), "hosted" | "qemu") {
-        return fail(
-            "args",
-            format!("unknown system `{}` (hosted or qemu)", args.system),
-            Exit::BadInput,
-        );
+    if let Some(s) = args.system.as_deref().filter(|s| !matches!(*s, "hosted" | "qemu")) {
+        return fail("args", format!("unknown system `{s}` (hosted or qemu)"), Exit::BadInput);
     }
     let Some(plan_path) = &args.plan else {
         let flags = crate::cmd::apply_intent::Flags {
-            system: &args.system,
+            system: args.system.as_deref(),
+            boot: args.boot,
             yes: args.yes,
             json: args.json,
             audit_log: args.audit_log.as_deref(),
@@ -148,7 +135,7 @@ pub fn run(args: &Args) -> Exit {
             flags,
         );
     };
-    let plan = match common::read_input(plan_path).and_then(|b| json::parse_plan(&b)) {
+    let plan = match common::read_input(plan_path, common::Input::Plan).and_then(|b| json::parse_plan(&b)) {
         Ok(p) => p,
         Err(e) => return common::bad_input(&e),
     };
@@ -171,21 +158,25 @@ pub fn run(args: &Args) -> Exit {
         );
     }
     let plan = intent::confirmed(&plan, consent, &key);
-    let mut link = match Link::open(&args.system, &link::system_path()) {
-        Ok(l) => l,
-        Err(e) => return fail(e.code(), e.to_string(), Exit::Rejected),
+    let mut c = match connect(args.system.as_deref(), args.boot, args.audit_log.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return e.report(),
     };
-    let log = crate::audit::AuditLog::resolve(args.audit_log.as_deref());
-    let receipt = match crate::cmd::apply_intent::execute_file_plan(&mut link, &plan, &log) {
+    let origin = Origin { backend: "file".into(), ..Origin::default() };
+    let (receipt, retry) = match execute(&mut c, &plan, &origin) {
         Ok(r) => r,
-        Err((code, msg, exit)) => return fail(code, msg, exit),
+        Err(e) => return e.report(),
     };
-    let out = receipt_json(&plan, &receipt);
+    let mut out = receipt_json(&plan, &receipt);
+    if retry {
+        // the same plan again: the stored receipt, nothing ran now
+        out["retry"] = json!(true);
+    }
     if args.json {
         common::print_json(&out);
     } else {
         let before = pd_verifier::model_state(&receipt.state_before);
-        print!("{}", crate::ui::words::receipt(&DEFAULT_POLICY, &before, &plan, &out));
+        print!("{}", crate::ui::words::receipt(&policy_verifier::DEFAULT_POLICY, &before, &plan, &out));
     }
     if receipt.approved && receipt.failed_action.is_none() {
         Exit::Ok

@@ -1,47 +1,36 @@
 //! `llmsh apply "INTENT" [--yes] [--json]`: read the state from the running
 //! system, plan with the llm, show the plan with its risk tags, ask the
-//! human before destructive actions, write the audit request record (fsync),
-//! execute through the same path as `apply --plan F`
-//! ([`crate::cmd::apply::execute`]), write step and result records, print the
-//! receipt, and on failure a postmortem.
+//! human before destructive actions, and hand the plan to `llm-osd`, which
+//! writes the audit request record (fsync), executes it through the link
+//! and writes step and result records; print the receipt, and on failure a
+//! postmortem. a plan the planner's check rejected, or the human declined,
+//! is recorded by llm-osd and never sent.
 
 use std::path::Path;
 
-use pd_interface::link::{Receipt, Reply, Request};
 use policy_verifier::json::InputError;
 use policy_verifier::{Plan, State};
 use serde_json::{json, Value};
 
-use crate::audit::{AuditLog, Origin};
+use crate::audit::Origin;
 use crate::cmd::apply;
 use crate::cmd::intent::{self, Consent, PlannerArgs};
 use crate::common::{self, Exit};
-use crate::link::{self, Link};
 use crate::llm::planner::Planned;
 
 /// what `apply "INTENT"` needs beyond the planner's flags.
 #[derive(Debug, Clone, Copy)]
 pub struct Flags<'a> {
-    /// `hosted` or `qemu` (`--system`).
-    pub system: &'a str,
+    /// `hosted` or `qemu` (`--system`); none: the running one.
+    pub system: Option<&'a str>,
+    /// boot a system if none runs (`--boot`).
+    pub boot: bool,
     /// yes to destructive actions, up front.
     pub yes: bool,
     /// print the receipt alone, as json.
     pub json: bool,
     /// the audit log (`--audit-log`).
     pub audit_log: Option<&'a Path>,
-}
-
-/// reads the current state through the link (`Status`).
-fn system_state(link: &mut Link) -> Result<State, InputError> {
-    match link.request(&Request::Status) {
-        Ok(Reply::Status(s)) => Ok(pd_verifier::model_state(&s)),
-        Ok(other) => Err(InputError::new(
-            "link.reply",
-            format!("unexpected reply {other:?}"),
-        )),
-        Err(e) => Err(InputError::new(e.code(), e.to_string())),
-    }
 }
 
 /// the audit origin of a planned request.
@@ -78,13 +67,17 @@ fn run_inner(
     planner: &PlannerArgs,
     flags: Flags<'_>,
 ) -> Result<Exit, intent::IntentError> {
-    let log = AuditLog::resolve(flags.audit_log);
     let mut cx = intent::context(planner)?;
-    let mut link = Link::open(flags.system, &link::system_path())
-        .map_err(|e| InputError::new(e.code(), e.to_string()))?;
+    let mut c = match apply::connect(flags.system, flags.boot, flags.audit_log) {
+        Ok(c) => c,
+        Err(e) => return Ok(e.report()),
+    };
     // the system's state, not the host's idea of it; `--state` only for planning experiments.
     if planner.state.is_none() {
-        cx.state = system_state(&mut link)?;
+        match crate::cmd::status::read(&mut c) {
+            Ok((_, s)) => cx.state = pd_verifier::model_state(&s),
+            Err(e) => return Ok(e.report()),
+        }
     }
     let planned = intent::plan_intent(intent_text, planner, &cx)?;
     let Some(plan) = planned.plan.clone() else {
@@ -99,14 +92,24 @@ fn run_inner(
     };
     say(flags.json, &crate::ui::words::plan(&cx.policy, &cx.state, &plan, &planned.verdict));
     let org = origin(intent_text, &planned);
+    let before = policy_verifier::json::state_to_json(&cx.state);
+    let record = |c: &mut crate::osd::client::Client, verdict: &Value, result: Option<&Value>| {
+        c.call(
+            "record",
+            json!({"plan": policy_verifier::json::plan_to_json(&plan), "verdict": verdict,
+                   "before": before, "origin": org.to_json(), "result": result}),
+        )
+        .map(|_| ())
+    };
 
     if !planned.approved {
-        log.request(&plan, &planned.verdict, &cx.state, &org)?;
         let receipt = json!({
             "request_id": plan.request_id, "approved": false, "executed": 0, "failed_action": null,
-            "violations": planned.verdict["violations"], "state_after": policy_verifier::json::state_to_json(&cx.state),
+            "violations": planned.verdict["violations"], "state_after": before,
         });
-        log.result(plan.request_id, &receipt, None)?;
+        if let Err(e) = record(&mut c, &planned.verdict, Some(&receipt)) {
+            return Ok(e.report());
+        }
         print_receipt(&cx.policy, &cx.state, &plan, &receipt, flags.json);
         say(flags.json, &postmortem(&plan, &receipt, None));
         return Ok(Exit::Rejected);
@@ -116,7 +119,9 @@ fn run_inner(
     if consent == Consent::No {
         let mut v = planned.verdict.clone();
         v["declined"] = json!(true);
-        log.request(&plan, &v, &cx.state, &org)?;
+        if let Err(e) = record(&mut c, &v, None) {
+            return Ok(e.report());
+        }
         common::print_json(
             &json!({"error": {"code": "apply.declined", "message": "the human did not confirm the destructive actions; nothing ran"}}),
         );
@@ -124,15 +129,14 @@ fn run_inner(
     }
     let signed = intent::confirmed(&plan, consent, &cx.key);
 
-    let receipt = match execute_audited(&mut link, &signed, &cx.state, &planned.verdict, &org, &log)
-    {
+    let (receipt, retry) = match apply::execute(&mut c, &signed, &org) {
         Ok(r) => r,
-        Err((code, message, exit)) => {
-            common::print_json(&json!({"error": {"code": code, "message": message}}));
-            return Ok(exit);
-        }
+        Err(e) => return Ok(e.report()),
     };
-    let out = apply::receipt_json(&signed, &receipt);
+    let mut out = apply::receipt_json(&signed, &receipt);
+    if retry {
+        out["retry"] = json!(true);
+    }
     let before = pd_verifier::model_state(&receipt.state_before);
     print_receipt(&cx.policy, &before, &signed, &out, flags.json);
     let ok = receipt.approved && receipt.failed_action.is_none();
@@ -143,77 +147,6 @@ fn run_inner(
         );
     }
     Ok(if ok { Exit::Ok } else { Exit::Rejected })
-}
-
-/// an execution error: code, message, exit (as [`apply::execute`] returns).
-pub type ExecError = (&'static str, String, Exit);
-
-/// executes `plan` through [`apply::execute`] between audit records: the
-/// request record (fsync) before the first invocation, a step record per
-/// executed or failed action and the result record after.
-pub fn execute_audited(
-    link: &mut Link,
-    plan: &Plan,
-    before: &State,
-    verdict: &Value,
-    origin: &Origin,
-    log: &AuditLog,
-) -> Result<Receipt, ExecError> {
-    let audit_err = |e: InputError| (e.code, e.message, Exit::BadInput);
-    // on disk before the first invocation: a killed run leaves a request without a result.
-    log.request(plan, verdict, before, origin)
-        .map_err(audit_err)?;
-    let receipt = match apply::execute(link, plan) {
-        Ok(r) => r,
-        Err((code, message, exit)) => {
-            let err = json!({"error": {"code": code, "message": message}});
-            log.result(plan.request_id, &err, None).map_err(audit_err)?;
-            return Err((code, message, exit));
-        }
-    };
-    let out = apply::receipt_json(plan, &receipt);
-    let actions = policy_verifier::json::plan_to_json(plan)["actions"].clone();
-    for i in 0..usize::from(receipt.executed) {
-        log.step(plan.request_id, i, &actions[i], true, "executed")
-            .map_err(audit_err)?;
-    }
-    if let Some(i) = receipt.failed_action {
-        let why = receipt
-            .failure
-            .map(|f| format!("{f:?}"))
-            .unwrap_or_else(|| "failed".into());
-        log.step(
-            plan.request_id,
-            usize::from(i),
-            &actions[usize::from(i)],
-            false,
-            &why,
-        )
-        .map_err(audit_err)?;
-    }
-    log.result(plan.request_id, &out, Some(&out["state_after"]))
-        .map_err(audit_err)?;
-    Ok(receipt)
-}
-
-/// `apply --plan F`'s audited execution: the state is read from the system
-/// and the host verifier's verdict recorded beside the plan (the verifier PD
-/// decides; the host's verdict is for the record).
-pub fn execute_file_plan(
-    link: &mut Link,
-    plan: &Plan,
-    log: &AuditLog,
-) -> Result<Receipt, ExecError> {
-    let before = system_state(link).map_err(|e| (e.code, e.message, Exit::Rejected))?;
-    let key = common::load_key(None).map_err(|e| (e.code, e.message, Exit::BadInput))?;
-    let policy = policy_verifier::DEFAULT_POLICY;
-    let v = policy_verifier::verify(&policy, &before, plan, &key);
-    let verdict = policy_verifier::json::verdict_json(&policy, &before, plan, &v);
-    let origin = Origin {
-        backend: "file".into(),
-        ..Origin::default()
-    };
-    execute_audited(link, plan, &before, &verdict, &origin, log)
 }
 
 /// the receipt: json alone on stdout, or in words ([`crate::ui::words::receipt`]).

@@ -44,7 +44,7 @@ struct Case {
 }
 
 fn load(path: &PathBuf) -> Result<Vec<Case>, InputError> {
-    let text = String::from_utf8_lossy(&common::read_input(path)?).into_owned();
+    let text = String::from_utf8_lossy(&common::read_input(path, common::Input::Corpus)?).into_owned();
     let mut out = Vec::new();
     for (i, line) in text
         .lines()
@@ -246,9 +246,9 @@ fn run_case(
     backend: &mut LocalBackend,
 ) -> Result<(bool, usize, Value), String> {
     let sys = HostedSystem::boot(&link::system_path()).map_err(|e| e.to_string())?;
-    let mut link = Link::InProcess(Box::new(sys));
+    let mut link = Link::hosted(sys);
     if let Some(setup) = setup_plan(case, key) {
-        let r = apply::execute(&mut link, &setup).map_err(|(c, m, _)| format!("{c}: {m}"))?;
+        let r = link.apply(&setup).map_err(|(c, m, _)| format!("{c}: {m}"))?;
         if !r.approved || r.failed_action.is_some() {
             return Err(format!("setup failed: {r:?}"));
         }
@@ -281,7 +281,7 @@ fn run_case(
     } else {
         plan
     };
-    let receipt = apply::execute(&mut link, &signed).map_err(|(c, m, _)| format!("{c}: {m}"))?;
+    let receipt = link.apply(&signed).map_err(|(c, m, _)| format!("{c}: {m}"))?;
     let out = apply::receipt_json(&signed, &receipt);
     let before = json::state_to_json(&state);
     let ok = receipt.approved

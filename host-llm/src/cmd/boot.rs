@@ -1,17 +1,21 @@
-//! `llmsh boot [--system hosted|qemu]`: start the hosted system in the
-//! background, serving its link on a unix socket (see `link::runtime_dir`),
-//! with a pidfile. a system already running is reported, not restarted.
-//! `--system qemu`: build the seL4 image (if needed), start qemu with the
-//! PL011 on a unix socket, wait until the system answers, leave it running.
+//! `llmsh boot [--system hosted|qemu]`: start `llm-osd` in the background,
+//! which boots the system and serves it on its socket in the private
+//! runtime dir (`llmsh::osd::runtime_dir`). a daemon already running is
+//! reported, not restarted. `--system qemu` builds the seL4 image here
+//! first (progress on stderr). `llmsh boot --stop` stops the daemon and
+//! its system.
 
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::{self, Exit};
-use crate::link;
+use crate::osd::client::{Client, OsdError};
 
 /// arguments of `llmsh boot`.
 #[derive(Debug, clap::Args)]
@@ -19,123 +23,164 @@ pub struct Args {
     /// which system: `hosted` (default) or `qemu`.
     #[arg(long, default_value = "hosted")]
     pub system: String,
-    /// run in the foreground (what the background process runs).
-    #[arg(long, hide = true)]
-    pub foreground: bool,
+    /// the audit log llm-osd writes (default `LLMSH_AUDIT_LOG` or $XDG_STATE_HOME/llm-os/audit.jsonl).
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
+    /// the policy whose `users` say who may use which session.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// stop the running llm-osd and its system.
+    #[arg(long, conflicts_with_all = ["audit_log", "policy"])]
+    pub stop: bool,
 }
 
-fn error(code: &str, message: String) -> Exit {
-    common::print_json(&json!({"error": {"code": code, "message": message}}));
-    Exit::Rejected
-}
+/// how long a hosted boot may take until llm-osd answers.
+const HOSTED_READY: Duration = Duration::from_secs(20);
+/// how long a qemu boot may take (the image is built before the clock starts).
+const QEMU_READY: Duration = Duration::from_secs(120);
 
 /// runs the command.
 pub fn run(args: &Args) -> Exit {
-    match args.system.as_str() {
-        "hosted" => {}
-        "qemu" => return boot_qemu(),
-        other => {
-            common::print_json(
-                &json!({"error": {"code": "args", "message": format!("unknown system `{other}`")}}),
-            );
-            return Exit::BadInput;
-        }
+    if args.stop {
+        return stop();
     }
-    if args.foreground {
-        return foreground();
-    }
-    if link::connect_running().is_some() {
-        let pid = std::fs::read_to_string(link::pidfile_path()).unwrap_or_default();
-        common::print_json(
-            &json!({"booted": false, "running": true, "socket": link::socket_path(), "pid": pid.trim().parse::<u64>().ok()}),
-        );
-        return Exit::Ok;
-    }
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => return error("system.boot", format!("cannot find llmsh itself: {e}")),
-    };
-    let child = Command::new(exe)
-        .args(["boot", "--foreground"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            return error(
-                "system.boot",
-                format!("cannot start the hosted system: {e}"),
-            )
-        }
-    };
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(10) {
-        if link::connect_running().is_some() {
-            common::print_json(
-                &json!({"booted": true, "running": true, "socket": link::socket_path(), "pid": child.id()}),
-            );
-            return Exit::Ok;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    error(
-        "system.boot",
-        "the hosted system did not come up within 10 s".into(),
-    )
-}
-
-fn foreground() -> Exit {
-    let dir = link::runtime_dir();
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        return error(
-            "system.boot",
-            format!("cannot create `{}`: {e}", dir.display()),
-        );
-    }
-    let sys = match hosted_system::HostedSystem::boot(&link::system_path()) {
-        Ok(s) => s,
-        Err(e) => return error("system.boot", e.to_string()),
-    };
-    let sock = link::socket_path();
-    let _ = std::fs::remove_file(&sock);
-    let listener = match std::os::unix::net::UnixListener::bind(&sock) {
-        Ok(l) => l,
-        Err(e) => {
-            return error(
-                "system.boot",
-                format!("cannot listen on `{}`: {e}", sock.display()),
-            )
-        }
-    };
-    let _ = std::fs::write(link::pidfile_path(), format!("{}\n", std::process::id()));
-    let res = sys.serve_unix(listener);
-    let _ = std::fs::remove_file(&sock);
-    let _ = std::fs::remove_file(link::pidfile_path());
-    match res {
-        Ok(()) => Exit::Ok,
-        Err(e) => error("system.serve", e.to_string()),
-    }
-}
-
-/// `llmsh boot --system qemu`: progress on stderr, the result as json.
-fn boot_qemu() -> Exit {
-    if let Some(q) = crate::qemu::attach() {
-        common::print_json(&json!({"system": "qemu", "booted": false, "running": true,
-            "socket": crate::qemu::socket_path(), "pid": q.pid}));
-        return Exit::Ok;
-    }
-    match crate::qemu::boot(&mut |l| eprintln!("llmsh: {l}")) {
-        Ok(mut q) => {
-            q.detach();
-            common::print_json(&json!({"system": "qemu", "booted": true, "running": true,
-                "socket": crate::qemu::socket_path(), "pid": q.pid,
-                "console": crate::qemu::console_path(),
-                "boot_to_ready_ms": q.boot_to_ready.map(|t| t.as_millis() as u64)}));
+    match start(&args.system, args.audit_log.as_deref(), args.policy.as_deref(), &mut |l| eprintln!("llmsh: {l}")) {
+        Ok(v) => {
+            common::print_json(&v);
             Exit::Ok
         }
-        Err(e) => error(e.code(), e.to_string()),
+        Err(e) => e.report(),
     }
+}
+
+fn err(code: &str, message: String) -> OsdError {
+    OsdError { code: code.into(), message, exit: Exit::Machinery }
+}
+
+/// starts llm-osd for `system` unless one runs; its description as json.
+pub fn start(
+    system: &str,
+    audit_log: Option<&std::path::Path>,
+    policy: Option<&std::path::Path>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Value, OsdError> {
+    if !matches!(system, "hosted" | "qemu") {
+        return Err(OsdError { code: "args".into(), message: format!("unknown system `{system}` (hosted or qemu)"), exit: Exit::BadInput });
+    }
+    match Client::connect() {
+        Ok(c) if c.system() == system => {
+            return Ok(json!({"booted": false, "running": true, "system": system, "pid": c.info["pid"],
+                             "audit_log": c.info["audit_log"]}))
+        }
+        Ok(c) => {
+            return Err(err(
+                "system.other",
+                format!("a {} system is running; stop it first (`llmsh boot --stop`)", c.system()),
+            ))
+        }
+        Err(e) if e.is_down() => {}
+        Err(e) => return Err(e),
+    }
+    let uid = crate::osd::my_uid();
+    let dir = crate::osd::runtime_dir()
+        .and_then(|d| crate::osd::ensure_private(&d, uid).map(|()| d))
+        .map_err(|e| err("osd.runtime_dir", e.0))?;
+    let exe = std::env::current_exe().map_err(|e| err("system.boot", format!("cannot find llmsh itself: {e}")))?;
+    let osd = exe.with_file_name("llm-osd");
+    let mut cmd = Command::new(&osd);
+    cmd.args(["--system", system]);
+    if system == "qemu" {
+        let (qemu, loader) = crate::qemu::build_image(progress).map_err(|e| err(e.code(), e.to_string()))?;
+        cmd.arg("--qemu").arg(qemu).arg("--loader").arg(loader);
+    }
+    if let Some(p) = audit_log {
+        cmd.arg("--audit-log").arg(p);
+    }
+    if let Some(p) = policy {
+        cmd.arg("--policy").arg(p);
+    }
+    let log_path = crate::osd::log_path(&dir);
+    let log = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(|e| err("system.boot", format!("cannot write `{}`: {e}", log_path.display())))?;
+    let stderr = log.try_clone().map_err(|e| err("system.boot", e.to_string()))?;
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(stderr)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| err("system.boot", format!("cannot start `{}`: {e}", osd.display())))?;
+    let ready = if system == "qemu" { QEMU_READY } else { HOSTED_READY };
+    let mut shown = 0u64;
+    loop {
+        shown = relay(&log_path, shown, progress);
+        if let Ok(Some(st)) = child.try_wait() {
+            relay(&log_path, shown, progress);
+            return Err(err("system.boot", format!("llm-osd exited ({st}) before serving; see `{}`", log_path.display())));
+        }
+        match Client::connect() {
+            Ok(c) => {
+                return Ok(json!({"booted": true, "running": true, "system": system, "pid": child.id(),
+                    "socket": crate::osd::socket_path(&dir), "audit_log": c.info["audit_log"],
+                    "boot_to_ready_ms": started.elapsed().as_millis() as u64}))
+            }
+            Err(e) if e.is_down() => {}
+            Err(e) => return Err(e),
+        }
+        if started.elapsed() > ready {
+            // by its pid: the child we spawned
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(err("system.boot", format!("llm-osd did not answer within {} s", ready.as_secs())));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// prints the daemon log's new complete lines from `from`; the new offset.
+fn relay(path: &std::path::Path, from: u64, progress: &mut dyn FnMut(&str)) -> u64 {
+    let Ok(mut f) = std::fs::File::open(path) else { return from };
+    if f.seek(SeekFrom::Start(from)).is_err() {
+        return from;
+    }
+    let mut buf = Vec::new();
+    let _ = f.take(64 * 1024).read_to_end(&mut buf);
+    let Some(end) = buf.iter().rposition(|b| *b == b'\n') else { return from };
+    for line in String::from_utf8_lossy(buf.get(..end).unwrap_or(&[])).lines() {
+        progress(line.strip_prefix("llm-osd: ").unwrap_or(line));
+    }
+    from + end as u64 + 1
+}
+
+fn stop() -> Exit {
+    let mut c = match Client::connect() {
+        Ok(c) => c,
+        Err(e) if e.is_down() => {
+            common::print_json(&json!({"stopped": false, "running": false}));
+            return Exit::Ok;
+        }
+        Err(e) => return e.report(),
+    };
+    let pid = c.info["pid"].clone();
+    if let Err(e) = c.call("shutdown", json!({})) {
+        return e.report();
+    }
+    drop(c);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(15) {
+        match Client::connect() {
+            Err(e) if e.is_down() => {
+                common::print_json(&json!({"stopped": true, "pid": pid}));
+                return Exit::Ok;
+            }
+            _ => std::thread::sleep(Duration::from_millis(25)),
+        }
+    }
+    err("system.stop", "llm-osd did not stop within 15 s".into()).report()
 }

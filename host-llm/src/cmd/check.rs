@@ -35,9 +35,9 @@ pub fn run(args: &Args) -> Exit {
 fn check(args: &Args) -> Result<Exit, json::InputError> {
     let policy = common::load_policy(args.policy.as_deref())?;
     let key = common::load_key(args.key_file.as_deref())?;
-    let plan = json::parse_plan(&common::read_input(&args.plan)?)?;
+    let plan = json::parse_plan(&common::read_input(&args.plan, common::Input::Plan)?)?;
     let state = match &args.state {
-        Some(p) => json::parse_state(&common::read_input(p)?, &policy)?,
+        Some(p) => json::parse_state(&common::read_input(p, common::Input::State)?, &policy)?,
         None => policy.initial,
     };
     let verdict = verify::verify(&policy, &state, &plan, &key);

@@ -22,7 +22,7 @@ pub struct Args {
 pub fn run(args: &Args) -> Exit {
     let res = (|| {
         let key = common::load_key(args.key_file.as_deref())?;
-        let plan = json::parse_plan(&common::read_input(&args.plan)?)?;
+        let plan = json::parse_plan(&common::read_input(&args.plan, common::Input::Plan)?)?;
         confirm::sign(&plan, &key).ok_or_else(|| json::InputError::new("plan.encode", "the plan cannot be encoded"))
     })();
     match res {

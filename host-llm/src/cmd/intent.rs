@@ -5,7 +5,6 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use pd_interface::link::{Reply, Request as LinkRequest};
 use policy_verifier::json::{self, InputError};
 use policy_verifier::{confirm, ActionKind, Plan, Policy, State};
 
@@ -95,7 +94,7 @@ impl IntentError {
 }
 
 /// the state to plan against: `--state`, else `LLMSH_STATE`, else the
-/// running hosted system's (`llmsh boot`), else the policy's initial state.
+/// running system's (through `llm-osd`), else the policy's initial state.
 pub fn current_state(args: &PlannerArgs, policy: &Policy) -> Result<State, InputError> {
     let path = args.state.clone().or_else(|| {
         std::env::var_os("LLMSH_STATE")
@@ -103,10 +102,10 @@ pub fn current_state(args: &PlannerArgs, policy: &Policy) -> Result<State, Input
             .map(PathBuf::from)
     });
     if let Some(p) = path {
-        return json::parse_state(&common::read_input(&p)?, policy);
+        return json::parse_state(&common::read_input(&p, common::Input::State)?, policy);
     }
-    if let Ok(mut link) = crate::link::Link::attach() {
-        if let Ok(Reply::Status(s)) = link.request(&LinkRequest::Status) {
+    if let Ok(mut c) = crate::osd::client::Client::connect() {
+        if let Ok((_, s)) = crate::cmd::status::read(&mut c) {
             return Ok(pd_verifier::model_state(&s));
         }
     }

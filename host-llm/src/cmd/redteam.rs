@@ -76,7 +76,8 @@ fn qemu_image() -> Result<(PathBuf, PathBuf, TempDir), crate::qemu::QemuError> {
     })
     .map_err(QemuError::Image)?;
     let dir = TempDir(std::env::temp_dir().join(format!("llm-os-redteam-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).map_err(QemuError::Io)?;
+    crate::osd::ensure_private(&dir.0, crate::osd::my_uid())
+        .map_err(|e| QemuError::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.0)))?;
     crate::link::use_private_runtime_dir(dir.0.clone());
     Ok((qemu, img.loader, dir))
 }
@@ -134,7 +135,7 @@ impl Planner for Llm<'_> {
 /// runs the command.
 pub fn run(args: &Args) -> Exit {
     let path = args.corpus.clone().unwrap_or_else(default_corpus);
-    let text = match common::read_input(&path) {
+    let text = match common::read_input(&path, common::Input::Corpus) {
         Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) => return common::bad_input(&e),
     };

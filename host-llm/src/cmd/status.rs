@@ -1,73 +1,48 @@
-//! `llmsh status`: the state of the running system (hosted, else qemu), read back from
-//! its capability PDs through the verifier (the link's `Status` request).
+//! `llmsh status`: the state of the running system (hosted or qemu), read
+//! back from its capability PDs through the verifier, via `llm-osd`.
 
-use pd_interface::link::{Reply, Request, SystemState};
-use policy_verifier::json::state_to_json;
+use pd_interface::link::SystemState;
 use serde_json::{json, Value};
 
+pub use crate::receipt::{observed_json, state_json};
+
 use crate::common::{self, Exit};
-use crate::link::Link;
+use crate::osd::client::{Client, OsdError};
 
 /// arguments of `llmsh status`.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-/// the state json of DESIGN.md (what `llmsh check --state` reads back).
-pub fn state_json(s: &SystemState) -> Value {
-    state_to_json(&pd_verifier::model_state(s))
-}
-
-/// what the PDs observe beyond the model: progress, ticks, faults, cpu time.
-pub fn observed_json(s: &SystemState) -> Value {
-    let observed: serde_json::Map<String, Value> = s
-        .workers
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            (
-                format!("worker{i}"),
-                json!({"progress": w.progress, "ticks": w.ticks, "faults": w.faults, "restarts": w.restarts, "consumed_us": w.consumed_us}),
-            )
-        })
-        .collect();
-    let n = &s.invocations;
-    json!({"workers": observed, "free_pages": s.free_pages,
-           "invocations": {"process": n.process, "memory": n.memory, "timer": n.timer}})
+/// the running system's name and state, through llm-osd.
+pub fn read(c: &mut Client) -> Result<(String, SystemState), OsdError> {
+    let v = c.call("status", json!({}))?;
+    let s: SystemState = serde_json::from_value(v["status"].clone()).map_err(|e| OsdError {
+        code: "osd.reply".into(),
+        message: format!("llm-osd's status does not decode: {e}"),
+        exit: Exit::Machinery,
+    })?;
+    Ok((v["system"].as_str().unwrap_or("").to_owned(), s))
 }
 
 /// the running system's status json, `{"system","state","observed"}`: the
 /// one read of `llmsh status`, `llmsh top` and the shell's `status`.
-pub fn read() -> Result<Value, (&'static str, String)> {
-    let mut link = Link::attach().map_err(|e| (e.code(), e.to_string()))?;
-    read_from(&mut link)
-}
-
-/// [`read`] over a link already open (the shell keeps one).
-pub fn read_from(link: &mut Link) -> Result<Value, (&'static str, String)> {
-    match link.request(&Request::Status) {
-        Ok(Reply::Status(s)) => {
-            let mut observed = observed_json(&s);
-            // status only: receipts keep their json exactly as it was.
-            for (i, w) in s.workers.iter().enumerate() {
-                observed["workers"][format!("worker{i}")]["throttled"] = json!(w.throttled);
-            }
-            Ok(json!({"system": link.system(), "state": state_json(&s), "observed": observed}))
-        }
-        Ok(other) => Err(("link.reply", format!("unexpected reply {other:?}"))),
-        Err(e) => Err((e.code(), e.to_string())),
+pub fn status_json(c: &mut Client) -> Result<Value, OsdError> {
+    let (system, s) = read(c)?;
+    let mut observed = observed_json(&s);
+    // status only: receipts keep their json exactly as it was.
+    for (i, w) in s.workers.iter().enumerate() {
+        observed["workers"][format!("worker{i}")]["throttled"] = json!(w.throttled);
     }
+    Ok(json!({"system": system, "state": state_json(&s), "observed": observed}))
 }
 
 /// runs the command.
 pub fn run(_args: &Args) -> Exit {
-    match read() {
+    match Client::connect().and_then(|mut c| status_json(&mut c)) {
         Ok(v) => {
             common::print_json(&v);
             Exit::Ok
         }
-        Err((code, message)) => {
-            common::print_json(&json!({"error": {"code": code, "message": message}}));
-            Exit::Rejected
-        }
+        Err(e) => e.report(),
     }
 }

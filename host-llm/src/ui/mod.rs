@@ -4,5 +4,4 @@
 pub mod progress;
 pub mod shell;
 pub mod top;
-pub mod user;
 pub mod words;

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use pd_interface::link::{Reply, Request as LinkRequest};
 use policy_verifier::json::state_to_json;
 use policy_verifier::{Plan, Policy, State};
 use rustyline::completion::{Completer, Pair};
@@ -30,7 +29,7 @@ use serde_json::Value;
 use crate::audit::{AuditLog, Origin};
 use crate::cmd::intent::{self, Consent, PlannerArgs};
 use crate::common::Exit;
-use crate::link::{self, Link};
+use crate::osd::client::Client;
 use crate::llm::planner::{self, Planned};
 use crate::llm::{Backend, LlmError};
 use crate::ui::{progress, top, words};
@@ -213,7 +212,7 @@ struct Shell {
     args: Args,
     policy: Policy,
     key: [u8; 32],
-    link: Option<Link>,
+    link: Option<Client>,
     last: Option<(Plan, Value, State, String)>,
     log: AuditLog,
     jobs: mpsc::Sender<Job>,
@@ -222,37 +221,36 @@ struct Shell {
 }
 
 impl Shell {
-    fn link(&mut self) -> Result<&mut Link, String> {
+    /// the connection to llm-osd; with no system running, one is booted
+    /// (said on stderr) and keeps running after the shell.
+    fn link(&mut self) -> Result<&mut Client, String> {
         if self.link.is_none() {
-            let l = Link::open(&self.args.system, &link::system_path()).map_err(|e| format!("{}: {e}", e.code()))?;
-            if matches!(l, Link::InProcess(_)) {
-                println!("llmsh: no system was running; booted a hosted one for this shell (it stops when you leave)");
-            }
-            self.link = Some(l);
+            let c = crate::cmd::apply::connect(Some(&self.args.system), true, self.args.audit_log.as_deref())
+                .map_err(|e| format!("{}: {}", e.code, e.message))?;
+            self.link = Some(c);
         }
         self.link.as_mut().ok_or_else(|| "no link".to_string())
     }
 
     fn status(&mut self) -> Result<Value, String> {
         let link = self.link()?;
-        match crate::cmd::status::read_from(link) {
+        match crate::cmd::status::status_json(link) {
             Ok(v) => Ok(v),
-            Err((code, msg)) => {
-                // a dead system: drop the link, the next command opens a new one.
+            Err(e) => {
+                // a dead system: drop the connection, the next command opens a new one.
                 self.link = None;
-                Err(format!("{code}: {msg}"))
+                Err(format!("{}: {}", e.code, e.message))
             }
         }
     }
 
     fn state(&mut self) -> Result<State, String> {
         let link = self.link()?;
-        match link.request(&LinkRequest::Status) {
-            Ok(Reply::Status(s)) => Ok(pd_verifier::model_state(&s)),
-            Ok(other) => Err(format!("unexpected reply {other:?}")),
+        match crate::cmd::status::read(link) {
+            Ok((_, s)) => Ok(pd_verifier::model_state(&s)),
             Err(e) => {
                 self.link = None;
-                Err(format!("{}: {e}", e.code()))
+                Err(format!("{}: {}", e.code, e.message))
             }
         }
     }
@@ -292,7 +290,7 @@ impl Shell {
 
     /// executes `plan` after asking about destructive actions (and, when
     /// `always_ask`, about any plan).
-    fn apply(&mut self, ed: &mut Editor<ShellHelper, DefaultHistory>, plan: &Plan, verdict: &Value, before: &State, origin: &Origin, always_ask: bool) -> Result<(), String> {
+    fn apply(&mut self, ed: &mut Editor<ShellHelper, DefaultHistory>, plan: &Plan, verdict: &Value, origin: &Origin, always_ask: bool) -> Result<(), String> {
         if verdict["approved"] != Value::Bool(true) {
             return Err("the verifier rejects this plan; nothing ran".into());
         }
@@ -322,11 +320,14 @@ impl Shell {
             },
         };
         let signed = intent::confirmed(plan, consent, &self.key);
-        let log = self.log.clone();
+        // llm-osd writes the audit records around the execution.
         let link = self.link()?;
-        let receipt = crate::cmd::apply_intent::execute_audited(link, &signed, before, verdict, origin, &log)
-            .map_err(|(code, msg, _)| format!("{code}: {msg}"))?;
-        let out = crate::cmd::apply::receipt_json(&signed, &receipt);
+        let (receipt, retry) = crate::cmd::apply::execute(link, &signed, origin)
+            .map_err(|e| format!("{}: {}", e.code, e.message))?;
+        let mut out = crate::cmd::apply::receipt_json(&signed, &receipt);
+        if retry {
+            out["retry"] = serde_json::json!(true);
+        }
         let before = pd_verifier::model_state(&receipt.state_before);
         print!("{}", words::receipt(&self.policy, &before, &signed, &out));
         self.last = None;
@@ -395,23 +396,23 @@ impl Shell {
             }
             "apply" => {
                 if rest.is_empty() {
-                    let Some((plan, verdict, state, text)) = self.last.clone() else {
+                    let Some((plan, verdict, _, text)) = self.last.clone() else {
                         return Err("no plan to apply yet: `plan …` first, or `apply INTENT`".into());
                     };
                     // the system may have moved on since the plan was made: the
                     // verifier PD checks it again against the state it holds.
                     let origin = Origin { intent: Some(text), backend: "shell".into(), ..Origin::default() };
-                    return self.apply(ed, &plan, &verdict, &state, &origin, false);
+                    return self.apply(ed, &plan, &verdict, &origin, false);
                 }
-                let (plan, verdict, state, planned) = self.plan(rest)?;
+                let (plan, verdict, _, planned) = self.plan(rest)?;
                 let origin = Self::origin(rest, &planned);
-                self.apply(ed, &plan, &verdict, &state, &origin, false)?;
+                self.apply(ed, &plan, &verdict, &origin, false)?;
             }
             _ => {
-                let (plan, verdict, state, planned) = self.plan(line)?;
+                let (plan, verdict, _, planned) = self.plan(line)?;
                 if verdict["approved"] == Value::Bool(true) {
                     let origin = Self::origin(line, &planned);
-                    self.apply(ed, &plan, &verdict, &state, &origin, true)?;
+                    self.apply(ed, &plan, &verdict, &origin, true)?;
                 } else {
                     println!("not applied; nothing ran");
                 }

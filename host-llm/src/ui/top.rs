@@ -1,6 +1,6 @@
 //! `llmsh top`: a live view of the running system, hosted or qemu. it reads
 //! the same status the verifier returns to `llmsh status`
-//! ([`crate::cmd::status::read`]) and the tail of the audit log; it never
+//! ([`crate::cmd::status::status_json`]) and the tail of the audit log; it never
 //! sends a plan. a background thread does the reads so a slow link never
 //! freezes the screen; ratatui diffs frames, so redraws do not flicker.
 //!
@@ -154,7 +154,9 @@ pub fn plan_rows(records: &[Value], n: usize) -> Vec<PlanRow> {
 
 /// reads the system and the audit log once.
 pub fn snapshot(audit: &AuditLog) -> Snapshot {
-    let status = crate::cmd::status::read().map_err(|(code, msg)| format!("{code}: {msg}"));
+    let status = crate::osd::client::Client::connect()
+        .and_then(|mut c| crate::cmd::status::status_json(&mut c))
+        .map_err(|e| format!("{}: {}", e.code, e.message));
     let plans = plan_rows(&audit_tail(audit.path(), AUDIT_TAIL), RECENT);
     Snapshot { status, plans, at: Instant::now() }
 }

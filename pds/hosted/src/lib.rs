@@ -366,45 +366,6 @@ impl Handle {
         }
     }
 
-    /// serve the link on a unix socket: one connection at a time, each
-    /// connection's bytes go to the UART and the UART's bytes come back.
-    /// returns when the listener fails.
-    pub fn serve_unix(&self, listener: std::os::unix::net::UnixListener) -> io::Result<()> {
-        for conn in listener.incoming() {
-            let mut conn = conn?;
-            let mut back = conn.try_clone()?;
-            let mut from_uart = self.transport(Some(Duration::from_millis(200)));
-            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let stop2 = stop.clone();
-            let pump = std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
-                    match io::Read::read(&mut from_uart, &mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            if io::Write::write_all(&mut back, buf.get(..n).unwrap_or(&[])).is_err()
-                            {
-                                break;
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
-                        Err(_) => break,
-                    }
-                }
-            });
-            let mut buf = [0u8; 4096];
-            loop {
-                match io::Read::read(&mut conn, &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => self.uart.write(buf.get(..n).unwrap_or(&[])),
-                }
-            }
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            let _ = pump.join();
-        }
-        Ok(())
-    }
-
     /// stop every PD and device thread.
     pub fn shutdown(mut self) {
         self.stop();

@@ -116,6 +116,12 @@ pub struct SystemState {
     /// mutating requests each capability PD carried out since boot, as the
     /// PD itself counts them.
     pub invocations: Invocations,
+    /// plans the verifier approved and ran since boot, as it counts them.
+    pub plans_executed: u64,
+    /// the running hash of those plans: from zeros at boot, each approved
+    /// plan makes it `sha256(hash ‖ sha256(plan wire bytes))`. the host's
+    /// audit log is checked against it (`llmsh audit --verify`).
+    pub plans_hash: [u8; 32],
 }
 
 /// mutating requests carried out since boot, per capability PD: the red-team

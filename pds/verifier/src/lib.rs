@@ -103,12 +103,14 @@ impl From<RuntimeError> for VerifierError {
     }
 }
 
-/// the verifier's state: the shared region, the replay guard and the
-/// receipt of the last approved plan.
+/// the verifier's state: the shared region, the replay guard, the
+/// receipt of the last approved plan and the count and running hash of the
+/// plans it ran.
 pub struct Verifier {
     shared: Region,
     last_request_id: u64,
     last: Option<Cached>,
+    executed: Executed,
     #[cfg(feature = "unverified")]
     unverified: bool,
 }
@@ -117,6 +119,31 @@ pub struct Verifier {
 struct Cached {
     plan: heapless::Vec<u8, MAX_PLAN_BYTES>,
     receipt: Receipt,
+}
+
+/// the plans run since boot: what the host's audit log must agree with.
+#[derive(Debug, Clone, Copy, Default)]
+struct Executed {
+    count: u64,
+    hash: [u8; 32],
+}
+
+impl Executed {
+    /// one more plan, given its wire bytes.
+    fn push(&mut self, plan: &[u8]) {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.hash);
+        h.update(Sha256::digest(plan));
+        self.hash = h.finalize().into();
+        self.count = self.count.saturating_add(1);
+    }
+
+    fn stamp(&self, mut s: SystemState) -> SystemState {
+        s.plans_executed = self.count;
+        s.plans_hash = self.hash;
+        s
+    }
 }
 
 fn wid(w: Worker) -> WorkerId {
@@ -297,6 +324,7 @@ impl Verifier {
             shared,
             last_request_id: 0,
             last: None,
+            executed: Executed::default(),
             #[cfg(feature = "unverified")]
             unverified: false,
         }
@@ -334,7 +362,17 @@ impl Verifier {
 
     /// verify and, if approved, execute one plan.
     pub fn apply(&mut self, plan: &Plan) -> Reply {
-        let Ok(before) = read_state(self.last_request_id) else {
+        let mut buf = [0u8; MAX_PLAN_BYTES];
+        let mut wire = heapless::Vec::<u8, MAX_PLAN_BYTES>::new();
+        if let Ok(bytes) = policy_verifier::wire::encode(plan, &mut buf) {
+            let _ = wire.extend_from_slice(bytes);
+        }
+        self.apply_bytes(plan, &wire)
+    }
+
+    /// `apply` of a plan that arrived as `bytes` (what the running hash covers).
+    fn apply_bytes(&mut self, plan: &Plan, bytes: &[u8]) -> Reply {
+        let Ok(before) = read_state(self.last_request_id).map(|s| self.executed.stamp(s)) else {
             return Reply::Error(LinkError::Unavailable);
         };
         let verdict = self.judge(&model_state(&before), plan);
@@ -361,6 +399,7 @@ impl Verifier {
             // the plan is accepted as a whole: its id is spent even if an
             // invocation fails, so a half-run plan cannot be replayed
             self.last_request_id = plan.request_id;
+            self.executed.push(bytes);
             for (i, action) in plan.actions.iter().enumerate() {
                 match execute(action, &mut receipt.inventory) {
                     Ok(()) => receipt.executed = receipt.executed.saturating_add(1),
@@ -372,7 +411,7 @@ impl Verifier {
                 }
             }
             match read_state(self.last_request_id) {
-                Ok(after) => receipt.state_after = after,
+                Ok(after) => receipt.state_after = self.executed.stamp(after),
                 Err(f) => {
                     if receipt.failure.is_none() {
                         receipt.failure = Some(f);
@@ -388,7 +427,7 @@ impl Verifier {
         match postcard::from_bytes::<Request<'_>>(request) {
             Err(_) => Reply::Error(LinkError::BadRequest),
             Ok(Request::Status) => match read_state(self.last_request_id) {
-                Ok(s) => Reply::Status(s),
+                Ok(s) => Reply::Status(self.executed.stamp(s)),
                 Err(_) => Reply::Error(LinkError::Unavailable),
             },
             Ok(Request::Apply(bytes)) => {
@@ -398,7 +437,7 @@ impl Verifier {
                 }
                 match policy_verifier::wire::decode(bytes) {
                     Ok(plan) => {
-                        let reply = self.apply(&plan);
+                        let reply = self.apply_bytes(&plan, bytes);
                         if let (Reply::Receipt(r), Ok(plan)) =
                             (&reply, heapless::Vec::from_slice(bytes))
                         {

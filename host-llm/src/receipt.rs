@@ -1,0 +1,79 @@
+//! the receipt and state as json: what `llmsh` prints and `llm-osd`
+//! records.
+
+use pd_interface::link::{Receipt, SystemState};
+use policy_verifier::json::{self, state_to_json};
+use policy_verifier::{verify, Plan, DEFAULT_POLICY};
+use serde_json::{json, Value};
+
+use crate::common;
+
+/// the state json of DESIGN.md (what `llmsh check --state` reads back).
+pub fn state_json(s: &SystemState) -> Value {
+    state_to_json(&pd_verifier::model_state(s))
+}
+
+/// what the PDs observe beyond the model: progress, ticks, faults, cpu time.
+pub fn observed_json(s: &SystemState) -> Value {
+    let observed: serde_json::Map<String, Value> = s
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            (
+                format!("worker{i}"),
+                json!({"progress": w.progress, "ticks": w.ticks, "faults": w.faults, "restarts": w.restarts, "consumed_us": w.consumed_us}),
+            )
+        })
+        .collect();
+    let n = &s.invocations;
+    json!({"workers": observed, "free_pages": s.free_pages,
+           "invocations": {"process": n.process, "memory": n.memory, "timer": n.timer},
+           "plans_executed": s.plans_executed, "plans_hash": json::hex(&s.plans_hash)})
+}
+
+/// the receipt as DESIGN.md prints it; violation details come from the
+/// host's policy-verifier run on the receipt's `state_before` when it names
+/// the same invariants as the PD (it always should: it is the same code).
+pub fn receipt_json(plan: &Plan, r: &Receipt) -> Value {
+    let before = pd_verifier::model_state(&r.state_before);
+    let key = common::load_key(None).unwrap_or([0; 32]);
+    let host = verify(&DEFAULT_POLICY, &before, plan, &key);
+    let host_v = json::violations_json(&DEFAULT_POLICY, &before, plan, &host);
+    let same = host_v.len() == r.violations.len()
+        && host_v.iter().zip(r.violations.iter()).all(|(h, p)| {
+            h["action"] == json!(p.action) && h["invariant"] == json!(p.invariant.as_str())
+        });
+    let violations: Vec<Value> = if same {
+        host_v
+    } else {
+        r.violations
+            .iter()
+            .map(|v| json!({"action": v.action, "invariant": v.invariant.as_str()}))
+            .collect()
+    };
+    let mut out = json!({
+        "request_id": r.request_id,
+        "approved": r.approved,
+        "executed": r.executed,
+        "failed_action": r.failed_action,
+        "violations": violations,
+        "state_after": state_json(&r.state_after),
+        "observed_after": observed_json(&r.state_after),
+    });
+    if let Some(f) = r.failure {
+        out["failure"] = json!(format!("{f:?}"));
+    }
+    if let Some(inv) = &r.inventory {
+        // strings from the firmware PD are untrusted data: shown, never interpreted
+        out["inventory"] = json!({
+            "cpus": inv.cpus,
+            "cpu_model": inv.cpu_model.as_str(),
+            "memory": inv.memory.iter().map(|m| json!({"base": m.base, "size": m.size})).collect::<Vec<_>>(),
+            "devices": inv.devices.iter().map(|d| json!({"name": d.name.as_str(), "compatible": d.compatible.as_str(),
+                "base": d.base, "size": d.size, "irq": d.irq})).collect::<Vec<_>>(),
+        });
+    }
+    out
+}
+
