@@ -185,6 +185,75 @@ impl SetVar {
     }
 }
 
+/// a region as the manifest maps it into this PD: the setvar it is found at,
+/// its size and whether the `<map>` lets this PD write it. made only by the
+/// code system-manifest generates from the .system file, so a PD cannot name
+/// a length or permission of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionSpec {
+    setvar: &'static str,
+    size: usize,
+    writable: bool,
+}
+
+impl RegionSpec {
+    /// for the generated manifest code only.
+    #[doc(hidden)]
+    pub const fn from_manifest(setvar: &'static str, size: usize, writable: bool) -> Self {
+        Self {
+            setvar,
+            size,
+            writable,
+        }
+    }
+
+    /// the `setvar_vaddr` symbol.
+    pub const fn setvar(self) -> &'static str {
+        self.setvar
+    }
+
+    /// the region's size in bytes.
+    pub const fn size(self) -> usize {
+        self.size
+    }
+
+    /// whether the `<map perms>` include `w`.
+    pub const fn writable(self) -> bool {
+        self.writable
+    }
+}
+
+/// a `setvar_vaddr` symbol together with the region the manifest maps there:
+/// what [`Region::from_setvar`] takes, so the length and permission of a
+/// region always come from the manifest. declared by the generated
+/// `<image>_setvars!` macro of pd-interface.
+#[repr(C)]
+pub struct MappedVar {
+    var: SetVar,
+    spec: RegionSpec,
+}
+
+impl MappedVar {
+    /// for the generated `<image>_setvars!` macros only.
+    #[doc(hidden)]
+    pub const fn new(spec: RegionSpec) -> Self {
+        Self {
+            var: SetVar::new(),
+            spec,
+        }
+    }
+
+    /// the address the tool patched in.
+    pub fn vaddr(&self) -> usize {
+        self.var.get()
+    }
+
+    /// the region mapped there.
+    pub fn spec(&self) -> RegionSpec {
+        self.spec
+    }
+}
+
 /// declare a word-sized symbol the Microkit tool patches (a `setvar`).
 #[macro_export]
 macro_rules! setvar {

@@ -317,10 +317,10 @@ impl RegionBacking {
 
 impl crate::Region {
     /// the region mapped at the address the tool patched into `var`
-    /// (`setvar_vaddr`), `len` bytes, writable or not as the `<map perms>`
-    /// says. the .system file is the contract: a wrong size or permission
-    /// here faults the PD on access, it does not corrupt another PD.
-    pub fn from_setvar(var: &crate::SetVar, len: usize, writable: bool) -> Self {
-        Self::from_backing(RegionBacking(var.get()), len, writable)
+    /// (`setvar_vaddr`), as long and as writable as the manifest's `<map>`
+    /// says: the generated code declares `var` with both, no caller does.
+    pub fn from_setvar(var: &crate::MappedVar) -> Self {
+        let spec = var.spec();
+        Self::from_backing(RegionBacking(var.vaddr()), spec.size(), spec.writable())
     }
 }
