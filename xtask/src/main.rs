@@ -1,6 +1,8 @@
 //! `cargo xtask`: the one build entry point for what cargo alone cannot do.
 //!
-//! - `cargo xtask image [--config debug|release]`: the PD ELFs and
+//! - `cargo xtask image [--config debug|release]`: the manifest check
+//!   (system-manifest: Microkit's rules, the capability graph, policy.toml),
+//!   then the PD ELFs and
 //!   `system/llm-os.system` through `$MICROKIT_SDK/bin/microkit` into
 //!   `<target>/llm-os-image/<config>/loader.img` (board/qemu-virt-aarch64).
 //! - `cargo xtask qemu [--config debug|release]`: build, then boot it in qemu
@@ -64,11 +66,27 @@ fn main() -> ExitCode {
 }
 
 fn build(config: Config) -> Result<image::Image, ExitCode> {
+    // the manifest first: the microkit rules with the line at fault, the
+    // capability graph, and the agreement with policy.toml, before any
+    // PD is compiled or the tool runs
+    match system_manifest::build::load() {
+        Ok(m) => eprintln!(
+            "xtask: manifest ok: {} PDs, {} workers, capability PDs {}",
+            m.system.pds.len(),
+            m.workers.len(),
+            m.capability_pds().join(", ")
+        ),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::FAILURE);
+        }
+    }
     let sdk = image::sdk_from_env(config).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     })?;
-    let opts = ImageOptions::new(sdk, config);
+    let mut opts = ImageOptions::new(sdk, config);
+    opts.system = system_manifest::build::paths().0;
     image::build(&opts, &mut |line| eprintln!("xtask: {line}")).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::FAILURE

@@ -67,14 +67,11 @@ pub struct Args {
 /// per-case boots use (removed when dropped).
 fn qemu_image() -> Result<(PathBuf, PathBuf, TempDir), crate::qemu::QemuError> {
     use crate::qemu::QemuError;
-    use board_qemu_virt_aarch64::image::{self, ImageOptions};
+    use board_qemu_virt_aarch64::image;
     let config = crate::qemu::config();
     let sdk = image::sdk_from_env(config).map_err(QemuError::Image)?;
     let qemu = board_qemu_virt_aarch64::qemu::find_qemu().ok_or(QemuError::NoQemu)?;
-    let img = image::build(&ImageOptions::new(sdk, config), &mut |l| {
-        eprintln!("llmsh redteam: {l}")
-    })
-    .map_err(QemuError::Image)?;
+    let img = crate::qemu::build_image(sdk, config, &mut |l| eprintln!("llmsh redteam: {l}"))?;
     let dir = TempDir(std::env::temp_dir().join(format!("llm-os-redteam-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).map_err(QemuError::Io)?;
     crate::link::use_private_runtime_dir(dir.0.clone());

@@ -41,9 +41,10 @@ pub struct BootOptions {
     pub unverified: bool,
 }
 
-/// the repository's system description (for tools run from the source tree).
+/// the system description the PDs were built from: the repository's, or
+/// the file `LLM_OS_SYSTEM` names (for tools run from the source tree).
 pub fn default_system_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../system/llm-os.system")
+    system_manifest::build::paths().0
 }
 
 /// why the hosted system did not boot.
