@@ -781,7 +781,7 @@ fn validate(sys: &SystemDescription) -> Result<(), SdfError> {
                     ),
                 ));
             }
-            let end = m.vaddr.checked_add(r.size).unwrap_or(u64::MAX);
+            let end = m.vaddr.saturating_add(r.size);
             if end > limit {
                 return Err(err(
                     m.line,

@@ -4,6 +4,8 @@
 //! from an edited temp copy, while a copy that breaks a rule fails the build
 //! naming the line.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "tests")]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -4,6 +4,8 @@
 //! system/llm-os.system. the fixture names are checked against the parser
 //! always; with $MICROKIT_SDK set, the real tool runs on every file too.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "tests")]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
