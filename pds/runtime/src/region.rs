@@ -226,21 +226,18 @@ impl RegionSpec {
 /// a `setvar_vaddr` symbol together with the region the manifest maps there:
 /// what [`Region::from_setvar`] takes, so the length and permission of a
 /// region always come from the manifest. declared by the generated
-/// `<image>_setvars!` macro of pd-interface.
-#[repr(C)]
+/// `<image>_setvars!` macro of pd-interface (the symbol itself stays a word,
+/// as the tool requires).
 pub struct MappedVar {
-    var: SetVar,
+    var: &'static SetVar,
     spec: RegionSpec,
 }
 
 impl MappedVar {
     /// for the generated `<image>_setvars!` macros only.
     #[doc(hidden)]
-    pub const fn new(spec: RegionSpec) -> Self {
-        Self {
-            var: SetVar::new(),
-            spec,
-        }
+    pub const fn new(var: &'static SetVar, spec: RegionSpec) -> Self {
+        Self { var, spec }
     }
 
     /// the address the tool patched in.

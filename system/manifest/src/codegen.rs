@@ -383,12 +383,14 @@ pub fn system_rs(m: &Manifest) -> Result<String, ManifestError> {
         let _ = writeln!(out, "macro_rules! {s}_setvars {{");
         let _ = writeln!(out, "    () => {{");
         for sym in &b.setvars {
-            let _ = writeln!(out, "        #[allow(non_upper_case_globals)]");
-            let _ = writeln!(out, "        #[unsafe(no_mangle)]");
+            let var = format!("{}_SETVAR", upper(sym));
+            let _ = writeln!(out, "        #[unsafe(export_name = {sym:?})]");
             let _ = writeln!(out, "        #[used]");
+            let _ = writeln!(out, "        static {var}: ::pd_runtime::SetVar = ::pd_runtime::SetVar::new();");
+            let _ = writeln!(out, "        #[allow(non_upper_case_globals)]");
             let _ = writeln!(
                 out,
-                "        static {sym}: ::pd_runtime::MappedVar = ::pd_runtime::MappedVar::new($crate::manifest::{s}::region::{});",
+                "        static {sym}: ::pd_runtime::MappedVar = ::pd_runtime::MappedVar::new(&{var}, $crate::manifest::{s}::region::{});",
                 upper(sym)
             );
         }
