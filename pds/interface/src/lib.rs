@@ -317,6 +317,7 @@ pub mod firmware {
 
     /// the firmware PD's answer.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[allow(clippy::large_enum_variant, reason = "a PD has no allocator to box the inventory; one reply exists per request")]
     pub enum Reply {
         /// the inventory.
         Inventory(Inventory),

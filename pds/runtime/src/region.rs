@@ -80,7 +80,7 @@ impl Region {
         let end = offset
             .checked_add(len)
             .ok_or(RegionError::OutOfBounds { offset, len })?;
-        if end > self.len || offset % align != 0 {
+        if end > self.len || !offset.is_multiple_of(align) {
             return Err(RegionError::OutOfBounds { offset, len });
         }
         Ok(())
@@ -108,7 +108,7 @@ impl Region {
             return Err(RegionError::ReadOnly);
         }
         self.check(offset, len, 8)?;
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             return Err(RegionError::OutOfBounds { offset, len });
         }
         for w in (offset / 8)..((offset + len) / 8) {

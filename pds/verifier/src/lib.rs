@@ -59,6 +59,11 @@ const _: () = assert!(
 /// the dev confirmation key (system/dev-confirm.key, 64 hex digits).
 pub const DEV_KEY: [u8; 32] = hex32(include_str!("../../../system/dev-confirm.key"));
 
+#[allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "evaluated only in the const DEV_KEY: a bad key file fails the build, it never runs"
+)]
 const fn hex32(s: &str) -> [u8; 32] {
     const fn nib(c: u8) -> u8 {
         match c {
