@@ -64,14 +64,14 @@ fn boots_into_the_policy_initial_state() {
         assert!(w.running);
         assert_eq!(
             (
-                u64::from(w.priority),
+                w.priority,
                 w.budget_us,
                 w.period_us,
                 w.pages,
                 w.timer_period_us
             ),
             (
-                u64::from(want.priority),
+                want.priority,
                 want.budget_us,
                 want.period_us,
                 want.pages,
