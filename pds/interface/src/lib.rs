@@ -128,7 +128,7 @@ pub mod process {
         AlreadyRunning,
         /// stop of a stopped worker.
         NotRunning,
-        /// budget outside 100 µs ≤ budget ≤ period ≤ 1 s.
+        /// budget outside the policy's budget_min_us ≤ budget ≤ period ≤ period_max_us.
         BadBudget,
         /// the kernel refused (seL4 error code).
         Kernel(u8),
@@ -241,7 +241,7 @@ pub mod timer {
     /// why the timer PD refused.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
     pub enum Error {
-        /// period outside 1 ms ..= 10 s.
+        /// period outside the policy's timer_min_us ..= timer_max_us.
         BadPeriod,
         /// the request did not decode.
         BadRequest,

@@ -40,9 +40,9 @@ pub const SCHED: [SchedContext; N_WORKERS] = manifest::cspace::WORKER_SC;
 /// faults after which a worker is left stopped.
 pub const MAX_FAULT_RESTARTS: u32 = 3;
 
-/// cpu.budget_bounds: 100 µs ≤ budget ≤ period ≤ 1 s (policy.toml).
-const BUDGET_MIN_US: u64 = 100;
-const PERIOD_MAX_US: u64 = 1_000_000;
+/// cpu.budget_bounds: budget_min_us ≤ budget ≤ period ≤ period_max_us (policy.toml).
+const BUDGET_MIN_US: u64 = pd_interface::layout::BUDGET_MIN_US;
+const PERIOD_MAX_US: u64 = pd_interface::layout::PERIOD_MAX_US;
 
 /// what faults the process PD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,11 +27,11 @@ pub const WORKERS: [Channel; N_WORKERS] = manifest::channel::WORKERS;
 /// the budget-enforcement tick to the process PD.
 pub const PROCESS: Channel = manifest::channel::PROCESS;
 
-/// timer.bounds: 1 ms ..= 10 s (policy.toml `timer_min_us`, `timer_max_us`);
-/// the timer PD refuses anything else even if asked.
-pub const PERIOD_MIN_US: u64 = 1_000;
+/// timer.bounds (policy.toml `timer_min_us`, `timer_max_us`): the timer PD
+/// refuses anything else even if asked.
+pub const PERIOD_MIN_US: u64 = pd_interface::layout::TIMER_MIN_US;
 /// see [`PERIOD_MIN_US`].
-pub const PERIOD_MAX_US: u64 = 10_000_000;
+pub const PERIOD_MAX_US: u64 = pd_interface::layout::TIMER_MAX_US;
 
 /// a monotonic clock with one programmable deadline that raises the IRQ.
 pub trait Clock {

@@ -437,6 +437,10 @@ pub fn policy_rs(m: &Manifest) -> String {
     item("`[limits] pool_pages`: pages in the pool.", "POOL_PAGES", "usize", p.pool_pages.value);
     item("`[limits] quota_pages`: the memory PD refuses more per worker.", "QUOTA_PAGES", "u64", p.quota_pages.value);
     item("`[limits] priority_ceiling`.", "PRIORITY_CEILING", "u8", p.priority_ceiling.value);
+    item("`[limits] budget_min_us`: the process PD refuses smaller budgets.", "BUDGET_MIN_US", "u64", p.budget_min_us.value);
+    item("`[limits] period_max_us`: the process PD refuses longer periods.", "PERIOD_MAX_US", "u64", p.period_max_us.value);
+    item("`[limits] timer_min_us`: the timer PD refuses shorter periods.", "TIMER_MIN_US", "u64", p.timer_min_us.value);
+    item("`[limits] timer_max_us`: the timer PD refuses longer periods.", "TIMER_MAX_US", "u64", p.timer_max_us.value);
     item("`[initial] pages`: pages each worker holds at boot.", "INITIAL_PAGES", "u64", p.initial_pages.value);
     item("`[initial] priority`: each worker's priority after boot.", "INITIAL_PRIORITY", "u8", p.initial_priority.value);
     item("`[initial] budget_us`: the budget the process PD enforces at boot.", "INITIAL_BUDGET_US", "u64", p.initial_budget_us.value);

@@ -28,6 +28,14 @@ pub struct PolicyFacts {
     pub pool_pages: Fact,
     /// `[limits] priority_ceiling`: the workers' declared priority in the .system file.
     pub priority_ceiling: Fact,
+    /// `[limits] budget_min_us`: the process PD refuses smaller budgets.
+    pub budget_min_us: Fact,
+    /// `[limits] period_max_us`: the process PD refuses longer periods.
+    pub period_max_us: Fact,
+    /// `[limits] timer_min_us`: the timer PD refuses shorter periods.
+    pub timer_min_us: Fact,
+    /// `[limits] timer_max_us`: the timer PD refuses longer periods.
+    pub timer_max_us: Fact,
     /// `[initial] priority`.
     pub initial_priority: Fact,
     /// `[initial] budget_us`.
@@ -53,6 +61,10 @@ struct Limits {
     quota_pages: Spanned<u64>,
     pool_pages: Spanned<u64>,
     priority_ceiling: Spanned<u64>,
+    budget_min_us: Spanned<u64>,
+    period_max_us: Spanned<u64>,
+    timer_min_us: Spanned<u64>,
+    timer_max_us: Spanned<u64>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +117,10 @@ pub fn parse(text: &str) -> Result<PolicyFacts, PolicyError> {
         quota_pages: f(&l.quota_pages),
         pool_pages: f(&l.pool_pages),
         priority_ceiling: f(&l.priority_ceiling),
+        budget_min_us: f(&l.budget_min_us),
+        period_max_us: f(&l.period_max_us),
+        timer_min_us: f(&l.timer_min_us),
+        timer_max_us: f(&l.timer_max_us),
         initial_priority: f(&i.priority),
         initial_budget_us: f(&i.budget_us),
         initial_period_us: f(&i.period_us),
