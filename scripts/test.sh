@@ -39,9 +39,9 @@ cargo test -p llmsh --test qemu -- --nocapture
 
 stage "policy-verifier for seL4 (no_std, aarch64-unknown-none)"
 cargo build -p policy-verifier --target aarch64-unknown-none
-cargo clippy -p policy-verifier --features std -- -D warnings
-# the link's frame decoder denies panicking constructs itself (frame.rs)
-cargo clippy -p pd-interface --no-deps
+
+stage "lints: clippy -D warnings over every crate, for the host and for seL4"
+cargo xtask clippy
 
 stage "every PD for seL4"
 pds/ci-aarch64.sh
