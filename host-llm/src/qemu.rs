@@ -108,6 +108,7 @@ impl QemuError {
     /// a stable code for the json error form.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::Manifest(_) => "system.manifest",
             Self::Image(image::ImageError::NoSdk(_)) => "system.no_sdk",
             Self::Image(_) => "system.image",
             Self::NoQemu => "system.no_qemu",
