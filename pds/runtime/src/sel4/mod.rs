@@ -157,12 +157,9 @@ pub fn run<T: Handler>(
     init: fn() -> Result<T, T::Error>,
 ) -> ! {
     IPC_BUFFER.store(initial_sp + PAGE_SIZE, Ordering::Relaxed);
-    let handler = match init().map(|h| cell.claim(h)) {
-        Ok(Some(h)) => h,
-        // a second `run` (from `init`, say) must not alias the handler
-        Ok(None) => crash(3),
-        Err(_) => crash(1),
-    };
+    let Ok(h) = init() else { crash(1) };
+    // a second `run` (from `init`, say) must not alias the handler
+    let Some(handler) = cell.claim(h) else { crash(3) };
     // libmicrokit acks every IRQ once after start (seL4 issue 1536)
     let irqs = microkit_irqs.get();
     for ch in 0..base::MAX_CHANNELS {
