@@ -31,14 +31,17 @@ cargo build --workspace --all-targets
 stage "unit, property, corpus, hosted end-to-end and llm tests"
 cargo test --workspace -- --skip qemu_end_to_end
 
+stage "the manifest: the parser against the Microkit tool, an edited copy of system/ through the hosted suite"
+cargo test -p system-manifest -- --include-ignored --nocapture
+
 stage "real seL4 in qemu (SKIPPED without an SDK or qemu; a failure under CI=true)"
 cargo test -p llmsh --test qemu -- --nocapture
 
 stage "policy-verifier for seL4 (no_std, aarch64-unknown-none)"
 cargo build -p policy-verifier --target aarch64-unknown-none
-cargo clippy -p policy-verifier --features std -- -D warnings
-# the link's frame decoder denies panicking constructs itself (frame.rs)
-cargo clippy -p pd-interface --no-deps
+
+stage "lints: clippy -D warnings over every crate, for the host and for seL4"
+cargo xtask clippy
 
 stage "every PD for seL4"
 pds/ci-aarch64.sh

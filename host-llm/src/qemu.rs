@@ -72,6 +72,8 @@ pub fn config() -> Config {
 /// why qemu could not be reached.
 #[derive(Debug)]
 pub enum QemuError {
+    /// the manifest (system/llm-os.system, policy.toml) breaks a rule.
+    Manifest(system_manifest::ManifestError),
     /// no SDK, or the image did not build.
     Image(image::ImageError),
     /// no `qemu-system-aarch64`.
@@ -87,6 +89,7 @@ pub enum QemuError {
 impl std::fmt::Display for QemuError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::Manifest(e) => write!(f, "manifest: {e}"),
             Self::Image(e) => write!(f, "{e}"),
             Self::NoQemu => write!(f, "{} not found (set QEMU_SYSTEM_AARCH64 or PATH)", board_qemu::QEMU),
             Self::Qemu(e) => write!(f, "qemu: {e}"),
@@ -105,6 +108,7 @@ impl QemuError {
     /// a stable code for the json error form.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::Manifest(_) => "system.manifest",
             Self::Image(image::ImageError::NoSdk(_)) => "system.no_sdk",
             Self::Image(_) => "system.image",
             Self::NoQemu => "system.no_qemu",
@@ -255,8 +259,21 @@ pub fn build_image(progress: &mut dyn FnMut(&str)) -> Result<(PathBuf, PathBuf),
     let config = config();
     let sdk = image::sdk_from_env(config).map_err(QemuError::Image)?;
     let qemu = board_qemu::find_qemu().ok_or(QemuError::NoQemu)?;
-    let img = image::build(&ImageOptions::new(sdk, config), progress).map_err(QemuError::Image)?;
+    let img = build_image_with(sdk, config, progress)?;
     Ok((qemu, img.loader))
+}
+
+/// the manifest check (Microkit's rules, the capability graph, policy.toml),
+/// then the image from the same .system file the PDs are built from.
+pub fn build_image_with(
+    sdk: std::path::PathBuf,
+    config: image::Config,
+    progress: &mut dyn FnMut(&str),
+) -> Result<image::Image, QemuError> {
+    let manifest = system_manifest::build::load().map_err(QemuError::Manifest)?;
+    let mut opts = ImageOptions::new(sdk, config);
+    opts.system = manifest.system_path;
+    image::build(&opts, progress).map_err(QemuError::Image)
 }
 
 /// start qemu on `loader` and wait until the system answers.

@@ -161,7 +161,7 @@ pub fn program_images(system_xml: &str) -> Vec<String> {
 }
 
 /// the cargo package in `pds/<stem>` that builds `<stem>.elf`.
-fn package_for(root: &Path, image: &str) -> Result<(String, PathBuf), ImageError> {
+pub fn package_for(root: &Path, image: &str) -> Result<(String, PathBuf), ImageError> {
     let stem = image.strip_suffix(".elf").unwrap_or(image);
     let dir = root.join("pds").join(stem);
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml"))

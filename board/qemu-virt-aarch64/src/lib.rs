@@ -35,6 +35,10 @@ pub const UART_IRQ: u32 = 33;
 /// the ARM generic timer's non-secure EL1 physical timer PPI (INTID 30);
 /// the kernel exports CNTP_* to EL0 on this board (`KernelArmExportPTMRUser`).
 pub const TIMER_PPI: u32 = 30;
+/// the device interrupts of this board a PD may claim, by device name: the
+/// manifest names each `<irq>` after its device (`uart` → `UART_IRQ`).
+pub const IRQS: &[(&str, u32)] = &[("uart", UART_IRQ), ("timer", TIMER_PPI)];
+
 /// CNTFRQ_EL0 on qemu virt (62.5 MHz), measured; the timer PD reads the
 /// register rather than trusting this.
 pub const TIMER_HZ: u64 = 62_500_000;

@@ -67,14 +67,11 @@ pub struct Args {
 /// per-case boots use (removed when dropped).
 fn qemu_image() -> Result<(PathBuf, PathBuf, TempDir), crate::qemu::QemuError> {
     use crate::qemu::QemuError;
-    use board_qemu_virt_aarch64::image::{self, ImageOptions};
+    use board_qemu_virt_aarch64::image;
     let config = crate::qemu::config();
     let sdk = image::sdk_from_env(config).map_err(QemuError::Image)?;
     let qemu = board_qemu_virt_aarch64::qemu::find_qemu().ok_or(QemuError::NoQemu)?;
-    let img = image::build(&ImageOptions::new(sdk, config), &mut |l| {
-        eprintln!("llmsh redteam: {l}")
-    })
-    .map_err(QemuError::Image)?;
+    let img = crate::qemu::build_image_with(sdk, config, &mut |l| eprintln!("llmsh redteam: {l}"))?;
     let dir = TempDir(std::env::temp_dir().join(format!("llm-os-redteam-{}", std::process::id())));
     crate::osd::ensure_private(&dir.0, crate::osd::my_uid())
         .map_err(|e| QemuError::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.0)))?;

@@ -16,7 +16,7 @@ use pd_interface::msg;
 use pd_runtime::{Channel, Handler, MessageInfo, Unhandled};
 
 /// PPCs from the verifier.
-pub const VERIFIER: Channel = Channel::new(0);
+pub const VERIFIER: Channel = pd_interface::manifest::firmware::channel::VERIFIER;
 
 /// one device of the board.
 #[derive(Debug, Clone, Copy)]

@@ -12,7 +12,8 @@
 
 pub mod devices;
 pub mod observe;
-pub mod sdf;
+
+pub use system_manifest::{graph, sdf};
 
 use std::collections::BTreeMap;
 use std::io;
@@ -26,7 +27,8 @@ use pd_interface::link::{Reply, Request};
 use pd_runtime::hosted::{
     self, ChannelWire, DynHandler, InitFn, IrqLine, PdControl, PdSpec, RunState, SharedMemory,
 };
-use pd_runtime::Region;
+use pd_interface::manifest;
+use pd_runtime::{Region, RegionSpec};
 
 pub use devices::{LinkStream, UartWire};
 pub use observe::{CapRequest, CapabilityPd, Invocation, InvocationLog};
@@ -39,9 +41,10 @@ pub struct BootOptions {
     pub unverified: bool,
 }
 
-/// the repository's system description (for tools run from the source tree).
+/// the system description the PDs were built from: the repository's, or
+/// the file `LLM_OS_SYSTEM` names (for tools run from the source tree).
 pub fn default_system_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../system/llm-os.system")
+    system_manifest::build::paths().0
 }
 
 /// why the hosted system did not boot.
@@ -52,7 +55,15 @@ pub enum BootError {
     /// the .system file breaks a Microkit rule.
     Sdf(sdf::SdfError),
     /// the .system file breaks the capability-graph property.
-    Graph(sdf::GraphError),
+    Graph(graph::GraphError),
+    /// the .system file is wired differently from the one the PDs were
+    /// built from (their channel ids, IRQs, regions are compiled in).
+    Mismatch {
+        /// the first generated line that differs, as the file would have it.
+        booted: String,
+        /// the same line as the PDs were built with.
+        built: String,
+    },
     /// a PD's program image is not one the hosted system knows.
     UnknownImage {
         /// the PD.
@@ -70,6 +81,11 @@ impl std::fmt::Display for BootError {
             Self::Io(p, e) => write!(f, "cannot read `{}`: {e}", p.display()),
             Self::Sdf(e) => write!(f, "system description: {e}"),
             Self::Graph(e) => write!(f, "capability graph: {e}"),
+            Self::Mismatch { booted, built } => write!(
+                f,
+                "the system description is wired differently from the one the PDs were built from \
+                 (rebuild with LLM_OS_SYSTEM naming it): it gives `{booted}`, the PDs have `{built}`"
+            ),
             Self::UnknownImage { pd, image } => write!(
                 f,
                 "pd `{pd}` has program image `{image}`, unknown to the hosted system"
@@ -119,8 +135,42 @@ impl HostedSystem {
     /// boot from the text of a .system file with `opts`.
     pub fn boot_str_with(text: &str, opts: BootOptions) -> Result<Handle, BootError> {
         let sys = sdf::parse(text).map_err(BootError::Sdf)?;
-        sdf::check_capability_graph(&sys, &sdf::LLM_OS_ROLES).map_err(BootError::Graph)?;
+        graph::check_capability_graph(&sys, &graph::llm_os_roles(&sys)).map_err(BootError::Graph)?;
+        same_wiring(text)?;
         boot(&sys, opts)
+    }
+}
+
+/// the booted file must give every image what its code was compiled with:
+/// the generated constants of the two files are compared line by line.
+fn same_wiring(text: &str) -> Result<(), BootError> {
+    let (system_path, policy_path) = system_manifest::build::paths();
+    let policy = std::fs::read_to_string(&policy_path)
+        .map_err(|e| BootError::Io(policy_path.clone(), e))?;
+    let generated = system_manifest::Manifest::from_texts(&system_path, text, &policy_path, &policy)
+        .and_then(|m| system_manifest::codegen::system_rs(&m))
+        .map_err(|e| {
+            BootError::Sdf(sdf::SdfError {
+                line: e.line,
+                message: e.message,
+            })
+        })?;
+    let built = pd_interface::manifest::GENERATED;
+    if generated == built {
+        return Ok(());
+    }
+    let mut a = generated.lines();
+    let mut b = built.lines();
+    loop {
+        match (a.next(), b.next()) {
+            (Some(x), Some(y)) if x == y => {}
+            (x, y) => {
+                return Err(BootError::Mismatch {
+                    booted: x.unwrap_or("(nothing)").trim().to_owned(),
+                    built: y.unwrap_or("(nothing)").trim().to_owned(),
+                })
+            }
+        }
     }
 }
 
@@ -132,9 +182,24 @@ where
     Arc::new(move |env| f(env).map(|h| Box::new(h) as Box<dyn DynHandler>))
 }
 
-fn region(env: &hosted::PdEnv<'_>, setvar: &str) -> Result<Region, String> {
-    env.region(setvar)
-        .ok_or_else(|| format!("pd `{}` has no region for `{setvar}`", env.name()))
+/// the region the manifest maps at `spec`'s setvar, as long and as
+/// writable as the generated constant says.
+fn region(env: &hosted::PdEnv<'_>, spec: RegionSpec) -> Result<Region, String> {
+    let r = env
+        .region(spec.setvar())
+        .ok_or_else(|| format!("pd `{}` has no region for `{}`", env.name(), spec.setvar()))?;
+    if r.len() != spec.size() || r.writable() != spec.writable() {
+        return Err(format!(
+            "pd `{}`: region `{}` is {} bytes ({}), the PD was built for {} ({})",
+            env.name(),
+            spec.setvar(),
+            r.len(),
+            if r.writable() { "rw" } else { "r" },
+            spec.size(),
+            if spec.writable() { "rw" } else { "r" }
+        ));
+    }
+    Ok(r)
 }
 
 fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootError> {
@@ -185,10 +250,11 @@ fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootE
         }
         for irq in &pd.irqs {
             let line = IrqLine::new(me.clone(), irq.id);
-            match (pd.program_image.as_str(), irq.irq) {
-                ("link.elf", 33) => uart.connect(line.clone()),
-                ("timer.elf", 30) => timer.connect(line.clone()),
-                _ => {}
+            // the board's devices, by the interrupt the manifest gives them
+            if irq.irq == manifest::link::irq::UART_IRQ {
+                uart.connect(line.clone());
+            } else if irq.irq == manifest::timer::irq::TIMER_IRQ {
+                timer.connect(line.clone());
             }
             spec.irqs.insert(irq.id, line);
         }
@@ -212,14 +278,25 @@ fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootE
         let init = match pd.program_image.as_str() {
             "link.elf" => {
                 let wire = uart.clone();
-                init_fn(move |env| Ok(pd_link::Link::init(wire.device(), region(env, "link_buf")?)))
+                init_fn(move |env| {
+                    Ok(pd_link::Link::init(
+                        wire.device(),
+                        region(env, manifest::link::region::LINK_BUF)?,
+                    ))
+                })
             }
             "verifier.elf" if opts.unverified => init_fn(|env| {
-                Ok(pd_verifier::Verifier::init_unverified(region(env, "link_buf")?))
+                Ok(pd_verifier::Verifier::init_unverified(region(
+                    env,
+                    manifest::verifier::region::LINK_BUF,
+                )?))
             }),
-            "verifier.elf" => {
-                init_fn(|env| Ok(pd_verifier::Verifier::init(region(env, "link_buf")?)))
-            }
+            "verifier.elf" => init_fn(|env| {
+                Ok(pd_verifier::Verifier::init(region(
+                    env,
+                    manifest::verifier::region::LINK_BUF,
+                )?))
+            }),
             "timer.elf" => {
                 let clock = Mutex::new(Some(timer.clock()));
                 init_fn(move |_| {
@@ -230,17 +307,21 @@ fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootE
                 })
             }
             "memory.elf" => init_fn(|env| {
-                pd_memory::Memory::init(region(env, "pool_vaddr")?, region(env, "ledger_vaddr")?)
-                    .map_err(|e| format!("{e:?}"))
+                pd_memory::Memory::init(
+                    region(env, manifest::memory::region::POOL_VADDR)?,
+                    region(env, manifest::memory::region::LEDGER_VADDR)?,
+                )
+                .map_err(|e| format!("{e:?}"))
             }),
             "process.elf" => init_fn(|env| {
-                pd_process::Process::init([
-                    region(env, "status0_vaddr")?,
-                    region(env, "status1_vaddr")?,
-                    region(env, "status2_vaddr")?,
-                    region(env, "status3_vaddr")?,
-                ])
-                .map_err(|e| format!("{e:?}"))
+                let mut status = Vec::new();
+                for spec in manifest::process::region::WORKERS {
+                    status.push(region(env, spec)?);
+                }
+                let status = status
+                    .try_into()
+                    .map_err(|_| "one status region per worker".to_owned())?;
+                pd_process::Process::init(status).map_err(|e| format!("{e:?}"))
             }),
             "firmware.elf" => {
                 init_fn(|_| Ok(pd_firmware::Firmware::init(pd_firmware::QEMU_VIRT_AARCH64)))
@@ -248,9 +329,9 @@ fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootE
             "worker.elf" => init_fn(|env| {
                 pd_worker::Worker::init(
                     env.name(),
-                    region(env, "pool_vaddr")?,
-                    region(env, "ledger_vaddr")?,
-                    region(env, "status_vaddr")?,
+                    region(env, manifest::worker::region::POOL_VADDR)?,
+                    region(env, manifest::worker::region::LEDGER_VADDR)?,
+                    region(env, manifest::worker::region::STATUS_VADDR)?,
                 )
                 .map_err(|e| format!("{e:?}"))
             }),

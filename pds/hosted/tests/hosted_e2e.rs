@@ -58,7 +58,9 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 fn boots_into_the_policy_initial_state() {
     let sys = boot();
     let s = status(&sys);
-    for w in &s.workers {
+    // the policy's initial state, whatever policy.toml the PDs were built with
+    let init = &policy_verifier::DEFAULT_POLICY.initial;
+    for (w, want) in s.workers.iter().zip(&init.workers) {
         assert!(w.running);
         assert_eq!(
             (
@@ -68,12 +70,19 @@ fn boots_into_the_policy_initial_state() {
                 w.pages,
                 w.timer_period_us
             ),
-            (50, 1000, 10_000, 32, None)
+            (
+                want.priority,
+                want.budget_us,
+                want.period_us,
+                want.pages,
+                None
+            )
         );
     }
+    let held: u64 = init.workers.iter().map(|w| w.pages).sum();
     assert_eq!(
         (s.pool_pages, s.free_pages, s.last_request_id),
-        (512, 384, 0)
+        (init.pool_pages, init.pool_pages - held, init.last_request_id)
     );
     // the model the verifier builds from it is the policy's initial state
     assert_eq!(

@@ -9,27 +9,38 @@
 
 #[cfg(feature = "std")]
 pub mod client;
+pub mod manifest;
 pub mod frame;
 pub mod link;
 pub mod msg;
 
 use serde::{Deserialize, Serialize};
 
-/// number of worker PDs (`worker0..worker3`).
-pub const N_WORKERS: usize = 4;
+/// number of worker PDs (the PDs running `worker.elf`; policy.toml
+/// `workers` says the same, or the build fails).
+pub const N_WORKERS: usize = manifest::WORKERS;
 
-/// page size of the memory pool (DESIGN.md: 4 KiB).
-pub const PAGE_SIZE: usize = 4096;
+/// page size of the memory pool (policy.toml `page_size`).
+pub const PAGE_SIZE: usize = layout::PAGE_SIZE;
 
-/// a worker by index 0..=3; system PDs are not addressable at all.
+/// a worker by index `0..N_WORKERS`; system PDs are not addressable at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct WorkerId(u8);
 
 impl WorkerId {
     /// all workers in order.
-    pub const ALL: [WorkerId; N_WORKERS] = [WorkerId(0), WorkerId(1), WorkerId(2), WorkerId(3)];
+    #[allow(clippy::indexing_slicing, reason = "a const loop bounded by the array's length")]
+    pub const ALL: [WorkerId; N_WORKERS] = {
+        let mut all = [WorkerId(0); N_WORKERS];
+        let mut i = 0;
+        while i < N_WORKERS {
+            all[i] = WorkerId(i as u8);
+            i += 1;
+        }
+        all
+    };
 
-    /// `None` unless `i < 4`.
+    /// `None` unless `i < N_WORKERS`.
     pub const fn new(i: usize) -> Option<Self> {
         if i < N_WORKERS {
             Some(Self(i as u8))
@@ -38,7 +49,7 @@ impl WorkerId {
         }
     }
 
-    /// 0..=3.
+    /// `0..N_WORKERS`.
     pub const fn index(self) -> usize {
         self.0 as usize
     }
@@ -117,7 +128,7 @@ pub mod process {
         AlreadyRunning,
         /// stop of a stopped worker.
         NotRunning,
-        /// budget outside 100 µs ≤ budget ≤ period ≤ 1 s.
+        /// budget outside the policy's budget_min_us ≤ budget ≤ period ≤ period_max_us.
         BadBudget,
         /// the kernel refused (seL4 error code).
         Kernel(u8),
@@ -230,7 +241,7 @@ pub mod timer {
     /// why the timer PD refused.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
     pub enum Error {
-        /// period outside 1 ms ..= 10 s.
+        /// period outside the policy's timer_min_us ..= timer_max_us.
         BadPeriod,
         /// the request did not decode.
         BadRequest,
@@ -306,6 +317,7 @@ pub mod firmware {
 
     /// the firmware PD's answer.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[allow(clippy::large_enum_variant, reason = "a PD has no allocator to box the inventory; one reply exists per request")]
     pub enum Reply {
         /// the inventory.
         Inventory(Inventory),
@@ -314,20 +326,11 @@ pub mod firmware {
     }
 }
 
-/// the layout of memory shared between PDs, one place for both sides.
+/// the layout of memory shared between PDs, one place for both sides; the
+/// policy numbers the PDs enforce are generated from policy.toml (pool,
+/// quota, initial pages, priority, budget, period, last request id).
 pub mod layout {
-    /// pages in the pool (`pool` region: 512 × 4 KiB; policy.toml `pool_pages`).
-    pub const POOL_PAGES: usize = 512;
-    /// per-worker quota (policy.toml `quota_pages`); the memory PD enforces it too.
-    pub const QUOTA_PAGES: u64 = 256;
-    /// pages each worker holds at boot (policy.toml `[initial] pages`).
-    pub const INITIAL_PAGES: u64 = 32;
-    /// priority each worker runs at after boot (policy.toml `[initial] priority`).
-    pub const INITIAL_PRIORITY: u8 = 50;
-    /// budget the process PD enforces at boot (policy.toml `[initial] budget_us`).
-    pub const INITIAL_BUDGET_US: u64 = 1000;
-    /// period at boot (policy.toml `[initial] period_us`).
-    pub const INITIAL_PERIOD_US: u64 = 10_000;
+    include!(concat!(env!("OUT_DIR"), "/policy.rs"));
 
     /// ledger byte for a free page; otherwise the byte is `worker index + 1`.
     pub const LEDGER_FREE: u8 = 0;

@@ -12,8 +12,6 @@ use crate::N_WORKERS;
 
 /// PPC label from link to verifier: a request is in the shared region.
 pub const OP_REQUEST: u64 = 1;
-/// the shared region's size (`link_verifier` in the .system file).
-pub const SHARED_REGION_SIZE: usize = 0x2000;
 
 /// a request from the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +24,7 @@ pub enum Request<'a> {
 
 /// the verifier's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant, reason = "a PD has no allocator to box the receipt; one reply exists per request")]
 pub enum Reply {
     /// the outcome of an `Apply`.
     Receipt(Receipt),

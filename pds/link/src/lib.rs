@@ -18,9 +18,9 @@ use pd_interface::link::{LinkError, Reply, OP_REQUEST};
 use pd_runtime::{Channel, Handler, MessageInfo, Region, RegionError, RuntimeError, Unhandled};
 
 /// PPC to the verifier.
-pub const VERIFIER: Channel = Channel::new(0);
-/// the UART interrupt (`<irq irq="33" id="1">`).
-pub const UART_IRQ: Channel = Channel::new(1);
+pub const VERIFIER: Channel = pd_interface::manifest::link::channel::VERIFIER;
+/// the UART interrupt (the board's PL011 IRQ).
+pub const UART_IRQ: Channel = pd_interface::manifest::link::channel::UART_IRQ;
 
 /// a byte-stream device.
 pub trait Uart {

@@ -3,17 +3,15 @@
 
 #[cfg(target_os = "none")]
 mod image {
-    use pd_interface::link::SHARED_REGION_SIZE;
     use pd_link::{pl011::Pl011, Link, LinkPdError};
     use pd_runtime::Region;
 
-    pd_runtime::setvar!(uart_base);
-    pd_runtime::setvar!(link_buf);
+    pd_interface::link_setvars!();
 
     fn init() -> Result<Link<Pl011>, LinkPdError> {
         Ok(Link::init(
-            Pl011::new(uart_base.get()),
-            Region::from_setvar(&link_buf, SHARED_REGION_SIZE, true),
+            Pl011::new(uart_base.vaddr()),
+            Region::from_setvar(&link_buf),
         ))
     }
 

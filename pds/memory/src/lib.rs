@@ -16,8 +16,8 @@ use pd_interface::memory::{Error, PoolInfo, Reply, Request};
 use pd_interface::{msg, WorkerId, N_WORKERS, PAGE_SIZE};
 use pd_runtime::{Channel, Handler, MessageInfo, Region, RegionError, Unhandled};
 
-/// PPCs from the verifier (`<end pd="memory" id="0">`).
-pub const VERIFIER: Channel = Channel::new(0);
+/// PPCs from the verifier.
+pub const VERIFIER: Channel = pd_interface::manifest::memory::channel::VERIFIER;
 
 /// what faults the memory PD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,16 +3,14 @@
 
 #[cfg(target_os = "none")]
 mod image {
-    use pd_interface::{layout::POOL_PAGES, PAGE_SIZE};
     use pd_runtime::Region;
 
-    pd_runtime::setvar!(pool_vaddr);
-    pd_runtime::setvar!(ledger_vaddr);
+    pd_interface::memory_setvars!();
 
     fn init() -> Result<pd_memory::Memory, pd_memory::MemoryError> {
         pd_memory::Memory::init(
-            Region::from_setvar(&pool_vaddr, POOL_PAGES * PAGE_SIZE, true),
-            Region::from_setvar(&ledger_vaddr, PAGE_SIZE, true),
+            Region::from_setvar(&pool_vaddr),
+            Region::from_setvar(&ledger_vaddr),
         )
     }
 

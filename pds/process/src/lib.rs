@@ -23,31 +23,26 @@ use pd_interface::layout::{
     status, ENFORCEMENT_TICK_US, INITIAL_BUDGET_US, INITIAL_PERIOD_US, INITIAL_PRIORITY,
 };
 use pd_interface::process::{Error, Reply, Request, WorkerInfo};
+use pd_interface::manifest::process as manifest;
 use pd_interface::{msg, WorkerId, N_WORKERS};
 use pd_runtime::{
     Channel, Child, Handler, MessageInfo, Region, RuntimeError, SchedContext, Unhandled,
 };
 
 /// PPCs from the verifier.
-pub const VERIFIER: Channel = Channel::new(0);
+pub const VERIFIER: Channel = manifest::channel::VERIFIER;
 /// the enforcement tick from the timer.
-pub const TIMER: Channel = Channel::new(1);
-/// worker0..worker3 as children (`id="0".."3"`).
-pub const CHILDREN: [Child; N_WORKERS] =
-    [Child::new(0), Child::new(1), Child::new(2), Child::new(3)];
-/// their scheduling contexts (`<cap_sc slot="1".."4">`).
-pub const SCHED: [SchedContext; N_WORKERS] = [
-    SchedContext::from_cspace_slot(1),
-    SchedContext::from_cspace_slot(2),
-    SchedContext::from_cspace_slot(3),
-    SchedContext::from_cspace_slot(4),
-];
+pub const TIMER: Channel = manifest::channel::TIMER;
+/// the workers as children, by worker index.
+pub const CHILDREN: [Child; N_WORKERS] = manifest::child::WORKERS;
+/// their scheduling contexts (`<cap_sc>`), by worker index.
+pub const SCHED: [SchedContext; N_WORKERS] = manifest::cspace::WORKER_SC;
 /// faults after which a worker is left stopped.
 pub const MAX_FAULT_RESTARTS: u32 = 3;
 
-/// cpu.budget_bounds: 100 µs ≤ budget ≤ period ≤ 1 s (policy.toml).
-const BUDGET_MIN_US: u64 = 100;
-const PERIOD_MAX_US: u64 = 1_000_000;
+/// cpu.budget_bounds: budget_min_us ≤ budget ≤ period ≤ period_max_us (policy.toml).
+const BUDGET_MIN_US: u64 = pd_interface::layout::BUDGET_MIN_US;
+const PERIOD_MAX_US: u64 = pd_interface::layout::PERIOD_MAX_US;
 
 /// what faults the process PD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

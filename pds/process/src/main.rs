@@ -3,21 +3,12 @@
 
 #[cfg(target_os = "none")]
 mod image {
-    use pd_interface::PAGE_SIZE;
     use pd_runtime::Region;
 
-    pd_runtime::setvar!(status0_vaddr);
-    pd_runtime::setvar!(status1_vaddr);
-    pd_runtime::setvar!(status2_vaddr);
-    pd_runtime::setvar!(status3_vaddr);
+    pd_interface::process_setvars!();
 
     fn init() -> Result<pd_process::Process, pd_process::ProcessError> {
-        pd_process::Process::init([
-            Region::from_setvar(&status0_vaddr, PAGE_SIZE, false),
-            Region::from_setvar(&status1_vaddr, PAGE_SIZE, false),
-            Region::from_setvar(&status2_vaddr, PAGE_SIZE, false),
-            Region::from_setvar(&status3_vaddr, PAGE_SIZE, false),
-        ])
+        pd_process::Process::init(WORKER_REGIONS.map(Region::from_setvar))
     }
 
     pd_runtime::protection_domain!(pd_process::Process, init);

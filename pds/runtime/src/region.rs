@@ -80,7 +80,7 @@ impl Region {
         let end = offset
             .checked_add(len)
             .ok_or(RegionError::OutOfBounds { offset, len })?;
-        if end > self.len || offset % align != 0 {
+        if end > self.len || !offset.is_multiple_of(align) {
             return Err(RegionError::OutOfBounds { offset, len });
         }
         Ok(())
@@ -108,7 +108,7 @@ impl Region {
             return Err(RegionError::ReadOnly);
         }
         self.check(offset, len, 8)?;
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             return Err(RegionError::OutOfBounds { offset, len });
         }
         for w in (offset / 8)..((offset + len) / 8) {
@@ -182,6 +182,72 @@ impl SetVar {
         // safety: the cell is a valid, aligned usize for the program's
         // lifetime and nothing writes it at run time.
         unsafe { core::ptr::read_volatile(self.0.get()) }
+    }
+}
+
+/// a region as the manifest maps it into this PD: the setvar it is found at,
+/// its size and whether the `<map>` lets this PD write it. made only by the
+/// code system-manifest generates from the .system file, so a PD cannot name
+/// a length or permission of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionSpec {
+    setvar: &'static str,
+    size: usize,
+    writable: bool,
+}
+
+impl RegionSpec {
+    /// for the generated manifest code only.
+    #[doc(hidden)]
+    pub const fn from_manifest(setvar: &'static str, size: usize, writable: bool) -> Self {
+        Self {
+            setvar,
+            size,
+            writable,
+        }
+    }
+
+    /// the `setvar_vaddr` symbol.
+    pub const fn setvar(self) -> &'static str {
+        self.setvar
+    }
+
+    /// the region's size in bytes.
+    pub const fn size(self) -> usize {
+        self.size
+    }
+
+    /// whether the `<map perms>` include `w`.
+    pub const fn writable(self) -> bool {
+        self.writable
+    }
+}
+
+/// a `setvar_vaddr` symbol together with the region the manifest maps there:
+/// what [`Region::from_setvar`] takes, so the length and permission of a
+/// region always come from the manifest. declared by the generated
+/// `<image>_setvars!` macro of pd-interface (the symbol itself stays a word,
+/// as the tool requires).
+pub struct MappedVar {
+    var: &'static SetVar,
+    spec: RegionSpec,
+}
+
+impl MappedVar {
+    /// for the generated `<image>_setvars!` macros only.
+    #[doc(hidden)]
+    pub const fn new(var: &'static SetVar, spec: RegionSpec) -> Self {
+        Self { var, spec }
+    }
+
+    /// the address the tool patched in.
+    pub fn vaddr(&self) -> usize {
+        self.var.get()
+    }
+
+    /// the region mapped there.
+    pub fn spec(&self) -> RegionSpec {
+        self.spec
     }
 }
 

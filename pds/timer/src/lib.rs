@@ -14,28 +14,24 @@ pub mod generic_timer;
 
 use pd_interface::layout::ENFORCEMENT_TICK_US;
 use pd_interface::timer::{Error, Reply, Request, TimerInfo};
+use pd_interface::manifest::timer as manifest;
 use pd_interface::{msg, WorkerId, N_WORKERS};
 use pd_runtime::{Channel, Handler, MessageInfo, RuntimeError, Unhandled};
 
 /// PPCs from the verifier.
-pub const VERIFIER: Channel = Channel::new(0);
-/// the timer interrupt (`<irq irq="30" id="1">`).
-pub const IRQ: Channel = Channel::new(1);
-/// ticks to worker0..worker3.
-pub const WORKERS: [Channel; N_WORKERS] = [
-    Channel::new(2),
-    Channel::new(3),
-    Channel::new(4),
-    Channel::new(5),
-];
+pub const VERIFIER: Channel = manifest::channel::VERIFIER;
+/// the timer interrupt (the board's timer PPI).
+pub const IRQ: Channel = manifest::channel::TIMER_IRQ;
+/// ticks to each worker, by worker index.
+pub const WORKERS: [Channel; N_WORKERS] = manifest::channel::WORKERS;
 /// the budget-enforcement tick to the process PD.
-pub const PROCESS: Channel = Channel::new(6);
+pub const PROCESS: Channel = manifest::channel::PROCESS;
 
-/// timer.bounds: 1 ms ..= 10 s (policy.toml `timer_min_us`, `timer_max_us`);
-/// the timer PD refuses anything else even if asked.
-pub const PERIOD_MIN_US: u64 = 1_000;
+/// timer.bounds (policy.toml `timer_min_us`, `timer_max_us`): the timer PD
+/// refuses anything else even if asked.
+pub const PERIOD_MIN_US: u64 = pd_interface::layout::TIMER_MIN_US;
 /// see [`PERIOD_MIN_US`].
-pub const PERIOD_MAX_US: u64 = 10_000_000;
+pub const PERIOD_MAX_US: u64 = pd_interface::layout::TIMER_MAX_US;
 
 /// a monotonic clock with one programmable deadline that raises the IRQ.
 pub trait Clock {

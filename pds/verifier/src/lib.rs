@@ -38,19 +38,32 @@ use policy_verifier::{
 compile_error!("feature `unverified` is hosted-only: it must never be built for seL4");
 
 /// PPCs from link.
-pub const LINK: Channel = Channel::new(0);
+pub const LINK: Channel = manifest::channel::LINK;
 /// PPC to the process PD.
-pub const PROCESS: Channel = Channel::new(1);
+pub const PROCESS: Channel = manifest::channel::PROCESS;
 /// PPC to the memory PD.
-pub const MEMORY: Channel = Channel::new(2);
+pub const MEMORY: Channel = manifest::channel::MEMORY;
 /// PPC to the timer PD.
-pub const TIMER: Channel = Channel::new(3);
+pub const TIMER: Channel = manifest::channel::TIMER;
 /// PPC to the firmware PD.
-pub const FIRMWARE: Channel = Channel::new(4);
+pub const FIRMWARE: Channel = manifest::channel::FIRMWARE;
+
+use pd_interface::manifest::verifier as manifest;
+
+// the plan format's worker count and the manifest's must be one number
+const _: () = assert!(
+    N_WORKERS == policy_verifier::N_WORKERS,
+    "system/llm-os.system declares another number of workers than policy-verifier's plan format"
+);
 
 /// the dev confirmation key (system/dev-confirm.key, 64 hex digits).
 pub const DEV_KEY: [u8; 32] = hex32(include_str!("../../../system/dev-confirm.key"));
 
+#[allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "evaluated only in the const DEV_KEY: a bad key file fails the build, it never runs"
+)]
 const fn hex32(s: &str) -> [u8; 32] {
     const fn nib(c: u8) -> u8 {
         match c {
@@ -322,7 +335,8 @@ impl Verifier {
     pub fn init(shared: Region) -> Self {
         Self {
             shared,
-            last_request_id: 0,
+            // the replay guard starts where the policy says, not at 0
+            last_request_id: DEFAULT_POLICY.initial.last_request_id,
             last: None,
             executed: Executed::default(),
             #[cfg(feature = "unverified")]

@@ -3,17 +3,12 @@
 
 #[cfg(target_os = "none")]
 mod image {
-    use pd_interface::link::SHARED_REGION_SIZE;
     use pd_runtime::Region;
 
-    pd_runtime::setvar!(link_buf);
+    pd_interface::verifier_setvars!();
 
     fn init() -> Result<pd_verifier::Verifier, pd_verifier::VerifierError> {
-        Ok(pd_verifier::Verifier::init(Region::from_setvar(
-            &link_buf,
-            SHARED_REGION_SIZE,
-            true,
-        )))
+        Ok(pd_verifier::Verifier::init(Region::from_setvar(&link_buf)))
     }
 
     pd_runtime::protection_domain!(pd_verifier::Verifier, init);

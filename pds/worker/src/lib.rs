@@ -14,8 +14,8 @@ use pd_interface::layout::{self, status, LEDGER_FREE};
 use pd_interface::PAGE_SIZE;
 use pd_runtime::{Channel, Handler, Region, RegionError, Unhandled};
 
-/// timer ticks arrive here (`<end pd="workerN" id="0">`).
-pub const TIMER: Channel = Channel::new(0);
+/// timer ticks arrive here.
+pub const TIMER: Channel = pd_interface::manifest::worker::channel::TIMER;
 
 /// what stops a worker; any of these faults it, and its parent decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

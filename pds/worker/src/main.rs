@@ -3,19 +3,16 @@
 
 #[cfg(target_os = "none")]
 mod image {
-    use pd_interface::{layout::POOL_PAGES, PAGE_SIZE};
     use pd_runtime::Region;
 
-    pd_runtime::setvar!(pool_vaddr);
-    pd_runtime::setvar!(ledger_vaddr);
-    pd_runtime::setvar!(status_vaddr);
+    pd_interface::worker_setvars!();
 
     fn init() -> Result<pd_worker::Worker, pd_worker::WorkerError> {
         pd_worker::Worker::init(
             pd_runtime::pd_name(),
-            Region::from_setvar(&pool_vaddr, POOL_PAGES * PAGE_SIZE, true),
-            Region::from_setvar(&ledger_vaddr, PAGE_SIZE, false),
-            Region::from_setvar(&status_vaddr, PAGE_SIZE, true),
+            Region::from_setvar(&pool_vaddr),
+            Region::from_setvar(&ledger_vaddr),
+            Region::from_setvar(&status_vaddr),
         )
     }
 

@@ -78,7 +78,7 @@ fn store_mrs(m: [u64; 4]) {
 }
 
 /// `seL4_Call`: send `info` (MR0..3 from the IPC buffer) and wait for the reply.
-pub fn sys_call(dest: u64, info: MessageInfo) -> MessageInfo {
+pub(crate) fn sys_call(dest: u64, info: MessageInfo) -> MessageInfo {
     let [mut m0, mut m1, mut m2, mut m3] = mrs();
     let out_info: u64;
     // safety: the seL4 syscall ABI: the kernel reads and writes exactly the
@@ -98,7 +98,7 @@ pub fn sys_call(dest: u64, info: MessageInfo) -> MessageInfo {
 }
 
 /// `seL4_Send` (`seL4_Signal` on a notification): never blocks on a notification.
-pub fn sys_send(dest: u64, info: MessageInfo) {
+pub(crate) fn sys_send(dest: u64, info: MessageInfo) {
     let [m0, m1, m2, m3] = mrs();
     // safety: as in `sys_call`; Send returns nothing.
     unsafe {
@@ -113,7 +113,7 @@ pub fn sys_send(dest: u64, info: MessageInfo) {
 }
 
 /// MCS `seL4_Recv(src, &badge, reply)`.
-pub fn sys_recv(src: u64, reply: u64) -> (u64, MessageInfo) {
+pub(crate) fn sys_recv(src: u64, reply: u64) -> (u64, MessageInfo) {
     let (badge, info, m0, m1, m2, m3): (u64, u64, u64, u64, u64, u64);
     // safety: as in `sys_call`.
     unsafe {
@@ -132,7 +132,7 @@ pub fn sys_recv(src: u64, reply: u64) -> (u64, MessageInfo) {
 }
 
 /// MCS `seL4_ReplyRecv(src, info, &badge, reply)`.
-pub fn sys_reply_recv(src: u64, info: MessageInfo, reply: u64) -> (u64, MessageInfo) {
+pub(crate) fn sys_reply_recv(src: u64, info: MessageInfo, reply: u64) -> (u64, MessageInfo) {
     let [mut m0, mut m1, mut m2, mut m3] = mrs();
     let (badge, out_info): (u64, u64);
     // safety: as in `sys_call`.
@@ -152,7 +152,7 @@ pub fn sys_reply_recv(src: u64, info: MessageInfo, reply: u64) -> (u64, MessageI
 }
 
 /// MCS `seL4_NBSendRecv(dest, info, src, &badge, reply)`.
-pub fn sys_nbsend_recv(dest: u64, info: MessageInfo, src: u64, reply: u64) -> (u64, MessageInfo) {
+pub(crate) fn sys_nbsend_recv(dest: u64, info: MessageInfo, src: u64, reply: u64) -> (u64, MessageInfo) {
     let [mut m0, mut m1, mut m2, mut m3] = mrs();
     let (badge, out_info): (u64, u64);
     // safety: as in `sys_call`.
@@ -174,7 +174,7 @@ pub fn sys_nbsend_recv(dest: u64, info: MessageInfo, src: u64, reply: u64) -> (u
 
 /// `seL4_DebugPutChar` (only called with feature `microkit-debug`: a release
 /// kernel faults on it).
-pub fn sys_debug_putchar(c: u8) {
+pub(crate) fn sys_debug_putchar(c: u8) {
     // safety: the debug syscall reads x0 and x7 only.
     unsafe {
         core::arch::asm!("svc #0", in("x0") u64::from(c), in("x7") SYS_DEBUG_PUT_CHAR, options(nostack));

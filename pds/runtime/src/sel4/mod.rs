@@ -16,7 +16,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::base::{
     self, Channel, Child, MessageInfo, Outcome, RuntimeError, SchedContext, MSG_MAX_WORDS,
@@ -25,7 +25,9 @@ use crate::Handler;
 
 mod abi;
 
-pub use abi::*;
+// the raw syscalls stay inside the runtime: a PD reaches the kernel only
+// through `Channel`, `Child` and `SchedContext`, which check the manifest's grants
+pub(crate) use abi::*;
 
 /// a word the tool patches before the PD runs; read with a volatile load.
 #[repr(transparent)]
@@ -97,22 +99,43 @@ fn set_cap(i: usize, cptr: u64) {
     }
 }
 
-/// storage for a PD's handler (so large handlers do not live on the stack).
-pub struct HandlerCell<T>(UnsafeCell<MaybeUninit<T>>);
+/// storage for a PD's handler (so large handlers do not live on the stack),
+/// claimed once: the first [`run`] on it takes it, any later one crashes, so
+/// no second `&mut` to the handler can exist even if `init` calls `run`.
+pub struct HandlerCell<T> {
+    value: UnsafeCell<MaybeUninit<T>>,
+    taken: AtomicBool,
+}
 
-// safety: a Microkit PD has exactly one thread.
+// safety: a Microkit PD has exactly one thread, and the cell's content is
+// reached only through the one `&mut` that the `taken` claim hands out.
 unsafe impl<T> Sync for HandlerCell<T> {}
 
 impl<T> HandlerCell<T> {
     /// empty storage.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        Self(UnsafeCell::new(MaybeUninit::uninit()))
+        Self {
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+            taken: AtomicBool::new(false),
+        }
+    }
+
+    /// store `h` and hand out the only reference to it; `None` if the cell
+    /// was claimed before.
+    #[allow(clippy::mut_from_ref, reason = "the `taken` claim makes the one &mut unique")]
+    fn claim(&'static self, h: T) -> Option<&'static mut T> {
+        if self.taken.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        // safety: `taken` was false, so this is the first and only claim:
+        // nothing else refers to the cell's content, now or later.
+        Some(unsafe { (*self.value.get()).write(h) })
     }
 }
 
 /// crash the PD the way libmicrokit does: a fault its parent or the monitor sees.
-pub fn crash(code: u64) -> ! {
+pub(crate) fn crash(code: u64) -> ! {
     loop {
         // safety: an undefined instruction raises a user exception; the
         // kernel turns it into a fault message to the fault handler. `code`
@@ -134,11 +157,9 @@ pub fn run<T: Handler>(
     init: fn() -> Result<T, T::Error>,
 ) -> ! {
     IPC_BUFFER.store(initial_sp + PAGE_SIZE, Ordering::Relaxed);
-    let handler = match init() {
-        // safety: the cell is written once, here, before any use.
-        Ok(h) => unsafe { (*cell.0.get()).write(h) },
-        Err(_) => crash(1),
-    };
+    let Ok(h) = init() else { crash(1) };
+    // a second `run` (from `init`, say) must not alias the handler
+    let Some(handler) = cell.claim(h) else { crash(3) };
     // libmicrokit acks every IRQ once after start (seL4 issue 1536)
     let irqs = microkit_irqs.get();
     for ch in 0..base::MAX_CHANNELS {
@@ -317,10 +338,10 @@ impl RegionBacking {
 
 impl crate::Region {
     /// the region mapped at the address the tool patched into `var`
-    /// (`setvar_vaddr`), `len` bytes, writable or not as the `<map perms>`
-    /// says. the .system file is the contract: a wrong size or permission
-    /// here faults the PD on access, it does not corrupt another PD.
-    pub fn from_setvar(var: &crate::SetVar, len: usize, writable: bool) -> Self {
-        Self::from_backing(RegionBacking(var.get()), len, writable)
+    /// (`setvar_vaddr`), as long and as writable as the manifest's `<map>`
+    /// says: the generated code declares `var` with both, no caller does.
+    pub fn from_setvar(var: &crate::MappedVar) -> Self {
+        let spec = var.spec();
+        Self::from_backing(RegionBacking(var.vaddr()), spec.size(), spec.writable())
     }
 }

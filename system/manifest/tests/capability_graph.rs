@@ -3,10 +3,13 @@
 //! `verifier`. each negative fixture in system/fixtures must fail with a
 //! precise error.
 
-use hosted_system::sdf::{self, check_capability_graph, Edge, GraphError, SdfError, LLM_OS_ROLES};
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "tests")]
+
+use system_manifest::graph::{self, check_capability_graph, llm_os_roles, Edge, GraphError};
+use system_manifest::sdf::{self, SdfError};
 
 fn load(rel: &str) -> Result<sdf::SystemDescription, SdfError> {
-    let path = format!("{}/../../system/{rel}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../{rel}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     sdf::parse(&text)
 }
@@ -14,8 +17,16 @@ fn load(rel: &str) -> Result<sdf::SystemDescription, SdfError> {
 #[test]
 fn llm_os_system_passes_the_capability_graph_check() {
     let sys = load("llm-os.system").expect("llm-os.system parses");
-    check_capability_graph(&sys, &LLM_OS_ROLES)
+    check_capability_graph(&sys, &llm_os_roles(&sys))
         .expect("every path from link to a capability PD passes verifier");
+}
+
+#[test]
+fn the_capability_pds_are_read_off_the_system() {
+    let sys = load("llm-os.system").unwrap();
+    let mut caps = llm_os_roles(&sys).capability;
+    caps.sort();
+    assert_eq!(caps, ["firmware", "memory", "process", "timer"]);
 }
 
 #[test]
@@ -45,7 +56,7 @@ fn link_talks_to_nothing_but_verifier() {
     let sys = load("llm-os.system").unwrap();
     let link = sys.pd_index("link").unwrap();
     let verifier = sys.pd_index("verifier").unwrap();
-    let neighbours: Vec<_> = sdf::edges(&sys)
+    let neighbours: Vec<_> = graph::edges(&sys)
         .into_iter()
         .filter(|(a, _, _)| *a == link)
         .map(|(_, b, _)| b)
@@ -57,7 +68,7 @@ fn link_talks_to_nothing_but_verifier() {
 #[test]
 fn link_to_memory_channel_is_a_bypass() {
     let sys = load("fixtures/link-to-memory.system").unwrap();
-    let err = check_capability_graph(&sys, &LLM_OS_ROLES).unwrap_err();
+    let err = check_capability_graph(&sys, &llm_os_roles(&sys)).unwrap_err();
     assert_eq!(
         err,
         GraphError::Bypass {
@@ -83,7 +94,7 @@ fn link_to_memory_channel_is_a_bypass() {
 #[test]
 fn link_mapping_the_pool_is_a_bypass() {
     let sys = load("fixtures/link-maps-pool.system").unwrap();
-    let err = check_capability_graph(&sys, &LLM_OS_ROLES).unwrap_err();
+    let err = check_capability_graph(&sys, &llm_os_roles(&sys)).unwrap_err();
     assert_eq!(
         err,
         GraphError::Bypass {
@@ -100,7 +111,7 @@ fn link_mapping_the_pool_is_a_bypass() {
 #[test]
 fn link_reaching_a_worker_is_a_bypass_through_it() {
     let sys = load("fixtures/link-notifies-worker.system").unwrap();
-    match check_capability_graph(&sys, &LLM_OS_ROLES).unwrap_err() {
+    match check_capability_graph(&sys, &llm_os_roles(&sys)).unwrap_err() {
         GraphError::Bypass { target, path } => {
             assert!(
                 ["timer", "memory", "process"].contains(&target.as_str()),
@@ -129,7 +140,7 @@ fn link_reaching_a_worker_is_a_bypass_through_it() {
 fn ppc_into_a_capability_pd_from_a_worker_is_refused() {
     let sys = load("fixtures/worker-ppc-firmware.system").unwrap();
     assert_eq!(
-        check_capability_graph(&sys, &LLM_OS_ROLES).unwrap_err(),
+        check_capability_graph(&sys, &llm_os_roles(&sys)).unwrap_err(),
         GraphError::ForeignPpc {
             caller: "worker1".into(),
             callee: "firmware".into()
@@ -142,7 +153,7 @@ fn ppc_to_a_lower_priority_is_refused_at_parse() {
     let err = load("fixtures/link-above-verifier.system").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "PPCs must be to protection domains of strictly higher priorities; channel with PPC exists from pd \
+        "line 116: PPCs must be to protection domains of strictly higher priorities; channel with PPC exists from pd \
          `link` (priority: 170) to pd `verifier` (priority: 160)"
     );
 }
@@ -151,7 +162,7 @@ fn ppc_to_a_lower_priority_is_refused_at_parse() {
 fn a_system_without_the_verifier_fails_the_check() {
     let sys = load("fixtures/no-verifier.system").unwrap();
     assert_eq!(
-        check_capability_graph(&sys, &LLM_OS_ROLES).unwrap_err(),
+        check_capability_graph(&sys, &llm_os_roles(&sys)).unwrap_err(),
         GraphError::MissingPd("verifier".into())
     );
 }
@@ -163,24 +174,24 @@ fn parser_rejects_what_microkit_rejects() {
          "line 1: element `protection_domain` has no attribute `prio`"),
         ("<system><thing/></system>", "line 1: unknown element `thing`"),
         ("<system><protection_domain name=\"a\" priority=\"255\"><program_image path=\"a\"/></protection_domain></system>",
-         "line 1: `protection_domain` attribute `priority` has bad value `255`"),
+         "line 1: `protection_domain` attribute `priority` has bad value `255`: priorities are 0..=254"),
         ("<system><protection_domain name=\"a\"><program_image path=\"a\"/></protection_domain>\
           <protection_domain name=\"a\"><program_image path=\"b\"/></protection_domain></system>",
-         "duplicate protection domain name `a`"),
+         "line 1: duplicate protection domain name `a`"),
         ("<system><protection_domain name=\"a\"><program_image path=\"a\"/></protection_domain>\
           <protection_domain name=\"b\" priority=\"3\"><program_image path=\"b\"/></protection_domain>\
           <channel><end pd=\"a\" id=\"1\" pp=\"true\"/><end pd=\"b\" id=\"1\" pp=\"true\"/></channel></system>",
          "line 1: cannot ppc bidirectionally"),
         ("<system><protection_domain name=\"a\"><program_image path=\"a\"/><map mr=\"nope\" vaddr=\"0x1000\"/></protection_domain></system>",
-         "pd `a` maps unknown memory region `nope`"),
+         "line 1: pd `a` maps unknown memory region `nope`"),
         ("<system><protection_domain name=\"a\"><program_image path=\"a\"/><irq irq=\"3\" id=\"1\"/></protection_domain>\
           <protection_domain name=\"b\"><program_image path=\"b\"/></protection_domain>\
           <channel><end pd=\"a\" id=\"1\"/><end pd=\"b\" id=\"1\"/></channel></system>",
-         "pd `a` uses channel id 1 twice"),
+         "line 1: pd `a` uses channel id 1 twice"),
         ("<system><protection_domain name=\"a\"><program_image path=\"a\"/></protection_domain>\
           <protection_domain name=\"b\"><program_image path=\"b\"/></protection_domain>\
           <channel><end pd=\"a\" id=\"62\"/><end pd=\"b\" id=\"1\"/></channel></system>",
-         "line 1: `end` attribute `id` has bad value `62`"),
+         "line 1: `end` attribute `id` has bad value `62`: ids are 0..=61"),
     ];
     for (xml, want) in cases {
         assert_eq!(sdf::parse(xml).unwrap_err().to_string(), want, "{xml}");
