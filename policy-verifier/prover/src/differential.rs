@@ -4,6 +4,7 @@
 //! invariant, acceptance and every field of the next state. the proofs are
 //! about the PD's code only as far as this holds.
 
+use policy_verifier::definitions::{self, Definitional};
 use policy_verifier::domain::{Concrete, Domain};
 use policy_verifier::plan::{ActionKind, N_WORKERS};
 use policy_verifier::rules::{self, Model, OpTerm, WorkerTerm};
@@ -141,8 +142,7 @@ fn lift(m: &Model<Concrete>) -> Model<Z3> {
         timer_period_us: lift_int(&t.timer_period_us),
         restarted: Bool::from_bool(t.restarted),
     };
-    let [a, b, c, d] = &m.workers;
-    Model { workers: [w(a), w(b), w(c), w(d)], pool_pages: lift_int(&m.pool_pages) }
+    Model { workers: m.workers.each_ref().map(w), pool_pages: lift_int(&m.pool_pages) }
 }
 
 fn same_bool(what: impl Fn() -> String, c: bool, z: &Bool) -> Result<(), Mismatch> {
@@ -151,6 +151,22 @@ fn same_bool(what: impl Fn() -> String, c: bool, z: &Bool) -> Result<(), Mismatc
         Ok(())
     } else {
         Err(Mismatch { what: what(), concrete: c.to_string(), symbolic: s.to_string() })
+    }
+}
+
+/// like `same_bool` for a term over named utilisations: its value in the one
+/// model of their defining inequalities.
+fn same_defined(z: &Z3, what: impl Fn() -> String, c: bool, t: &Bool) -> Result<(), Mismatch> {
+    let solver = z3::Solver::new();
+    solver.assert(z.definitions());
+    let got = match solver.check() {
+        z3::SatResult::Sat => solver.get_model().and_then(|m| m.eval(t, true)).and_then(|v| v.as_bool()),
+        _ => None,
+    };
+    if got == Some(c) {
+        Ok(())
+    } else {
+        Err(Mismatch { what: what(), concrete: c.to_string(), symbolic: format!("{got:?}") })
     }
 }
 
@@ -168,7 +184,7 @@ fn same_int(what: impl Fn() -> String, c: u128, z: &Int) -> Result<(), Mismatch>
 /// every field of `step`.
 pub fn compare(lim: &Limits, case: &Case) -> Result<(), Mismatch> {
     let c = &Concrete;
-    let z = &Z3;
+    let z = &Z3::new();
     let cm = &case.model();
     let zm = lift(cm);
     let ca = lower(&case.action);
@@ -190,11 +206,17 @@ pub fn compare(lim: &Limits, case: &Case) -> Result<(), Mismatch> {
     let cn = rules::step(c, cm, &ca);
     let zn = rules::step(z, &zm, &za);
     for inv in Invariant::STATE {
-        same_bool(|| format!("holds {inv}"), rules::holds(c, lim, cm, inv), &rules::holds(z, lim, &zm, inv))?;
-        same_bool(
+        same_defined(
+            z,
+            || format!("holds {inv}"),
+            definitions::holds(c, lim, cm, inv),
+            &definitions::holds(z, lim, &zm, inv),
+        )?;
+        same_defined(
+            z,
             || format!("holds {inv} after"),
-            rules::holds(c, lim, &cn, inv),
-            &rules::holds(z, lim, &zn, inv),
+            definitions::holds(c, lim, &cn, inv),
+            &definitions::holds(z, lim, &zn, inv),
         )?;
     }
     for (i, (cw, zw)) in cn.workers.iter().zip(zn.workers.iter()).enumerate() {
@@ -243,6 +265,130 @@ pub fn run(lim: &Limits, seed: u64, n: u64) -> Result<(), Box<Failure>> {
         let case = random_case(&mut rng, &bounds);
         if let Err(mismatch) = compare(lim, &case) {
             return Err(Box::new(Failure { index, case, mismatch }));
+        }
+    }
+    Ok(())
+}
+
+/// an operation of the value domain, compared between `Concrete` and Z3 on
+/// the extremes of u64 (the `domain/*` obligations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainOp {
+    /// `add`
+    Add,
+    /// `sub_sat`
+    SubSat,
+    /// `mul`
+    Mul,
+    /// `div_ceil`
+    DivCeil,
+    /// `le` and `lt`
+    Compare,
+    /// `eq`
+    Eq,
+    /// `ite`
+    Ite,
+    /// the checks' `util` helper
+    Util,
+    /// `Definitional::utilisation` meets its defining inequality
+    Utilisation,
+}
+
+impl DomainOp {
+    /// every operation.
+    pub const ALL: [DomainOp; 9] = [
+        DomainOp::Add,
+        DomainOp::SubSat,
+        DomainOp::Mul,
+        DomainOp::DivCeil,
+        DomainOp::Compare,
+        DomainOp::Eq,
+        DomainOp::Ite,
+        DomainOp::Util,
+        DomainOp::Utilisation,
+    ];
+
+    /// its name in `domain/<name>`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DomainOp::Add => "add",
+            DomainOp::SubSat => "sub_sat",
+            DomainOp::Mul => "mul",
+            DomainOp::DivCeil => "div_ceil",
+            DomainOp::Compare => "le",
+            DomainOp::Eq => "eq",
+            DomainOp::Ite => "ite",
+            DomainOp::Util => "util",
+            DomainOp::Utilisation => "utilisation",
+        }
+    }
+}
+
+/// the extremes the domains are compared on: the ends of u64, of u32 and of
+/// u63, and the small numbers the rules multiply and divide by.
+pub const EXTREMES: [u64; 12] =
+    [0, 1, 2, 999, 1000, 1001, u32::MAX as u64, 1 << 32, 1 << 63, (1 << 63) - 1, u64::MAX - 1, u64::MAX];
+
+/// `c` (a concrete domain: `Concrete`, or a broken copy in a test) and Z3
+/// agree on `op` for every pair of [`EXTREMES`], and on every sum of up to
+/// five of them (the longest expression the rules build).
+pub fn domain_agrees<C>(c: &C, op: DomainOp) -> Result<(), Mismatch>
+where
+    C: Domain<Int = u128, Bool = bool> + Definitional,
+{
+    let z = &Z3::new();
+    let lit = |x: u128| Int::from_u128(x);
+    for &x in &EXTREMES {
+        for &y in &EXTREMES {
+            let (cx, cy) = (c.int(x), c.int(y));
+            let (zx, zy) = (z.int(x), z.int(y));
+            let what = |s: &str| move || format!("{s}({x}, {y})");
+            match op {
+                DomainOp::Add => {
+                    same_int(what("add"), c.add(&cx, &cy), &z.add(&zx, &zy))?;
+                    // sums of five u64 values, as the rules build them.
+                    let mut cs = c.int(0);
+                    let mut zs = z.int(0);
+                    for v in [x, y, x, y, u64::MAX] {
+                        cs = c.add(&cs, &c.int(v));
+                        zs = z.add(&zs, &z.int(v));
+                        same_int(what("sum"), cs, &zs)?;
+                    }
+                }
+                DomainOp::SubSat => same_int(what("sub_sat"), c.sub_sat(&cx, &cy), &z.sub_sat(&zx, &zy))?,
+                DomainOp::Mul => {
+                    same_int(what("mul"), c.mul(&cx, &c.int(1000)), &z.mul(&zx, &z.int(1000)))?;
+                    same_int(what("mul"), c.mul(&cx, &cy), &z.mul(&zx, &zy))?;
+                }
+                DomainOp::DivCeil => {
+                    let big = c.mul(&cx, &c.int(1000));
+                    same_int(what("div_ceil"), c.div_ceil(&big, &cy), &z.div_ceil(&lit(big), &zy))?;
+                    same_int(what("div_ceil"), c.div_ceil(&cx, &cy), &z.div_ceil(&zx, &zy))?;
+                }
+                DomainOp::Compare => {
+                    same_bool(what("le"), c.le(&cx, &cy), &z.le(&zx, &zy))?;
+                    same_bool(what("lt"), c.lt(&cx, &cy), &z.lt(&zx, &zy))?;
+                    // above u64, where a sum lands.
+                    let cb = c.add(&cx, &c.int(u64::MAX));
+                    same_bool(what("le sum"), c.le(&cb, &cy), &z.le(&lit(cb), &zy))?;
+                }
+                DomainOp::Eq => same_bool(what("eq"), c.eq(&cx, &cy), &z.eq(&zx, &zy))?,
+                DomainOp::Ite => {
+                    for b in [false, true] {
+                        same_int(what("ite"), c.ite(&c.bool(b), &cx, &cy), &z.ite(&z.bool(b), &zx, &zy))?;
+                        let (p, q) = (c.le(&cx, &cy), z.le(&zx, &zy));
+                        same_bool(what("ite_bool"), c.ite_bool(&c.bool(b), &p, &c.not(&p)), &z.ite_bool(&z.bool(b), &q, &z.not(&q)))?;
+                        same_bool(what("and"), c.and(&c.bool(b), &p), &z.and(&z.bool(b), &q))?;
+                        same_bool(what("or"), c.or(&c.bool(b), &p), &z.or(&z.bool(b), &q))?;
+                    }
+                }
+                DomainOp::Util => same_int(what("util"), rules::util(c, &cx, &cy), &rules::util(z, &zx, &zy))?,
+                DomainOp::Utilisation => {
+                    // the concrete utilisation is the integer the inequality defines.
+                    let u = c.utilisation(&cx, &cy);
+                    same_bool(what("utilisation"), true, &definitions::defines_utilisation(z, &lit(u), &zx, &zy))?;
+                }
+            }
         }
     }
     Ok(())

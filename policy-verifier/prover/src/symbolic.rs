@@ -1,18 +1,59 @@
 //! the symbolic domain: the rules of `policy_verifier::rules` run over Z3
 //! terms, and the symbolic states and actions the obligations quantify over.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use policy_verifier::definitions::{self, Definitional};
 use policy_verifier::domain::Domain;
 use policy_verifier::plan::{ActionKind, InventoryQuery, N_WORKERS};
 use policy_verifier::rules::{Model, OpTerm, WorkerTerm};
+use policy_verifier::verify::{CaseFn, Slot};
 use policy_verifier::{Action, Worker};
 use z3::ast::{Bool, Int};
 
 /// the Z3 instance of [`Domain`]: mathematical integers and booleans, in the
 /// thread's Z3 context. it agrees with `Concrete` on every u64 input (the
-/// differential tests check it); [`Z3::div_ceil`] and [`Z3::sub_sat`] are
-/// the only encodings that are not one Z3 operator.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Z3;
+/// differential tests and the `domain/*` obligations check it);
+/// [`Z3::div_ceil`] and [`Z3::sub_sat`] are the only encodings that are not
+/// one Z3 operator.
+///
+/// it also names the utilisations the definitions speak of
+/// ([`Definitional::utilisation`]): each is a fresh constant, and the
+/// defining inequality that pins it down is kept in [`Z3::definitions`],
+/// which every query asserts. one constant per budget/period term pair.
+#[derive(Debug, Default)]
+pub struct Z3 {
+    defs: RefCell<Vec<Bool>>,
+    utils: RefCell<HashMap<(Int, Int), Int>>,
+}
+
+impl Z3 {
+    /// a domain with no utilisation named yet.
+    pub fn new() -> Z3 {
+        Z3::default()
+    }
+
+    /// the defining inequalities of every utilisation named so far.
+    pub fn definitions(&self) -> Bool {
+        Bool::and(&self.defs.borrow())
+    }
+}
+
+impl Definitional for Z3 {
+    fn utilisation(&self, budget: &Int, period: &Int) -> Int {
+        let key = (budget.clone(), period.clone());
+        if let Some(u) = self.utils.borrow().get(&key) {
+            return u.clone();
+        }
+        let n = self.utils.borrow().len();
+        let u = Int::new_const(format!("util!{n}"));
+        let def = definitions::defines_utilisation(self, &u, budget, period);
+        self.defs.borrow_mut().push(def);
+        self.utils.borrow_mut().insert(key, u.clone());
+        u
+    }
+}
 
 impl Domain for Z3 {
     type Int = Int;
@@ -57,11 +98,21 @@ impl Domain for Z3 {
     fn not(&self, a: &Bool) -> Bool {
         a.not()
     }
+    /// `b` itself when both branches are the same term, which keeps the
+    /// states of a symbolic plan small (and their utilisations shared).
     fn ite(&self, c: &Bool, a: &Int, b: &Int) -> Int {
-        c.ite(a, b)
+        if a == b {
+            a.clone()
+        } else {
+            c.ite(a, b)
+        }
     }
     fn ite_bool(&self, c: &Bool, a: &Bool, b: &Bool) -> Bool {
-        c.ite(a, b)
+        if a == b {
+            a.clone()
+        } else {
+            c.ite(a, b)
+        }
     }
 }
 
@@ -154,5 +205,66 @@ pub fn template(kind: ActionKind) -> Action {
         K::TimerCancel => Action::TimerCancel { pd },
         K::FirmwareInventory => Action::FirmwareInventory { query: InventoryQuery::All },
         K::SystemQuery => Action::SystemQuery {},
+    }
+}
+
+/// one action of a symbolic plan: present or not, of any kind, with its
+/// worker and numbers as fresh constants shared by every kind.
+pub struct SymSlot {
+    /// the plan has this action.
+    pub present: Bool,
+    /// the index of its kind in `ActionKind::ALL`.
+    pub kind: Int,
+    /// the worker, for every kind that names one.
+    pub pd: Int,
+    /// the action as each kind, in `ActionKind::ALL` order.
+    pub ops: Vec<(ActionKind, OpTerm<Z3>)>,
+    /// the kind is one of the table's, the worker in range, the numbers u64.
+    pub domain: Bool,
+}
+
+impl SymSlot {
+    /// a slot over fresh constants `{prefix}present`, `{prefix}kind`,
+    /// `{prefix}pd`, `{prefix}n0`, `{prefix}n1`.
+    pub fn new(prefix: &str) -> SymSlot {
+        let pd = Int::new_const(format!("{prefix}pd"));
+        let nums: Vec<Int> = (0..2).map(|i| Int::new_const(format!("{prefix}n{i}"))).collect();
+        let kind = Int::new_const(format!("{prefix}kind"));
+        let mut ranges: Vec<Bool> = nums.iter().map(in_u64).collect();
+        ranges.push(Bool::and(&[pd.ge(Int::from_u64(0)), pd.le(Int::from_u64(N_WORKERS as u64 - 1))]));
+        ranges.push(Bool::and(&[kind.ge(Int::from_u64(0)), kind.lt(Int::from_u64(ActionKind::ALL.len() as u64))]));
+        let ops = ActionKind::ALL
+            .iter()
+            .map(|k| {
+                let mut j = 0usize;
+                let op = template(*k).map(
+                    |_| pd.clone(),
+                    |_| {
+                        let x = nums.get(j).cloned().unwrap_or_else(|| Int::from_u64(0));
+                        j = j.saturating_add(1);
+                        x
+                    },
+                );
+                (*k, op)
+            })
+            .collect();
+        SymSlot { present: Bool::new_const(format!("{prefix}present")), kind, pd, ops, domain: Bool::and(&ranges) }
+    }
+
+    /// the slot holds an action of `kind`.
+    pub fn is(&self, kind: ActionKind) -> Bool {
+        let i = ActionKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.kind.eq(Int::from_u64(i as u64))
+    }
+}
+
+impl Slot<Z3> for SymSlot {
+    fn present(&self, _: &Z3) -> Bool {
+        self.present.clone()
+    }
+    fn cases(&self, _: &Z3, f: &mut CaseFn<'_, Z3>) {
+        for (k, op) in &self.ops {
+            f(&self.is(*k), *k, op);
+        }
     }
 }
