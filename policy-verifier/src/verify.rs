@@ -156,18 +156,20 @@ pub struct VerdictOf<D: Domain> {
     pub model: Model<D>,
 }
 
-/// the verifier, generic: plan-level rules, then the actions in order, each
-/// checked against the model the actions before it produced; the first
-/// failing action ends the run. `verify` runs it over `Concrete`; the prover
-/// runs this very function over Z3 terms with symbolic slots.
-pub fn run<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(
-    d: &D,
-    rules: &R,
-    lim: &Limits,
-    m0: &Model<D>,
-    ctx: &Context<D>,
-    slots: &[S],
-) -> VerdictOf<D> {
+/// the plan-level pass of [`run`]: the plan's length, `plan.size` and
+/// `plan.replay`, and whether the confirmation covers the plan (no action
+/// needs it, or the token is valid).
+pub struct Header<D: Domain> {
+    /// present actions.
+    pub len: D::Int,
+    /// `plan.size`, `plan.replay`.
+    pub plan_violations: Names<D>,
+    /// every action that needs the confirmation has it.
+    pub confirmed: D::Bool,
+}
+
+/// the plan-level pass.
+pub fn header<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(d: &D, rules: &R, ctx: &Context<D>, slots: &[S]) -> Header<D> {
     let zero = d.int(0);
     let one = d.int(1);
     let mut len = zero.clone();
@@ -187,39 +189,116 @@ pub fn run<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(
     plan_violations.add_if(d, Invariant::PlanReplay, &d.not(&rules.fresh(d, &ctx.last_request_id, &ctx.request_id)));
     // the token matters only when some action needs it.
     let confirmed = d.or(&d.not(&destructive), &ctx.token_valid);
+    Header { len, plan_violations, confirmed }
+}
 
-    let mut m = m0.clone();
-    let mut failed = d.bool(false);
-    let mut failed_at = zero.clone();
-    let mut failed_names = Names::none(d);
+/// the state of [`run`]'s loop over the actions.
+pub struct Progress<D: Domain> {
+    /// the model after the actions so far (it runs on past a failure; the
+    /// model of each action does not depend on whether an earlier one
+    /// failed).
+    pub m: Model<D>,
+    /// the model just before the first failing action.
+    pub held: Model<D>,
+    /// some action failed.
+    pub failed: D::Bool,
+    /// the first failing action's index.
+    pub failed_at: D::Int,
+    /// the names it breaks.
+    pub failed_names: Names<D>,
+}
+
+impl<D: Domain> Clone for Progress<D> {
+    fn clone(&self) -> Self {
+        Progress {
+            m: self.m.clone(),
+            held: self.held.clone(),
+            failed: self.failed.clone(),
+            failed_at: self.failed_at.clone(),
+            failed_names: self.failed_names.clone(),
+        }
+    }
+}
+
+/// the loop state before the first action.
+pub fn begin<D: Domain>(d: &D, m0: &Model<D>) -> Progress<D> {
+    Progress { m: m0.clone(), held: m0.clone(), failed: d.bool(false), failed_at: d.int(0), failed_names: Names::none(d) }
+}
+
+/// the loop body of [`run`]: action `slot` at index `i`, every check
+/// against the model the actions before it produced; the first failure is
+/// recorded and kept.
+#[allow(clippy::too_many_arguments, reason = "the loop's inputs, named")]
+pub fn advance<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(
+    d: &D,
+    rules: &R,
+    lim: &Limits,
+    ctx: &Context<D>,
+    confirmed: &D::Bool,
+    i: &D::Int,
+    p: &Progress<D>,
+    slot: &S,
+) -> Progress<D> {
+    let m = &p.m;
+    let present = slot.present(d);
+    let go = d.and(&d.not(&p.failed), &present);
+    let mut v = Names::none(d);
+    let mut next = m.clone();
+    slot.cases(d, &mut |g, kind, op| {
+        for inv in Invariant::STATE.iter().chain(Invariant::PRECONDITIONS.iter()) {
+            let bad = d.and(g, &d.not(&rules.check(d, lim, m, op, *inv)));
+            v.add_if(d, *inv, &bad);
+        }
+        let rank_needed = d.int(definitions::tier_rank(Some(rules.tier(kind))));
+        v.add_if(d, Invariant::AuthTier, &d.and(g, &d.lt(&ctx.tier_rank, &rank_needed)));
+        if rules.destructive(kind) {
+            v.add_if(d, Invariant::AuthConfirm, &d.and(g, &d.not(confirmed)));
+        }
+        next = rules::ite_model(d, g, &rules.step(d, m, op), &next);
+    });
+    let now = d.and(&go, &v.any(d));
+    Progress {
+        m: rules::ite_model(d, &present, &next, m),
+        held: rules::ite_model(d, &now, m, &p.held),
+        failed: d.or(&p.failed, &now),
+        failed_at: d.ite(&now, i, &p.failed_at),
+        failed_names: Names::ite(d, &now, &v, &p.failed_names),
+    }
+}
+
+/// the verdict from the plan-level pass and the loop's end state.
+pub fn finish<D: Domain>(d: &D, h: &Header<D>, p: &Progress<D>) -> VerdictOf<D> {
+    let approved = d.and(&d.not(&h.plan_violations.any(d)), &d.not(&p.failed));
+    VerdictOf {
+        approved,
+        plan_violations: h.plan_violations.clone(),
+        failed: p.failed.clone(),
+        failed_at: p.failed_at.clone(),
+        failed_names: p.failed_names.clone(),
+        model: rules::ite_model(d, &p.failed, &p.held, &p.m),
+    }
+}
+
+/// the verifier, generic: the plan-level pass, then the actions in order
+/// ([`advance`]), then the verdict. `verify` runs it over `Concrete`; the
+/// prover runs [`header`], [`advance`] and [`finish`] over Z3 terms.
+pub fn run<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(
+    d: &D,
+    rules: &R,
+    lim: &Limits,
+    m0: &Model<D>,
+    ctx: &Context<D>,
+    slots: &[S],
+) -> VerdictOf<D> {
+    let h = header(d, rules, ctx, slots);
+    let mut p = begin(d, m0);
     for (i, s) in slots.iter().enumerate() {
-        let go = d.and(&d.not(&failed), &s.present(d));
-        if d.known(&go) == Some(false) {
+        if d.known(&d.and(&d.not(&p.failed), &s.present(d))) == Some(false) {
             break;
         }
-        let mut v = Names::none(d);
-        let mut next = m.clone();
-        s.cases(d, &mut |g, kind, op| {
-            for inv in Invariant::STATE.iter().chain(Invariant::PRECONDITIONS.iter()) {
-                let bad = d.and(g, &d.not(&rules.check(d, lim, &m, op, *inv)));
-                v.add_if(d, *inv, &bad);
-            }
-            let rank_needed = d.int(definitions::tier_rank(Some(rules.tier(kind))));
-            v.add_if(d, Invariant::AuthTier, &d.and(g, &d.lt(&ctx.tier_rank, &rank_needed)));
-            if rules.destructive(kind) {
-                v.add_if(d, Invariant::AuthConfirm, &d.and(g, &d.not(&confirmed)));
-            }
-            next = rules::ite_model(d, g, &rules.step(d, &m, op), &next);
-        });
-        let bad = v.any(d);
-        let now = d.and(&go, &bad);
-        failed_at = d.ite(&now, &d.int(i as u64), &failed_at);
-        failed_names = Names::ite(d, &now, &v, &failed_names);
-        m = rules::ite_model(d, &d.and(&go, &d.not(&bad)), &next, &m);
-        failed = d.or(&failed, &now);
+        p = advance(d, rules, lim, ctx, &h.confirmed, &d.int(i as u64), &p, s);
     }
-    let approved = d.and(&d.not(&plan_violations.any(d)), &d.not(&failed));
-    VerdictOf { approved, plan_violations, failed, failed_at, failed_names, model: m }
+    finish(d, &h, &p)
 }
 
 /// verifies `plan` against `policy` in state `s`. `key` checks confirmation

@@ -201,6 +201,21 @@ pub struct Prover<'a> {
 /// the per-query timeout unless [`Prover::timeout_ms`] says otherwise.
 pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
 
+/// a query: first under the abstraction of `ceil`, and only when that
+/// leaves it open, again under its full definition (see [`Z3::abstraction`]).
+pub(crate) fn solve(solver: &Solver, d: &Z3, slowest: &mut f64) -> SatResult {
+    solver.push();
+    solver.assert(d.abstraction());
+    let first = timed_check(solver, slowest, None);
+    solver.pop(1);
+    if first != SatResult::Sat {
+        return first;
+    }
+    solver.assert(d.abstraction());
+    solver.assert(d.definitions());
+    timed_check(solver, slowest, None)
+}
+
 /// a solver call and its time.
 pub(crate) fn timed_check(solver: &Solver, slowest: &mut f64, assumptions: Option<&[Bool]>) -> SatResult {
     let t = Instant::now();
@@ -304,10 +319,9 @@ impl<'a> Prover<'a> {
         solver.assert(&hyp);
         solver.assert(goal.not());
         solver.assert(&clean_after);
-        solver.assert(d.definitions());
         let mut ob = blank(spec);
         let mut slowest = 0.0;
-        match timed_check(&solver, &mut slowest, None) {
+        match solve(&solver, d, &mut slowest) {
             SatResult::Unsat => ob.result = Outcome::Proved,
             SatResult::Unknown => {
                 ob.result = Outcome::Unknown;

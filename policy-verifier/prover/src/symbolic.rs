@@ -2,7 +2,7 @@
 //! terms, and the symbolic states and actions the obligations quantify over.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use policy_verifier::definitions::{self, Definitional};
 use policy_verifier::domain::Domain;
@@ -14,43 +14,79 @@ use z3::ast::{Bool, Int};
 
 /// the Z3 instance of [`Domain`]: mathematical integers and booleans, in the
 /// thread's Z3 context. it agrees with `Concrete` on every u64 input (the
-/// differential tests and the `domain/*` obligations check it);
-/// [`Z3::div_ceil`] and [`Z3::sub_sat`] are the only encodings that are not
-/// one Z3 operator.
+/// differential tests and the `domain/*` obligations check it).
 ///
-/// it also names the utilisations the definitions speak of
-/// ([`Definitional::utilisation`]): each is a fresh constant, and the
-/// defining inequality that pins it down is kept in [`Z3::definitions`],
-/// which every query asserts. one constant per budget/period term pair.
-#[derive(Debug, Default)]
+/// rounding-up division is an uninterpreted function `ceil(a, b)`, and each
+/// application is pinned by its defining inequality (`b = 0 ∧ r = 0`, or
+/// `b ≥ 1 ∧ r·b ≥ a ∧ a + b > r·b`), kept in [`Z3::definitions`], which
+/// every query asserts. the utilisation the definitions speak of
+/// ([`Definitional::utilisation`]) is the same function at `(1000·b, p)`,
+/// pinned by the definitions' own inequality. no query needs Z3's division,
+/// and where a check and a definition ask for the utilisation of equal
+/// arguments, congruence answers without nonlinear arithmetic.
+#[derive(Debug)]
 pub struct Z3 {
+    ceil: z3::FuncDecl,
     defs: RefCell<Vec<Bool>>,
-    utils: RefCell<HashMap<(Int, Int), Int>>,
+    floor: RefCell<Vec<Bool>>,
+    seen: RefCell<HashSet<(Int, u8)>>,
+}
+
+impl Default for Z3 {
+    fn default() -> Z3 {
+        Z3 {
+            ceil: z3::FuncDecl::new("ceil", &[&z3::Sort::int(), &z3::Sort::int()], &z3::Sort::int()),
+            defs: RefCell::new(Vec::new()),
+            floor: RefCell::new(Vec::new()),
+            seen: RefCell::new(HashSet::new()),
+        }
+    }
 }
 
 impl Z3 {
-    /// a domain with no utilisation named yet.
+    /// a domain with no division applied yet.
     pub fn new() -> Z3 {
         Z3::default()
     }
 
-    /// the defining inequalities of every utilisation named so far.
+    /// the defining inequalities of every division applied so far.
     pub fn definitions(&self) -> Bool {
         Bool::and(&self.defs.borrow())
+    }
+
+    /// what the queries assume of `ceil` first: only that it is never
+    /// negative (linear). a statement proved for every such function holds
+    /// for the real one; only a query this leaves open is asked again under
+    /// [`Z3::definitions`]. the checks and the definitions reach the
+    /// utilisation of the same worker through equal arguments, so for the
+    /// verifier's own rules the first query already settles everything.
+    pub fn abstraction(&self) -> Bool {
+        Bool::and(&self.floor.borrow())
+    }
+
+    fn apply_ceil(&self, a: &Int, b: &Int) -> Int {
+        let r = self.ceil.apply(&[a, b]).as_int().unwrap_or_else(|| Int::from_u64(0));
+        if self.seen.borrow_mut().insert((r.clone(), 0)) {
+            self.floor.borrow_mut().push(r.ge(Int::from_u64(0)));
+        }
+        r
+    }
+
+    /// records `def` for `r` once per kind (1 division, 2 utilisation).
+    fn define(&self, r: &Int, kind: u8, def: impl FnOnce() -> Bool) {
+        if self.seen.borrow_mut().insert((r.clone(), kind)) {
+            let def = def();
+            self.defs.borrow_mut().push(def);
+        }
     }
 }
 
 impl Definitional for Z3 {
     fn utilisation(&self, budget: &Int, period: &Int) -> Int {
-        let key = (budget.clone(), period.clone());
-        if let Some(u) = self.utils.borrow().get(&key) {
-            return u.clone();
-        }
-        let n = self.utils.borrow().len();
-        let u = Int::new_const(format!("util!{n}"));
-        let def = definitions::defines_utilisation(self, &u, budget, period);
-        self.defs.borrow_mut().push(def);
-        self.utils.borrow_mut().insert(key, u.clone());
+        let zero = Int::from_u64(0);
+        let p = period.eq(&zero).ite(&Int::from_u64(1), period);
+        let u = self.apply_ceil(&Int::mul(&[budget, &Int::from_u64(1000)]), &p);
+        self.define(&u, 2, || definitions::defines_utilisation(self, &u, budget, period));
         u
     }
 }
@@ -75,13 +111,21 @@ impl Domain for Z3 {
     fn mul(&self, a: &Int, b: &Int) -> Int {
         Int::mul(&[a, b])
     }
-    /// `(a + b - 1) div b` for b > 0, which is ceil(a / b) for a >= 0 (every
-    /// term the rules build is non-negative); 0 for b = 0, as `Concrete`
-    /// (the rules never divide by zero: `util` maps a zero period to 1).
+    /// `ceil(a, b)`: for b > 0 the integer r with `r·b ≥ a > (r−1)·b`, which
+    /// is ceil(a / b) for a >= 0 (every term the rules build is
+    /// non-negative); 0 for b = 0, as `Concrete` (the rules never divide by
+    /// zero: `util` maps a zero period to 1).
     fn div_ceil(&self, a: &Int, b: &Int) -> Int {
-        let zero = Int::from_u64(0);
-        let num = Int::sub(&[&Int::add(&[a, b]), &Int::from_u64(1)]);
-        b.eq(&zero).ite(&zero, &num.div(b))
+        let r = self.apply_ceil(a, b);
+        self.define(&r, 1, || {
+            let zero = Int::from_u64(0);
+            let rb = Int::mul(&[&r, b]);
+            Bool::or(&[
+                Bool::and(&[b.eq(&zero), r.eq(&zero)]),
+                Bool::and(&[b.ge(Int::from_u64(1)), rb.ge(a), rb.lt(Int::add(&[a, b]))]),
+            ])
+        });
+        r
     }
     fn le(&self, a: &Int, b: &Int) -> Bool {
         a.le(b)
