@@ -162,7 +162,33 @@ impl Pending {
         self.ints.push((what(), c, z.clone()));
     }
 
-    fn settle(self, z: &Z3) -> Result<(), Mismatch> {
+    fn settle(mut self, z: &Z3) -> Result<(), Mismatch> {
+        // most terms are literals already; only the rest need the model.
+        let mut err = None;
+        self.bools.retain(|(what, c, t)| match t.simplify().as_bool() {
+            Some(v) => {
+                if v != *c && err.is_none() {
+                    err = Some(Mismatch { what: what.clone(), concrete: c.to_string(), symbolic: v.to_string() });
+                }
+                false
+            }
+            None => true,
+        });
+        self.ints.retain(|(what, c, t)| match t.simplify().as_u128() {
+            Some(v) => {
+                if v != *c && err.is_none() {
+                    err = Some(Mismatch { what: what.clone(), concrete: c.to_string(), symbolic: v.to_string() });
+                }
+                false
+            }
+            None => true,
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if self.bools.is_empty() && self.ints.is_empty() {
+            return Ok(());
+        }
         let solver = z3::Solver::new();
         solver.assert(z.definitions());
         let model = match solver.check() {

@@ -337,14 +337,19 @@ impl<'a> Prover<'a> {
                 if spec.kind != Kind::Soundness {
                     preferred.push(clean);
                 }
+                // the first model stays the answer when a preferred one
+                // cannot be had in time.
+                let first = solver.get_model();
                 let mut marks_needed = false;
-                if timed_check(&solver, &mut slowest, Some(&preferred)) != SatResult::Sat
-                    && timed_check(&solver, &mut slowest, Some(&unmarked)) != SatResult::Sat
+                let model = if timed_check(&solver, &mut slowest, Some(&preferred)) == SatResult::Sat
+                    || timed_check(&solver, &mut slowest, Some(&unmarked)) == SatResult::Sat
                 {
+                    solver.get_model()
+                } else {
                     marks_needed = true;
-                    let _ = timed_check(&solver, &mut slowest, None);
-                }
-                if let Some(model) = solver.get_model() {
+                    first
+                };
+                if let Some(model) = model {
                     ob.counterexample =
                         counterexample::extract(self.policy, self.key, spec, &model, m, &a.op, marks_needed);
                 }

@@ -10,7 +10,7 @@ use policy_verifier::plan::{ActionKind, InventoryQuery, N_WORKERS};
 use policy_verifier::rules::{Model, OpTerm, WorkerTerm};
 use policy_verifier::verify::{CaseFn, Slot};
 use policy_verifier::{Action, Worker};
-use z3::ast::{Bool, Int};
+use z3::ast::{Ast, Bool, Int};
 
 /// the Z3 instance of [`Domain`]: mathematical integers and booleans, in the
 /// thread's Z3 context. it agrees with `Concrete` on every u64 input (the
@@ -81,11 +81,26 @@ impl Z3 {
     }
 }
 
+/// on numerals (the differential tests), Z3's own division: `0` for
+/// `b = 0`, else `(a + b - 1) div b`, simplified to a numeral.
+fn numeral_ceil(a: &Int, b: &Int) -> Option<Int> {
+    let (a, b) = (a.simplify(), b.simplify());
+    a.as_u128()?;
+    b.as_u128()?;
+    let zero = Int::from_u64(0);
+    let q = Int::sub(&[&Int::add(&[&a, &b]), &Int::from_u64(1)]).div(&b);
+    Some(b.eq(&zero).ite(&zero, &q).simplify())
+}
+
 impl Definitional for Z3 {
     fn utilisation(&self, budget: &Int, period: &Int) -> Int {
         let zero = Int::from_u64(0);
         let p = period.eq(&zero).ite(&Int::from_u64(1), period);
-        let u = self.apply_ceil(&Int::mul(&[budget, &Int::from_u64(1000)]), &p);
+        let a = Int::mul(&[budget, &Int::from_u64(1000)]);
+        if let Some(u) = numeral_ceil(&a, &p) {
+            return u;
+        }
+        let u = self.apply_ceil(&a, &p);
         self.define(&u, 2, || definitions::defines_utilisation(self, &u, budget, period));
         u
     }
@@ -116,6 +131,9 @@ impl Domain for Z3 {
     /// non-negative); 0 for b = 0, as `Concrete` (the rules never divide by
     /// zero: `util` maps a zero period to 1).
     fn div_ceil(&self, a: &Int, b: &Int) -> Int {
+        if let Some(r) = numeral_ceil(a, b) {
+            return r;
+        }
         let r = self.apply_ceil(a, b);
         self.define(&r, 1, || {
             let zero = Int::from_u64(0);
