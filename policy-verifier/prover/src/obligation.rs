@@ -390,6 +390,9 @@ impl<'a> Prover<'a> {
                 }
             };
             solver.assert(self.rules.accepts(d, lim, &m, &last.op));
+            // a witness must be one under the real `ceil`, not an abstraction.
+            solver.assert(d.abstraction());
+            solver.assert(d.definitions());
             ops.push(last.op.clone());
             match timed_check(&solver, &mut slowest, None) {
                 SatResult::Sat => {
