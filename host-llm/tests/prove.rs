@@ -33,11 +33,18 @@ fn check_all_proved(out: &Output, v: &Value) {
     assert!(v["total_ms"].as_f64().is_some_and(|t| t < 60_000.0), "{}", v["total_ms"]);
     for o in obs {
         assert_eq!(o["result"], "proved", "{o}");
-        for field in ["name", "kind", "action", "ms"] {
+        for field in ["name", "kind", "ms", "slowest_query_ms", "timeout_ms", "margin_ms"] {
             assert!(!o[field].is_null(), "{field} in {o}");
         }
-        assert!(["soundness", "completeness", "vacuity"].contains(&o["kind"].as_str().unwrap_or("")));
+        let kind = o["kind"].as_str().unwrap_or("");
+        assert!(["soundness", "completeness", "precondition", "vacuity", "plan", "domain"].contains(&kind), "{o}");
+        // step obligations name their op; plan and domain ones have none.
+        assert_eq!(o["action"].is_null(), ["plan", "domain"].contains(&kind), "{o}");
+        // well inside the timeout: at most half of it in the slowest query.
+        let (margin, timeout) = (o["margin_ms"].as_f64().unwrap_or(0.0), o["timeout_ms"].as_f64().unwrap_or(0.0));
+        assert!(margin > timeout / 2.0, "{o}");
     }
+    assert!(v["least_margin_ms"].as_f64().is_some_and(|m| m > 0.0), "{}", v["least_margin_ms"]);
     assert_eq!(out.status.code(), Some(0));
 }
 
@@ -46,7 +53,16 @@ fn prove_json_proves_every_obligation() {
     let (out, v) = prove_json(&[]);
     check_all_proved(&out, &v);
     let names: Vec<&str> = v["obligations"].as_array().into_iter().flatten().filter_map(|o| o["name"].as_str()).collect();
-    for n in ["soundness/memory.grant/mem.quota", "completeness/process.set_budget/cpu.util", "vacuity/process.start"] {
+    for n in [
+        "soundness/memory.grant/mem.quota",
+        "completeness/process.set_budget/cpu.util",
+        "vacuity/process.start",
+        "precondition/memory.reclaim/mem.reclaim_stopped",
+        "plan/soundness/auth.tier",
+        "plan/naming/plan.replay",
+        "plan/first_failure",
+        "domain/add",
+    ] {
         assert!(names.contains(&n), "{n}");
     }
     let start = v["obligations"].as_array().into_iter().flatten().find(|o| o["name"] == "vacuity/process.start");

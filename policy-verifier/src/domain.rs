@@ -54,6 +54,13 @@ pub trait Domain {
     fn implies(&self, a: &Self::Bool, b: &Self::Bool) -> Self::Bool {
         self.or(&self.not(a), b)
     }
+    /// the value of `b` when the domain knows it without solving: always for
+    /// `Concrete`, never for a symbolic domain. generic code may skip work
+    /// on it (stop a loop early), never change a result.
+    fn known(&self, b: &Self::Bool) -> Option<bool> {
+        let _ = b;
+        None
+    }
 }
 
 /// the domain of the verifier PD: exact u128 arithmetic on u64 inputs.
@@ -134,6 +141,10 @@ impl Domain for Concrete {
         } else {
             *b
         }
+    }
+    #[inline(always)]
+    fn known(&self, b: &bool) -> Option<bool> {
+        Some(*b)
     }
     #[inline(always)]
     fn ite_bool(&self, c: &bool, a: &bool, b: &bool) -> bool {

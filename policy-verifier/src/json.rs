@@ -16,7 +16,7 @@ use crate::model::{Name, Policy, Session, State, Tier, WorkerState, MAX_SESSIONS
 use crate::plan::{Action, ActionKind, JsonAction, Plan, Worker, MAX_ACTIONS, MAX_REASON, MAX_SESSION, PLAN_VERSION};
 use crate::policy_file::{self, PolicyFile};
 use crate::verify::{self, Verdict};
-use crate::{rules, Limits};
+use crate::Limits;
 
 /// the most bytes of json a plan may take (`plan.size`).
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
@@ -325,7 +325,7 @@ pub fn utilisation(s: &State) -> u128 {
     s.workers
         .iter()
         .filter(|w| w.running)
-        .map(|w| rules::util(&crate::domain::Concrete, &u128::from(w.budget_us), &u128::from(w.period_us)))
+        .map(|w| crate::definitions::Definitional::utilisation(&crate::domain::Concrete, &u128::from(w.budget_us), &u128::from(w.period_us)))
         .sum()
 }
 

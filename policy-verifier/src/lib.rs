@@ -4,8 +4,9 @@
 //!
 //! - [`plan`]: plan v1 (one table of ops).
 //! - [`model`]: state, policy (`DEFAULT_POLICY` comes from `system/policy.toml`).
-//! - [`rules`]: the invariants, checks and step function, written once over a
+//! - [`rules`]: the checks and step function, written once over a
 //!   [`domain::Domain`] so the prover reads the same code the PD runs.
+//! - [`definitions`]: what each named rule means, apart from its check.
 //! - [`verify`]: whole plans, all or nothing.
 //! - [`wire`], [`confirm`]: postcard framing and HMAC confirmation tokens.
 //! - `json` (feature `std`): the host's json front end and error form.
@@ -13,6 +14,7 @@
 #![deny(unsafe_code)]
 
 pub mod confirm;
+pub mod definitions;
 pub mod domain;
 pub mod invariant;
 pub mod model;

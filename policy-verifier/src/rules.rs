@@ -1,10 +1,12 @@
-//! the rules, written once: the invariants (the specification), the checks
-//! (what the verifier PD evaluates before each action) and the step function
-//! (the state an action produces).
+//! the rules, written once: the checks (what the verifier PD evaluates
+//! before each action) and the step function (the state an action
+//! produces). what the checks are proved against lives apart, in
+//! [`crate::definitions`].
 //!
 //! everything here is generic over [`Domain`]. the verifier PD runs it with
 //! [`Concrete`](crate::domain::Concrete); `llmsh prove` runs the same functions
-//! over Z3 terms and proves, for every action kind and every state invariant:
+//! over Z3 terms and proves, for every action kind and every state invariant
+//! `I` (with `Inv` and `I` from [`crate::definitions`]):
 //!
 //! - soundness: `Inv(s) ∧ check(s, a) ⇒ Inv(step(s, a))`,
 //! - completeness: `Inv(s) ∧ I(step(s, a)) ⇒ check_I(s, a)`, i.e. a check
@@ -13,13 +15,13 @@
 //! - non-vacuity: each action kind is accepted in some reachable state.
 //!
 //! a check is written incrementally (it looks only at what the action
-//! changes), the invariant declaratively (it looks at the whole state). the
+//! changes), the definition declaratively (it looks at the whole state). the
 //! proofs tie the two; a researcher adding an invariant writes both.
 
 use crate::domain::Domain;
 use crate::invariant::Invariant;
-use crate::model::{Limits, State, WorkerState};
-use crate::plan::{ActionOf, N_WORKERS};
+use crate::model::{Limits, State, Tier, WorkerState};
+use crate::plan::{ActionKind, ActionOf, N_WORKERS};
 
 /// one worker in the model, over a domain.
 pub struct WorkerTerm<D: Domain> {
@@ -87,18 +89,8 @@ impl<D: Domain> Model<D> {
             timer_period_us: d.int(x.timer_period_us.unwrap_or(0)),
             restarted: d.bool(false),
         };
-        let [a, b, c, e] = &s.workers;
-        Model { workers: [w(a), w(b), w(c), w(e)], pool_pages: d.int(s.pool_pages) }
+        Model { workers: s.workers.each_ref().map(w), pool_pages: d.int(s.pool_pages) }
     }
-}
-
-/// conjunction over workers.
-fn all<D: Domain>(d: &D, m: &Model<D>, f: impl Fn(&WorkerTerm<D>) -> D::Bool) -> D::Bool {
-    let mut acc = d.bool(true);
-    for w in &m.workers {
-        acc = d.and(&acc, &f(w));
-    }
-    acc
 }
 
 /// sum over workers.
@@ -150,43 +142,6 @@ fn running_util<D: Domain>(d: &D, w: &WorkerTerm<D>) -> D::Int {
 /// `min <= x <= max`
 fn within<D: Domain>(d: &D, x: &D::Int, min: u64, max: u64) -> D::Bool {
     d.and(&d.le(&d.int(min), x), &d.le(x, &d.int(max)))
-}
-
-/// the state invariants (the specification). true for non-state names.
-pub fn holds<D: Domain>(d: &D, lim: &Limits, m: &Model<D>, inv: Invariant) -> D::Bool {
-    match inv {
-        // mem.quota: pages(w) <= quota for every worker.
-        Invariant::MemQuota => all(d, m, |w| d.le(&w.pages, &d.int(lim.quota_pages))),
-        // mem.pool: the pages of all workers fit in the pool.
-        Invariant::MemPool => d.le(&sum(d, m, |w| w.pages.clone()), &m.pool_pages),
-        // cpu.util: sum of running workers' utilisation <= the limit.
-        Invariant::CpuUtil => {
-            d.le(&sum(d, m, |w| running_util(d, w)), &d.int(lim.cpu_util_permille))
-        }
-        // cpu.budget_bounds: min budget <= budget <= period <= max period.
-        Invariant::CpuBudgetBounds => all(d, m, |w| {
-            d.and(
-                &d.and(&d.le(&d.int(lim.budget_min_us), &w.budget_us), &d.le(&w.budget_us, &w.period_us)),
-                &d.le(&w.period_us, &d.int(lim.period_max_us)),
-            )
-        }),
-        // prio.ceiling: priority <= ceiling for every worker.
-        Invariant::PrioCeiling => all(d, m, |w| d.le(&w.priority, &d.int(lim.priority_ceiling))),
-        // timer.bounds: a set timer has a period within bounds.
-        Invariant::TimerBounds => all(d, m, |w| {
-            d.implies(&w.timer_on, &within(d, &w.timer_period_us, lim.timer_min_us, lim.timer_max_us))
-        }),
-        _ => d.bool(true),
-    }
-}
-
-/// all state invariants at once.
-pub fn holds_all<D: Domain>(d: &D, lim: &Limits, m: &Model<D>) -> D::Bool {
-    let mut acc = d.bool(true);
-    for inv in Invariant::STATE {
-        acc = d.and(&acc, &holds(d, lim, m, inv));
-    }
-    acc
 }
 
 /// what the verifier checks before action `a` in state `m`, for one name:
@@ -316,3 +271,83 @@ pub fn step<D: Domain>(d: &D, m: &Model<D>, a: &OpTerm<D>) -> Model<D> {
     }
     out
 }
+
+/// the model `a` when `c`, else `b`, field by field.
+pub fn ite_model<D: Domain>(d: &D, c: &D::Bool, a: &Model<D>, b: &Model<D>) -> Model<D> {
+    if let Some(known) = d.known(c) {
+        return if known { a.clone() } else { b.clone() };
+    }
+    let mut out = b.clone();
+    for (o, x) in out.workers.iter_mut().zip(a.workers.iter()) {
+        o.running = d.ite_bool(c, &x.running, &o.running);
+        o.priority = d.ite(c, &x.priority, &o.priority);
+        o.budget_us = d.ite(c, &x.budget_us, &o.budget_us);
+        o.period_us = d.ite(c, &x.period_us, &o.period_us);
+        o.pages = d.ite(c, &x.pages, &o.pages);
+        o.timer_on = d.ite_bool(c, &x.timer_on, &o.timer_on);
+        o.timer_period_us = d.ite(c, &x.timer_period_us, &o.timer_period_us);
+        o.restarted = d.ite_bool(c, &x.restarted, &o.restarted);
+    }
+    out.pool_pages = d.ite(c, &a.pool_pages, &b.pool_pages);
+    out
+}
+
+/// the parts of the verifier that `verify::run` calls: the checks, the
+/// step function and the plan-level tables. [`Verifier`] is the verifier
+/// PD's own; the prover's tests hand in copies with one part broken and
+/// expect a proof to fail.
+pub trait Rules<D: Domain> {
+    /// one named check, as [`check`].
+    fn check(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>, inv: Invariant) -> D::Bool {
+        check(d, lim, m, a, inv)
+    }
+
+    /// every model check at once, as [`accepts`].
+    fn accepts(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>) -> D::Bool {
+        let mut acc = d.bool(true);
+        for inv in Invariant::STATE.iter().chain(Invariant::PRECONDITIONS.iter()) {
+            acc = d.and(&acc, &self.check(d, lim, m, a, *inv));
+        }
+        acc
+    }
+
+    /// the action preconditions, as [`preconditions`].
+    fn preconditions(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>) -> D::Bool {
+        let mut acc = d.bool(true);
+        for inv in Invariant::PRECONDITIONS {
+            acc = d.and(&acc, &self.check(d, lim, m, a, inv));
+        }
+        acc
+    }
+
+    /// the model after `a`, as [`step`].
+    fn step(&self, d: &D, m: &Model<D>, a: &OpTerm<D>) -> Model<D> {
+        step(d, m, a)
+    }
+
+    /// most actions in a plan (`plan.size`).
+    fn max_actions(&self) -> u64 {
+        crate::plan::MAX_ACTIONS as u64
+    }
+
+    /// the least tier of an op (`auth.tier`).
+    fn tier(&self, kind: ActionKind) -> Tier {
+        kind.tier()
+    }
+
+    /// whether an op needs a confirmation token (`auth.confirm`).
+    fn destructive(&self, kind: ActionKind) -> bool {
+        kind.destructive()
+    }
+
+    /// `request_id` passes `plan.replay` after `last` was accepted.
+    fn fresh(&self, d: &D, last: &D::Int, request_id: &D::Int) -> D::Bool {
+        d.lt(last, request_id)
+    }
+}
+
+/// the verifier PD's rules: every part as written in this crate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Verifier;
+
+impl<D: Domain> Rules<D> for Verifier {}

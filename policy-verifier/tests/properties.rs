@@ -94,7 +94,7 @@ proptest! {
         // apply goes through u64; compare in the model domain to avoid saturation.
         let after_model = rules::step(&Concrete, &m, &verify::lower(&a));
         for inv in Invariant::STATE {
-            let broken = !rules::holds(&Concrete, &DEFAULT_POLICY.limits, &after_model, inv);
+            let broken = !policy_verifier::definitions::holds(&Concrete, &DEFAULT_POLICY.limits, &after_model, inv);
             prop_assert_eq!(named.contains(inv), broken, "{} for {:?} in {:?}", inv, a, s);
         }
         let _ = after;

@@ -1,5 +1,6 @@
 //! `llmsh prove [--json] [--policy P] [--cex-dir D] [--key-file K]`: every
-//! proof obligation of policy-prover with its result and time. exit 0 when
+//! proof obligation of policy-prover with its result, time and margin to
+//! the timeout. exit 0 when
 //! all are proved, 1 otherwise (each failure with a counterexample state and
 //! plan under `--cex-dir`, replayable with `llmsh check`), 2 bad input.
 
@@ -68,7 +69,7 @@ pub fn run(args: &Args) -> Exit {
 
 fn print_table(report: &Report, written: &[(usize, Written)]) {
     for (i, o) in report.obligations.iter().enumerate() {
-        println!("{:<7}  {:>9.1} ms  {}", o.result.name(), o.ms, o.spec.name());
+        println!("{:<7}  {:>9.1} ms  margin {:>8.1} ms  {}", o.result.name(), o.ms, o.margin_ms(), o.spec.name());
         if let Some(r) = &o.reason {
             println!("         z3: {r}");
         }
@@ -88,15 +89,17 @@ fn print_table(report: &Report, written: &[(usize, Written)]) {
         if o.result == Outcome::Failed && o.spec.kind == Kind::Vacuity {
             println!(
                 "         no plan of at most two actions from the initial state has an accepted {}",
-                o.spec.action.name()
+                o.spec.action.map_or("?", |a| a.name())
             );
         }
     }
+    let least = report.obligations.iter().map(|o| o.margin_ms()).fold(f64::INFINITY, f64::min);
     println!(
-        "{} obligations: {} proved, {} failed, {:.0} ms",
+        "{} obligations: {} proved, {} failed, {:.0} ms; least margin to the timeout {:.0} ms",
         report.obligations.len(),
         report.proved(),
         report.failed(),
-        report.total_ms
+        report.total_ms,
+        if least.is_finite() { least } else { 0.0 }
     );
 }

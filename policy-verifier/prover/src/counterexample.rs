@@ -71,6 +71,7 @@ pub(crate) fn extract(
         Kind::Completeness if spec.invariant.is_some() => {
             format!("rejected at action 0 naming {name}, yet the state after the action keeps {name}")
         }
+        Kind::Precondition => format!("the check {name} and its definition disagree on this action"),
         _ => "rejected at action 0, yet the state after the action keeps every state invariant".to_string(),
     };
     let replay = replay(policy, key, &state, &plan);
@@ -99,16 +100,16 @@ pub fn replay(policy: &Policy, key: &[u8], state: &State, plan: &Plan) -> Replay
     }
 }
 
-fn u64_of(model: &z3::Model, x: &Int) -> u64 {
+pub(crate) fn u64_of(model: &z3::Model, x: &Int) -> u64 {
     // model completion gives unconstrained fields a value; 0 if all else fails.
     model.eval(x, true).and_then(|v| v.as_u64()).unwrap_or(0)
 }
 
-fn bool_of(model: &z3::Model, x: &Bool) -> bool {
+pub(crate) fn bool_of(model: &z3::Model, x: &Bool) -> bool {
     model.eval(x, true).and_then(|v| v.as_bool()).unwrap_or(false)
 }
 
-fn state_of(model: &z3::Model, m: &Model<Z3>) -> State {
+pub(crate) fn state_of(model: &z3::Model, m: &Model<Z3>) -> State {
     let workers: [WorkerState; N_WORKERS] = core::array::from_fn(|i| {
         let Some(w) = m.workers.get(i) else {
             return WorkerState {
@@ -132,7 +133,7 @@ fn state_of(model: &z3::Model, m: &Model<Z3>) -> State {
     State { workers, pool_pages: u64_of(model, &m.pool_pages), last_request_id: 0 }
 }
 
-fn action_of(model: &z3::Model, a: &OpTerm<Z3>) -> Option<Action> {
+pub(crate) fn action_of(model: &z3::Model, a: &OpTerm<Z3>) -> Option<Action> {
     let mut bad = false;
     let act = a.map(
         |pd| {

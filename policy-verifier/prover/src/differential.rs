@@ -4,6 +4,7 @@
 //! invariant, acceptance and every field of the next state. the proofs are
 //! about the PD's code only as far as this holds.
 
+use policy_verifier::definitions::{self, Definitional};
 use policy_verifier::domain::{Concrete, Domain};
 use policy_verifier::plan::{ActionKind, N_WORKERS};
 use policy_verifier::rules::{self, Model, OpTerm, WorkerTerm};
@@ -141,25 +142,75 @@ fn lift(m: &Model<Concrete>) -> Model<Z3> {
         timer_period_us: lift_int(&t.timer_period_us),
         restarted: Bool::from_bool(t.restarted),
     };
-    let [a, b, c, d] = &m.workers;
-    Model { workers: [w(a), w(b), w(c), w(d)], pool_pages: lift_int(&m.pool_pages) }
+    Model { workers: m.workers.each_ref().map(w), pool_pages: lift_int(&m.pool_pages) }
 }
 
-fn same_bool(what: impl Fn() -> String, c: bool, z: &Bool) -> Result<(), Mismatch> {
-    let s = z.simplify();
-    if s.as_bool() == Some(c) {
-        Ok(())
-    } else {
-        Err(Mismatch { what: what(), concrete: c.to_string(), symbolic: s.to_string() })
+/// the comparisons of one case, settled together: Z3 terms over `ceil`
+/// applications have their value in the one model of the definitions.
+#[derive(Default)]
+struct Pending {
+    bools: Vec<(String, bool, Bool)>,
+    ints: Vec<(String, u128, Int)>,
+}
+
+impl Pending {
+    fn bool(&mut self, what: impl Fn() -> String, c: bool, z: &Bool) {
+        self.bools.push((what(), c, z.clone()));
     }
-}
 
-fn same_int(what: impl Fn() -> String, c: u128, z: &Int) -> Result<(), Mismatch> {
-    let s = z.simplify();
-    if s.as_u128() == Some(c) {
+    fn int(&mut self, what: impl Fn() -> String, c: u128, z: &Int) {
+        self.ints.push((what(), c, z.clone()));
+    }
+
+    fn settle(mut self, z: &Z3) -> Result<(), Mismatch> {
+        // most terms are literals already; only the rest need the model.
+        let mut err = None;
+        self.bools.retain(|(what, c, t)| match t.simplify().as_bool() {
+            Some(v) => {
+                if v != *c && err.is_none() {
+                    err = Some(Mismatch { what: what.clone(), concrete: c.to_string(), symbolic: v.to_string() });
+                }
+                false
+            }
+            None => true,
+        });
+        self.ints.retain(|(what, c, t)| match t.simplify().as_u128() {
+            Some(v) => {
+                if v != *c && err.is_none() {
+                    err = Some(Mismatch { what: what.clone(), concrete: c.to_string(), symbolic: v.to_string() });
+                }
+                false
+            }
+            None => true,
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if self.bools.is_empty() && self.ints.is_empty() {
+            return Ok(());
+        }
+        let solver = z3::Solver::new();
+        solver.assert(z.definitions());
+        let model = match solver.check() {
+            z3::SatResult::Sat => solver.get_model(),
+            _ => None,
+        };
+        let Some(model) = model else {
+            return Err(Mismatch { what: "definitions".into(), concrete: "sat".into(), symbolic: "no model".into() });
+        };
+        for (what, c, t) in self.bools {
+            let got = model.eval(&t, true).and_then(|v| v.as_bool());
+            if got != Some(c) {
+                return Err(Mismatch { what, concrete: c.to_string(), symbolic: format!("{got:?} ({})", t.simplify()) });
+            }
+        }
+        for (what, c, t) in self.ints {
+            let got = model.eval(&t, true).and_then(|v| v.as_u128());
+            if got != Some(c) {
+                return Err(Mismatch { what, concrete: c.to_string(), symbolic: format!("{got:?} ({})", t.simplify()) });
+            }
+        }
         Ok(())
-    } else {
-        Err(Mismatch { what: what(), concrete: c.to_string(), symbolic: s.to_string() })
     }
 }
 
@@ -168,60 +219,65 @@ fn same_int(what: impl Fn() -> String, c: u128, z: &Int) -> Result<(), Mismatch>
 /// every field of `step`.
 pub fn compare(lim: &Limits, case: &Case) -> Result<(), Mismatch> {
     let c = &Concrete;
-    let z = &Z3;
+    let z = &Z3::new();
+    let mut pend = Pending::default();
     let cm = &case.model();
     let zm = lift(cm);
     let ca = lower(&case.action);
     let za: OpTerm<Z3> = case.action.map(|w| Int::from_u64(w.index() as u64), |n| Int::from_u64(*n));
 
     for &inv in Invariant::ALL {
-        same_bool(
+        pend.bool(
             || format!("check {inv}"),
             rules::check(c, lim, cm, &ca, inv),
             &rules::check(z, lim, &zm, &za, inv),
-        )?;
+        );
     }
-    same_bool(|| "accepts".into(), rules::accepts(c, lim, cm, &ca), &rules::accepts(z, lim, &zm, &za))?;
-    same_bool(
+    pend.bool(|| "accepts".into(), rules::accepts(c, lim, cm, &ca), &rules::accepts(z, lim, &zm, &za));
+    pend.bool(
         || "preconditions".into(),
         rules::preconditions(c, lim, cm, &ca),
         &rules::preconditions(z, lim, &zm, &za),
-    )?;
+    );
     let cn = rules::step(c, cm, &ca);
     let zn = rules::step(z, &zm, &za);
     for inv in Invariant::STATE {
-        same_bool(|| format!("holds {inv}"), rules::holds(c, lim, cm, inv), &rules::holds(z, lim, &zm, inv))?;
-        same_bool(
+        pend.bool(
+            || format!("holds {inv}"),
+            definitions::holds(c, lim, cm, inv),
+            &definitions::holds(z, lim, &zm, inv),
+        );
+        pend.bool(
             || format!("holds {inv} after"),
-            rules::holds(c, lim, &cn, inv),
-            &rules::holds(z, lim, &zn, inv),
-        )?;
+            definitions::holds(c, lim, &cn, inv),
+            &definitions::holds(z, lim, &zn, inv),
+        );
     }
     for (i, (cw, zw)) in cn.workers.iter().zip(zn.workers.iter()).enumerate() {
-        same_bool(|| format!("step w{i}.running"), cw.running, &zw.running)?;
-        same_int(|| format!("step w{i}.priority"), cw.priority, &zw.priority)?;
-        same_int(|| format!("step w{i}.budget_us"), cw.budget_us, &zw.budget_us)?;
-        same_int(|| format!("step w{i}.period_us"), cw.period_us, &zw.period_us)?;
-        same_int(|| format!("step w{i}.pages"), cw.pages, &zw.pages)?;
-        same_bool(|| format!("step w{i}.timer_on"), cw.timer_on, &zw.timer_on)?;
-        same_int(|| format!("step w{i}.timer_period_us"), cw.timer_period_us, &zw.timer_period_us)?;
-        same_bool(|| format!("step w{i}.restarted"), cw.restarted, &zw.restarted)?;
+        pend.bool(|| format!("step w{i}.running"), cw.running, &zw.running);
+        pend.int(|| format!("step w{i}.priority"), cw.priority, &zw.priority);
+        pend.int(|| format!("step w{i}.budget_us"), cw.budget_us, &zw.budget_us);
+        pend.int(|| format!("step w{i}.period_us"), cw.period_us, &zw.period_us);
+        pend.int(|| format!("step w{i}.pages"), cw.pages, &zw.pages);
+        pend.bool(|| format!("step w{i}.timer_on"), cw.timer_on, &zw.timer_on);
+        pend.int(|| format!("step w{i}.timer_period_us"), cw.timer_period_us, &zw.timer_period_us);
+        pend.bool(|| format!("step w{i}.restarted"), cw.restarted, &zw.restarted);
         // utilisation is the one division: compare it on its own too.
-        same_int(
+        pend.int(
             || format!("util w{i}"),
             rules::util(c, &cw.budget_us, &cw.period_us),
             &rules::util(z, &zw.budget_us, &zw.period_us),
-        )?;
+        );
     }
-    same_int(|| "step pool_pages".into(), cn.pool_pages, &zn.pool_pages)?;
+    pend.int(|| "step pool_pages".into(), cn.pool_pages, &zn.pool_pages);
     // the domain operations themselves, on two of the case's numbers.
     let x = cm.workers.first().map_or(0, |w| w.pages);
     let y = cm.workers.get(1).map_or(0, |w| w.budget_us);
     let (zx, zy) = (lift_int(&x), lift_int(&y));
-    same_int(|| "sub_sat".into(), c.sub_sat(&x, &y), &z.sub_sat(&zx, &zy))?;
-    same_int(|| "div_ceil".into(), c.div_ceil(&x, &y), &z.div_ceil(&zx, &zy))?;
-    same_int(|| "mul".into(), c.mul(&x, &y), &z.mul(&zx, &zy))?;
-    Ok(())
+    pend.int(|| "sub_sat".into(), c.sub_sat(&x, &y), &z.sub_sat(&zx, &zy));
+    pend.int(|| "div_ceil".into(), c.div_ceil(&x, &y), &z.div_ceil(&zx, &zy));
+    pend.int(|| "mul".into(), c.mul(&x, &y), &z.mul(&zx, &zy));
+    pend.settle(z)
 }
 
 /// the first case of a run where the domains disagree.
@@ -246,4 +302,129 @@ pub fn run(lim: &Limits, seed: u64, n: u64) -> Result<(), Box<Failure>> {
         }
     }
     Ok(())
+}
+
+/// an operation of the value domain, compared between `Concrete` and Z3 on
+/// the extremes of u64 (the `domain/*` obligations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainOp {
+    /// `add`
+    Add,
+    /// `sub_sat`
+    SubSat,
+    /// `mul`
+    Mul,
+    /// `div_ceil`
+    DivCeil,
+    /// `le` and `lt`
+    Compare,
+    /// `eq`
+    Eq,
+    /// `ite`
+    Ite,
+    /// the checks' `util` helper
+    Util,
+    /// `Definitional::utilisation` meets its defining inequality
+    Utilisation,
+}
+
+impl DomainOp {
+    /// every operation.
+    pub const ALL: [DomainOp; 9] = [
+        DomainOp::Add,
+        DomainOp::SubSat,
+        DomainOp::Mul,
+        DomainOp::DivCeil,
+        DomainOp::Compare,
+        DomainOp::Eq,
+        DomainOp::Ite,
+        DomainOp::Util,
+        DomainOp::Utilisation,
+    ];
+
+    /// its name in `domain/<name>`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DomainOp::Add => "add",
+            DomainOp::SubSat => "sub_sat",
+            DomainOp::Mul => "mul",
+            DomainOp::DivCeil => "div_ceil",
+            DomainOp::Compare => "le",
+            DomainOp::Eq => "eq",
+            DomainOp::Ite => "ite",
+            DomainOp::Util => "util",
+            DomainOp::Utilisation => "utilisation",
+        }
+    }
+}
+
+/// the extremes the domains are compared on: the ends of u64, of u32 and of
+/// u63, and the small numbers the rules multiply and divide by.
+pub const EXTREMES: [u64; 12] =
+    [0, 1, 2, 999, 1000, 1001, u32::MAX as u64, 1 << 32, 1 << 63, (1 << 63) - 1, u64::MAX - 1, u64::MAX];
+
+/// `c` (a concrete domain: `Concrete`, or a broken copy in a test) and Z3
+/// agree on `op` for every pair of [`EXTREMES`], and on every sum of up to
+/// five of them (the longest expression the rules build).
+pub fn domain_agrees<C>(c: &C, op: DomainOp) -> Result<(), Mismatch>
+where
+    C: Domain<Int = u128, Bool = bool> + Definitional,
+{
+    let z = &Z3::new();
+    let mut pend = Pending::default();
+    let lit = |x: u128| Int::from_u128(x);
+    for &x in &EXTREMES {
+        for &y in &EXTREMES {
+            let (cx, cy) = (c.int(x), c.int(y));
+            let (zx, zy) = (z.int(x), z.int(y));
+            let what = |s: &'static str| move || format!("{s}({x}, {y})");
+            match op {
+                DomainOp::Add => {
+                    pend.int(what("add"), c.add(&cx, &cy), &z.add(&zx, &zy));
+                    // sums of five u64 values, as the rules build them.
+                    let mut cs = c.int(0);
+                    let mut zs = z.int(0);
+                    for v in [x, y, x, y, u64::MAX] {
+                        cs = c.add(&cs, &c.int(v));
+                        zs = z.add(&zs, &z.int(v));
+                        pend.int(what("sum"), cs, &zs);
+                    }
+                }
+                DomainOp::SubSat => pend.int(what("sub_sat"), c.sub_sat(&cx, &cy), &z.sub_sat(&zx, &zy)),
+                DomainOp::Mul => {
+                    pend.int(what("mul"), c.mul(&cx, &c.int(1000)), &z.mul(&zx, &z.int(1000)));
+                    pend.int(what("mul"), c.mul(&cx, &cy), &z.mul(&zx, &zy));
+                }
+                DomainOp::DivCeil => {
+                    let big = c.mul(&cx, &c.int(1000));
+                    pend.int(what("div_ceil"), c.div_ceil(&big, &cy), &z.div_ceil(&lit(big), &zy));
+                    pend.int(what("div_ceil"), c.div_ceil(&cx, &cy), &z.div_ceil(&zx, &zy));
+                }
+                DomainOp::Compare => {
+                    pend.bool(what("le"), c.le(&cx, &cy), &z.le(&zx, &zy));
+                    pend.bool(what("lt"), c.lt(&cx, &cy), &z.lt(&zx, &zy));
+                    // above u64, where a sum lands.
+                    let cb = c.add(&cx, &c.int(u64::MAX));
+                    pend.bool(what("le sum"), c.le(&cb, &cy), &z.le(&lit(cb), &zy));
+                }
+                DomainOp::Eq => pend.bool(what("eq"), c.eq(&cx, &cy), &z.eq(&zx, &zy)),
+                DomainOp::Ite => {
+                    for b in [false, true] {
+                        pend.int(what("ite"), c.ite(&c.bool(b), &cx, &cy), &z.ite(&z.bool(b), &zx, &zy));
+                        let (p, q) = (c.le(&cx, &cy), z.le(&zx, &zy));
+                        pend.bool(what("ite_bool"), c.ite_bool(&c.bool(b), &p, &c.not(&p)), &z.ite_bool(&z.bool(b), &q, &z.not(&q)));
+                        pend.bool(what("and"), c.and(&c.bool(b), &p), &z.and(&z.bool(b), &q));
+                        pend.bool(what("or"), c.or(&c.bool(b), &p), &z.or(&z.bool(b), &q));
+                    }
+                }
+                DomainOp::Util => pend.int(what("util"), rules::util(c, &cx, &cy), &rules::util(z, &zx, &zy)),
+                DomainOp::Utilisation => {
+                    // the concrete utilisation is the integer the inequality defines.
+                    let u = c.utilisation(&cx, &cy);
+                    pend.bool(what("utilisation"), true, &definitions::defines_utilisation(z, &lit(u), &zx, &zy));
+                }
+            }
+        }
+    }
+    pend.settle(z)
 }

@@ -1,5 +1,7 @@
 //! the Z3 side of llm-os (host only): proofs that the verifier's checks are
-//! sound and complete against the named state invariants, and non-vacuous.
+//! sound and complete against the definitions of the named rules
+//! (`policy_verifier::definitions`), step by step and over whole plans
+//! through the verifier's own plan loop, and non-vacuous.
 //!
 //! the rules are written once in `policy_verifier::rules`, generic over a
 //! `Domain`; [`Z3`] is the symbolic instance, so the proofs read the very
@@ -12,6 +14,7 @@
 pub mod counterexample;
 pub mod differential;
 pub mod obligation;
+pub mod plan;
 pub mod rules;
 pub mod symbolic;
 
@@ -61,9 +64,12 @@ impl Report {
                 v.insert("name".into(), json!(o.spec.name()));
                 v.insert("kind".into(), json!(o.spec.kind.name()));
                 v.insert("invariant".into(), json!(o.spec.invariant.map(|i| i.name())));
-                v.insert("action".into(), json!(o.spec.action.name()));
+                v.insert("action".into(), json!(o.spec.action.map(|a| a.name())));
                 v.insert("result".into(), json!(o.result.name()));
                 v.insert("ms".into(), json!(round3(o.ms)));
+                v.insert("slowest_query_ms".into(), json!(round3(o.slowest_query_ms)));
+                v.insert("timeout_ms".into(), json!(o.timeout_ms));
+                v.insert("margin_ms".into(), json!(round3(o.margin_ms())));
                 if let Some(c) = &o.counterexample {
                     let mut cj = c.to_json();
                     if let (Some((_, w)), Some(m)) = (written.iter().find(|(j, _)| *j == i), cj.as_object_mut()) {
@@ -81,11 +87,13 @@ impl Report {
                 Value::Object(v)
             })
             .collect();
+        let least_margin = self.obligations.iter().map(Obligation::margin_ms).fold(f64::INFINITY, f64::min);
         json!({
             "obligations": obligations,
             "proved": self.proved(),
             "failed": self.failed(),
             "total_ms": round3(self.total_ms),
+            "least_margin_ms": if least_margin.is_finite() { json!(round3(least_margin)) } else { Value::Null },
         })
     }
 }

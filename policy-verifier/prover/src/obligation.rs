@@ -1,49 +1,69 @@
 //! the proof obligations, enumerated from the code's own tables
-//! (`ActionKind::ALL` × `Invariant::STATE`), and how each is discharged.
+//! (`ActionKind::ALL`, `Invariant::ALL`, `DomainOp::ALL`), and how each is
+//! discharged. the specification side is `policy_verifier::definitions`
+//! (`Inv` below is its `holds_all`), the checked side the `Rules` under
+//! proof.
 //!
-//! with `Inv = holds_all`, for every action kind `a` and state invariant `I`:
-//! - `soundness/a/I`: `Inv(s) ∧ accepts(s, a) ⇒ I(step(s, a))`;
-//! - `completeness/a/I`: `Inv(s) ∧ preconditions(s, a) ∧ I(step(s, a)) ⇒
-//!   check_I(s, a)`: a check fails only when its invariant would break, so a
-//!   verdict names exactly the broken invariants;
-//! - `completeness/a/accepts`: `Inv(s) ∧ preconditions(s, a) ∧
-//!   `Inv(step(s, a))` ⇒ accepts(s, a)`: nothing the invariants allow is rejected;
+//! per action kind `a` (a symbolic action of that kind in a symbolic state
+//! `s` with `Inv(s)`):
+//! - `soundness/a/I`: `accepts(s, a) ⇒ I(step(s, a))`;
+//! - `completeness/a/I`: `preconditions(s, a) ∧ I(step(s, a)) ⇒ check_I(s, a)`;
+//! - `completeness/a/accepts`: `preconditions(s, a) ∧ Inv(step(s, a)) ⇒ accepts(s, a)`;
+//! - `precondition/a/P`: `check_P(s, a) ⇔ P(s, a, step(s, a))`, the
+//!   precondition's definition: a check dropped, or filed under another
+//!   name, fails here;
 //! - `vacuity/a`: some state reachable from the policy's initial state in at
 //!   most one accepted step accepts an action of kind `a`.
 //!
-//! `s` and `a` range over every state and action the u64 inputs allow; the
-//! limits are the loaded policy's numbers.
+//! per plan (`verify::run` itself over up to 17 symbolic slots, see
+//! [`crate::plan`]): `plan/soundness/N`, `plan/completeness`,
+//! `plan/naming/N`, `plan/naming/first`, `plan/state`.
+//!
+//! per domain operation: `domain/op`, `Concrete` and Z3 agree on the
+//! extremes of u64.
 
 use std::time::Instant;
 
+use policy_verifier::definitions::{holds, holds_all, pre_holds};
 use policy_verifier::plan::ActionKind;
-use policy_verifier::rules::{holds, holds_all, step, Model};
+use policy_verifier::rules::{step, Model};
 use policy_verifier::{Invariant, Policy};
 use z3::ast::Bool;
 use z3::{Params, SatResult, Solver};
 
 use crate::counterexample::{self, Counterexample, Witness};
+use crate::differential::{self, DomainOp};
+use crate::plan::{self, PlanGoal};
 use crate::rules::Rules;
 use crate::symbolic::{sym_action, sym_state, Z3};
 
-/// the three kinds of obligation.
+/// the kinds of obligation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// an accepted action keeps the invariant.
     Soundness,
     /// a check fails only when its invariant would break.
     Completeness,
+    /// a precondition's check is its definition.
+    Precondition,
     /// the action is accepted somewhere reachable.
     Vacuity,
+    /// a property of whole plans, through `verify::run`.
+    Plan,
+    /// the concrete and the symbolic domain agree.
+    Domain,
 }
 
 impl Kind {
-    /// `soundness`, `completeness`, `vacuity`.
+    /// `soundness`, `completeness`, `precondition`, `vacuity`, `plan`, `domain`.
     pub const fn name(self) -> &'static str {
         match self {
             Kind::Soundness => "soundness",
             Kind::Completeness => "completeness",
+            Kind::Precondition => "precondition",
             Kind::Vacuity => "vacuity",
+            Kind::Plan => "plan",
+            Kind::Domain => "domain",
         }
     }
 }
@@ -51,40 +71,68 @@ impl Kind {
 /// one obligation, before it is discharged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spec {
-    /// soundness, completeness or vacuity.
+    /// what kind of statement.
     pub kind: Kind,
-    /// the action kind it quantifies over.
-    pub action: ActionKind,
-    /// the state invariant; none for `completeness/a/accepts` and `vacuity/a`.
+    /// the action kind it quantifies over (step obligations only).
+    pub action: Option<ActionKind>,
+    /// the name it is about, if one.
     pub invariant: Option<Invariant>,
+    /// which plan statement (plan obligations only).
+    pub plan: Option<PlanGoal>,
+    /// which operation (domain obligations only).
+    pub op: Option<DomainOp>,
 }
 
 impl Spec {
+    const fn step(kind: Kind, action: ActionKind, invariant: Option<Invariant>) -> Spec {
+        Spec { kind, action: Some(action), invariant, plan: None, op: None }
+    }
+
     /// e.g. `soundness/memory.grant/mem.quota`, `completeness/memory.grant/accepts`,
-    /// `vacuity/process.start`.
+    /// `vacuity/process.start`, `plan/naming/first`, `plan/soundness/auth.tier`,
+    /// `domain/add`.
     pub fn name(&self) -> String {
+        let action = self.action.map_or("?", |a| a.name());
         match (self.kind, self.invariant) {
-            (k, Some(i)) => format!("{}/{}/{}", k.name(), self.action.name(), i.name()),
-            (Kind::Completeness, None) => format!("completeness/{}/accepts", self.action.name()),
-            (k, None) => format!("{}/{}", k.name(), self.action.name()),
+            (Kind::Plan, i) => {
+                let goal = self.plan.map_or("?", PlanGoal::name);
+                match i {
+                    Some(i) => format!("plan/{goal}/{}", i.name()),
+                    None => format!("plan/{goal}"),
+                }
+            }
+            (Kind::Domain, _) => format!("domain/{}", self.op.map_or("?", DomainOp::name)),
+            (k, Some(i)) => format!("{}/{action}/{}", k.name(), i.name()),
+            (Kind::Completeness, None) => format!("completeness/{action}/accepts"),
+            (k, None) => format!("{}/{action}", k.name()),
         }
     }
 }
 
-/// every obligation, in report order: per action kind, soundness for each
-/// state invariant, completeness for each state invariant and for the whole
-/// acceptance, then non-vacuity.
+/// every obligation, in report order: the domain agreements, then per
+/// action kind soundness for each state invariant, completeness for each
+/// state invariant and for the whole acceptance, each precondition's
+/// definition and non-vacuity; then the plan obligations.
 pub fn all_specs() -> Vec<Spec> {
     let mut out = Vec::new();
+    for op in DomainOp::ALL {
+        out.push(Spec { kind: Kind::Domain, action: None, invariant: None, plan: None, op: Some(op) });
+    }
     for &action in ActionKind::ALL {
         for inv in Invariant::STATE {
-            out.push(Spec { kind: Kind::Soundness, action, invariant: Some(inv) });
+            out.push(Spec::step(Kind::Soundness, action, Some(inv)));
         }
         for inv in Invariant::STATE {
-            out.push(Spec { kind: Kind::Completeness, action, invariant: Some(inv) });
+            out.push(Spec::step(Kind::Completeness, action, Some(inv)));
         }
-        out.push(Spec { kind: Kind::Completeness, action, invariant: None });
-        out.push(Spec { kind: Kind::Vacuity, action, invariant: None });
+        out.push(Spec::step(Kind::Completeness, action, None));
+        for inv in Invariant::PRECONDITIONS {
+            out.push(Spec::step(Kind::Precondition, action, Some(inv)));
+        }
+        out.push(Spec::step(Kind::Vacuity, action, None));
+    }
+    for (goal, invariant) in plan::goals() {
+        out.push(Spec { kind: Kind::Plan, action: None, invariant, plan: Some(goal), op: None });
     }
     out
 }
@@ -118,28 +166,66 @@ pub struct Obligation {
     pub spec: Spec,
     /// proved, failed or unknown.
     pub result: Outcome,
-    /// wall time of the solver calls, milliseconds.
+    /// wall time of the whole obligation (building terms and every solver
+    /// call), milliseconds.
     pub ms: f64,
-    /// for a failed soundness or completeness obligation: a state and a
-    /// one-action plan that show it.
+    /// the longest single solver call, milliseconds: what the timeout bounds.
+    pub slowest_query_ms: f64,
+    /// the per-query timeout it ran under, milliseconds.
+    pub timeout_ms: u32,
+    /// for a failed soundness, completeness, precondition or plan
+    /// obligation: a state and a plan that show it.
     pub counterexample: Option<Counterexample>,
     /// for a proved vacuity obligation: the accepted plan from the initial state.
     pub witness: Option<Witness>,
-    /// why Z3 gave up, for `unknown`.
+    /// why Z3 gave up, for `unknown`; the mismatch, for a failed `domain/*`.
     pub reason: Option<String>,
+}
+
+impl Obligation {
+    /// the timeout less the slowest query: how close it came to `unknown`.
+    pub fn margin_ms(&self) -> f64 {
+        f64::from(self.timeout_ms) - self.slowest_query_ms
+    }
 }
 
 /// the prover: a policy (the limits and the initial state), the checks under
 /// proof and the key counterexample plans are confirmed with.
 pub struct Prover<'a> {
-    policy: &'a Policy,
-    rules: &'a dyn Rules<Z3>,
-    key: &'a [u8],
+    pub(crate) policy: &'a Policy,
+    pub(crate) rules: &'a dyn Rules<Z3>,
+    pub(crate) key: &'a [u8],
     timeout_ms: u32,
 }
 
 /// the per-query timeout unless [`Prover::timeout_ms`] says otherwise.
 pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+
+/// a query: first under the abstraction of `ceil`, and only when that
+/// leaves it open, again under its full definition (see [`Z3::abstraction`]).
+pub(crate) fn solve(solver: &Solver, d: &Z3, slowest: &mut f64) -> SatResult {
+    solver.push();
+    solver.assert(d.abstraction());
+    let first = timed_check(solver, slowest, None);
+    solver.pop(1);
+    if first != SatResult::Sat {
+        return first;
+    }
+    solver.assert(d.abstraction());
+    solver.assert(d.definitions());
+    timed_check(solver, slowest, None)
+}
+
+/// a solver call and its time.
+pub(crate) fn timed_check(solver: &Solver, slowest: &mut f64, assumptions: Option<&[Bool]>) -> SatResult {
+    let t = Instant::now();
+    let r = match assumptions {
+        Some(a) => solver.check_assumptions(a),
+        None => solver.check(),
+    };
+    *slowest = slowest.max(t.elapsed().as_secs_f64() * 1000.0);
+    r
+}
 
 impl<'a> Prover<'a> {
     /// a prover for `rules` under `policy`; `key` signs counterexample plans so
@@ -164,13 +250,16 @@ impl<'a> Prover<'a> {
         let t = Instant::now();
         let mut ob = match spec.kind {
             Kind::Vacuity => self.vacuity(spec),
-            Kind::Soundness | Kind::Completeness => self.implication(spec),
+            Kind::Soundness | Kind::Completeness | Kind::Precondition => self.implication(spec),
+            Kind::Plan => plan::discharge(self, spec),
+            Kind::Domain => self.domain(spec),
         };
         ob.ms = t.elapsed().as_secs_f64() * 1000.0;
+        ob.timeout_ms = self.timeout_ms;
         ob
     }
 
-    fn solver(&self) -> Solver {
+    pub(crate) fn solver(&self) -> Solver {
         let s = Solver::new();
         let mut p = Params::new();
         p.set_u32("timeout", self.timeout_ms);
@@ -178,16 +267,37 @@ impl<'a> Prover<'a> {
         s
     }
 
-    /// soundness and completeness: asserts the hypotheses and the negated
-    /// goal; unsat proves it, a model is a counterexample.
+    /// `domain/op`: evaluated on literals, no search.
+    fn domain(&self, spec: &Spec) -> Obligation {
+        let mut ob = blank(spec);
+        let t = Instant::now();
+        match spec.op.map(|op| differential::domain_agrees(&policy_verifier::domain::Concrete, op)) {
+            Some(Ok(())) => ob.result = Outcome::Proved,
+            Some(Err(m)) => {
+                ob.result = Outcome::Failed;
+                ob.reason = Some(format!("{}: concrete {}, z3 {}", m.what, m.concrete, m.symbolic));
+            }
+            None => ob.result = Outcome::Failed,
+        }
+        ob.slowest_query_ms = t.elapsed().as_secs_f64() * 1000.0;
+        ob
+    }
+
+    /// soundness, completeness and preconditions: asserts the hypotheses and
+    /// the negated goal; unsat proves it, a model is a counterexample.
     fn implication(&self, spec: &Spec) -> Obligation {
-        let d = &Z3;
+        let d = &Z3::new();
         let lim = &self.policy.limits;
+        let Some(action) = spec.action else { return blank(spec) };
         let s = sym_state("s.");
-        let a = sym_action(spec.action, "a.");
+        let a = sym_action(action, "a.");
         let m = &s.model;
         let after = step(d, m, &a.op);
         let (hyp, goal) = match (spec.kind, spec.invariant) {
+            (Kind::Precondition, Some(inv)) => {
+                let check = self.rules.check(d, lim, m, &a.op, inv);
+                (Bool::from_bool(true), check.eq(pre_holds(d, m, &after, &a.op, inv)))
+            }
             (Kind::Soundness, Some(inv)) => (self.rules.accepts(d, lim, m, &a.op), holds(d, lim, &after, inv)),
             (Kind::Soundness, None) => (self.rules.accepts(d, lim, m, &a.op), holds_all(d, lim, &after)),
             (_, Some(inv)) => (
@@ -199,14 +309,19 @@ impl<'a> Prover<'a> {
                 self.rules.accepts(d, lim, m, &a.op),
             ),
         };
+        let before = holds_all(d, lim, m);
+        let clean = Bool::new_const("prefer.clean_after");
+        let clean_after = clean.implies(holds_all(d, lim, &after));
         let solver = self.solver();
         solver.assert(&s.domain);
         solver.assert(&a.domain);
-        solver.assert(holds_all(d, lim, m));
+        solver.assert(&before);
         solver.assert(&hyp);
         solver.assert(goal.not());
+        solver.assert(&clean_after);
         let mut ob = blank(spec);
-        match solver.check() {
+        let mut slowest = 0.0;
+        match solve(&solver, d, &mut slowest) {
             SatResult::Unsat => ob.result = Outcome::Proved,
             SatResult::Unknown => {
                 ob.result = Outcome::Unknown;
@@ -217,39 +332,45 @@ impl<'a> Prover<'a> {
                 // prefer a model a replay shows plainly: a plan starts with no
                 // restart marks, and a completeness counterexample whose state
                 // after keeps every invariant is rejected for this check alone.
-                let clean = Bool::new_const("prefer.clean_after");
-                solver.assert(clean.implies(holds_all(d, lim, &after)));
                 let unmarked: Vec<Bool> = m.workers.iter().map(|w| w.restarted.not()).collect();
                 let mut preferred = unmarked.clone();
-                if spec.kind == Kind::Completeness {
+                if spec.kind != Kind::Soundness {
                     preferred.push(clean);
                 }
+                // the first model stays the answer when a preferred one
+                // cannot be had in time.
+                let first = solver.get_model();
                 let mut marks_needed = false;
-                if solver.check_assumptions(&preferred) != SatResult::Sat
-                    && solver.check_assumptions(&unmarked) != SatResult::Sat
+                let model = if timed_check(&solver, &mut slowest, Some(&preferred)) == SatResult::Sat
+                    || timed_check(&solver, &mut slowest, Some(&unmarked)) == SatResult::Sat
                 {
+                    solver.get_model()
+                } else {
                     marks_needed = true;
-                    let _ = solver.check();
-                }
-                if let Some(model) = solver.get_model() {
+                    first
+                };
+                if let Some(model) = model {
                     ob.counterexample =
                         counterexample::extract(self.policy, self.key, spec, &model, m, &a.op, marks_needed);
                 }
             }
         }
+        ob.slowest_query_ms = slowest;
         ob
     }
 
     /// non-vacuity: an action of the kind accepted in the initial state, or
     /// after one accepted action of any kind.
     fn vacuity(&self, spec: &Spec) -> Obligation {
-        let d = &Z3;
+        let d = &Z3::new();
         let lim = &self.policy.limits;
-        let s0: Model<Z3> = Model::from_state(d, &self.policy.initial);
         let mut ob = blank(spec);
+        let Some(action) = spec.action else { return ob };
+        let s0: Model<Z3> = Model::from_state(d, &self.policy.initial);
         ob.result = Outcome::Failed;
         let mut unknown = false;
-        let last = sym_action(spec.action, "v.last.");
+        let mut slowest = 0.0;
+        let last = sym_action(action, "v.last.");
         // zero steps first, then one step of each kind.
         let mut prefixes: Vec<Option<ActionKind>> = vec![None];
         prefixes.extend(ActionKind::ALL.iter().copied().map(Some));
@@ -269,13 +390,17 @@ impl<'a> Prover<'a> {
                 }
             };
             solver.assert(self.rules.accepts(d, lim, &m, &last.op));
+            // a witness must be one under the real `ceil`, not an abstraction.
+            solver.assert(d.abstraction());
+            solver.assert(d.definitions());
             ops.push(last.op.clone());
-            match solver.check() {
+            match timed_check(&solver, &mut slowest, None) {
                 SatResult::Sat => {
                     ob.result = Outcome::Proved;
                     if let Some(model) = solver.get_model() {
                         ob.witness = counterexample::witness(self.policy, self.key, &model, &ops);
                     }
+                    ob.slowest_query_ms = slowest;
                     return ob;
                 }
                 SatResult::Unknown => {
@@ -288,10 +413,20 @@ impl<'a> Prover<'a> {
         if unknown {
             ob.result = Outcome::Unknown;
         }
+        ob.slowest_query_ms = slowest;
         ob
     }
 }
 
-fn blank(spec: &Spec) -> Obligation {
-    Obligation { spec: *spec, result: Outcome::Unknown, ms: 0.0, counterexample: None, witness: None, reason: None }
+pub(crate) fn blank(spec: &Spec) -> Obligation {
+    Obligation {
+        spec: *spec,
+        result: Outcome::Unknown,
+        ms: 0.0,
+        slowest_query_ms: 0.0,
+        timeout_ms: DEFAULT_TIMEOUT_MS,
+        counterexample: None,
+        witness: None,
+        reason: None,
+    }
 }

@@ -1,18 +1,110 @@
 //! the symbolic domain: the rules of `policy_verifier::rules` run over Z3
 //! terms, and the symbolic states and actions the obligations quantify over.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use policy_verifier::definitions::{self, Definitional};
 use policy_verifier::domain::Domain;
 use policy_verifier::plan::{ActionKind, InventoryQuery, N_WORKERS};
 use policy_verifier::rules::{Model, OpTerm, WorkerTerm};
+use policy_verifier::verify::{CaseFn, Slot};
 use policy_verifier::{Action, Worker};
-use z3::ast::{Bool, Int};
+use z3::ast::{Ast, Bool, Int};
 
 /// the Z3 instance of [`Domain`]: mathematical integers and booleans, in the
 /// thread's Z3 context. it agrees with `Concrete` on every u64 input (the
-/// differential tests check it); [`Z3::div_ceil`] and [`Z3::sub_sat`] are
-/// the only encodings that are not one Z3 operator.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Z3;
+/// differential tests and the `domain/*` obligations check it).
+///
+/// rounding-up division is an uninterpreted function `ceil(a, b)`, and each
+/// application is pinned by its defining inequality (`b = 0 ∧ r = 0`, or
+/// `b ≥ 1 ∧ r·b ≥ a ∧ a + b > r·b`), kept in [`Z3::definitions`], which
+/// every query asserts. the utilisation the definitions speak of
+/// ([`Definitional::utilisation`]) is the same function at `(1000·b, p)`,
+/// pinned by the definitions' own inequality. no query needs Z3's division,
+/// and where a check and a definition ask for the utilisation of equal
+/// arguments, congruence answers without nonlinear arithmetic.
+#[derive(Debug)]
+pub struct Z3 {
+    ceil: z3::FuncDecl,
+    defs: RefCell<Vec<Bool>>,
+    floor: RefCell<Vec<Bool>>,
+    seen: RefCell<HashSet<(Int, u8)>>,
+}
+
+impl Default for Z3 {
+    fn default() -> Z3 {
+        Z3 {
+            ceil: z3::FuncDecl::new("ceil", &[&z3::Sort::int(), &z3::Sort::int()], &z3::Sort::int()),
+            defs: RefCell::new(Vec::new()),
+            floor: RefCell::new(Vec::new()),
+            seen: RefCell::new(HashSet::new()),
+        }
+    }
+}
+
+impl Z3 {
+    /// a domain with no division applied yet.
+    pub fn new() -> Z3 {
+        Z3::default()
+    }
+
+    /// the defining inequalities of every division applied so far.
+    pub fn definitions(&self) -> Bool {
+        Bool::and(&self.defs.borrow())
+    }
+
+    /// what the queries assume of `ceil` first: only that it is never
+    /// negative (linear). a statement proved for every such function holds
+    /// for the real one; only a query this leaves open is asked again under
+    /// [`Z3::definitions`]. the checks and the definitions reach the
+    /// utilisation of the same worker through equal arguments, so for the
+    /// verifier's own rules the first query already settles everything.
+    pub fn abstraction(&self) -> Bool {
+        Bool::and(&self.floor.borrow())
+    }
+
+    fn apply_ceil(&self, a: &Int, b: &Int) -> Int {
+        let r = self.ceil.apply(&[a, b]).as_int().unwrap_or_else(|| Int::from_u64(0));
+        if self.seen.borrow_mut().insert((r.clone(), 0)) {
+            self.floor.borrow_mut().push(r.ge(Int::from_u64(0)));
+        }
+        r
+    }
+
+    /// records `def` for `r` once per kind (1 division, 2 utilisation).
+    fn define(&self, r: &Int, kind: u8, def: impl FnOnce() -> Bool) {
+        if self.seen.borrow_mut().insert((r.clone(), kind)) {
+            let def = def();
+            self.defs.borrow_mut().push(def);
+        }
+    }
+}
+
+/// on numerals (the differential tests), Z3's own division: `0` for
+/// `b = 0`, else `(a + b - 1) div b`, simplified to a numeral.
+fn numeral_ceil(a: &Int, b: &Int) -> Option<Int> {
+    let (a, b) = (a.simplify(), b.simplify());
+    a.as_u128()?;
+    b.as_u128()?;
+    let zero = Int::from_u64(0);
+    let q = Int::sub(&[&Int::add(&[&a, &b]), &Int::from_u64(1)]).div(&b);
+    Some(b.eq(&zero).ite(&zero, &q).simplify())
+}
+
+impl Definitional for Z3 {
+    fn utilisation(&self, budget: &Int, period: &Int) -> Int {
+        let zero = Int::from_u64(0);
+        let p = period.eq(&zero).ite(&Int::from_u64(1), period);
+        let a = Int::mul(&[budget, &Int::from_u64(1000)]);
+        if let Some(u) = numeral_ceil(&a, &p) {
+            return u;
+        }
+        let u = self.apply_ceil(&a, &p);
+        self.define(&u, 2, || definitions::defines_utilisation(self, &u, budget, period));
+        u
+    }
+}
 
 impl Domain for Z3 {
     type Int = Int;
@@ -34,13 +126,24 @@ impl Domain for Z3 {
     fn mul(&self, a: &Int, b: &Int) -> Int {
         Int::mul(&[a, b])
     }
-    /// `(a + b - 1) div b` for b > 0, which is ceil(a / b) for a >= 0 (every
-    /// term the rules build is non-negative); 0 for b = 0, as `Concrete`
-    /// (the rules never divide by zero: `util` maps a zero period to 1).
+    /// `ceil(a, b)`: for b > 0 the integer r with `r·b ≥ a > (r−1)·b`, which
+    /// is ceil(a / b) for a >= 0 (every term the rules build is
+    /// non-negative); 0 for b = 0, as `Concrete` (the rules never divide by
+    /// zero: `util` maps a zero period to 1).
     fn div_ceil(&self, a: &Int, b: &Int) -> Int {
-        let zero = Int::from_u64(0);
-        let num = Int::sub(&[&Int::add(&[a, b]), &Int::from_u64(1)]);
-        b.eq(&zero).ite(&zero, &num.div(b))
+        if let Some(r) = numeral_ceil(a, b) {
+            return r;
+        }
+        let r = self.apply_ceil(a, b);
+        self.define(&r, 1, || {
+            let zero = Int::from_u64(0);
+            let rb = Int::mul(&[&r, b]);
+            Bool::or(&[
+                Bool::and(&[b.eq(&zero), r.eq(&zero)]),
+                Bool::and(&[b.ge(Int::from_u64(1)), rb.ge(a), rb.lt(Int::add(&[a, b]))]),
+            ])
+        });
+        r
     }
     fn le(&self, a: &Int, b: &Int) -> Bool {
         a.le(b)
@@ -57,11 +160,21 @@ impl Domain for Z3 {
     fn not(&self, a: &Bool) -> Bool {
         a.not()
     }
+    /// `b` itself when both branches are the same term, which keeps the
+    /// states of a symbolic plan small (and their utilisations shared).
     fn ite(&self, c: &Bool, a: &Int, b: &Int) -> Int {
-        c.ite(a, b)
+        if a == b {
+            a.clone()
+        } else {
+            c.ite(a, b)
+        }
     }
     fn ite_bool(&self, c: &Bool, a: &Bool, b: &Bool) -> Bool {
-        c.ite(a, b)
+        if a == b {
+            a.clone()
+        } else {
+            c.ite(a, b)
+        }
     }
 }
 
@@ -154,5 +267,66 @@ pub fn template(kind: ActionKind) -> Action {
         K::TimerCancel => Action::TimerCancel { pd },
         K::FirmwareInventory => Action::FirmwareInventory { query: InventoryQuery::All },
         K::SystemQuery => Action::SystemQuery {},
+    }
+}
+
+/// one action of a symbolic plan: present or not, of any kind, with its
+/// worker and numbers as fresh constants shared by every kind.
+pub struct SymSlot {
+    /// the plan has this action.
+    pub present: Bool,
+    /// the index of its kind in `ActionKind::ALL`.
+    pub kind: Int,
+    /// the worker, for every kind that names one.
+    pub pd: Int,
+    /// the action as each kind, in `ActionKind::ALL` order.
+    pub ops: Vec<(ActionKind, OpTerm<Z3>)>,
+    /// the kind is one of the table's, the worker in range, the numbers u64.
+    pub domain: Bool,
+}
+
+impl SymSlot {
+    /// a slot over fresh constants `{prefix}present`, `{prefix}kind`,
+    /// `{prefix}pd`, `{prefix}n0`, `{prefix}n1`.
+    pub fn new(prefix: &str) -> SymSlot {
+        let pd = Int::new_const(format!("{prefix}pd"));
+        let nums: Vec<Int> = (0..2).map(|i| Int::new_const(format!("{prefix}n{i}"))).collect();
+        let kind = Int::new_const(format!("{prefix}kind"));
+        let mut ranges: Vec<Bool> = nums.iter().map(in_u64).collect();
+        ranges.push(Bool::and(&[pd.ge(Int::from_u64(0)), pd.le(Int::from_u64(N_WORKERS as u64 - 1))]));
+        ranges.push(Bool::and(&[kind.ge(Int::from_u64(0)), kind.lt(Int::from_u64(ActionKind::ALL.len() as u64))]));
+        let ops = ActionKind::ALL
+            .iter()
+            .map(|k| {
+                let mut j = 0usize;
+                let op = template(*k).map(
+                    |_| pd.clone(),
+                    |_| {
+                        let x = nums.get(j).cloned().unwrap_or_else(|| Int::from_u64(0));
+                        j = j.saturating_add(1);
+                        x
+                    },
+                );
+                (*k, op)
+            })
+            .collect();
+        SymSlot { present: Bool::new_const(format!("{prefix}present")), kind, pd, ops, domain: Bool::and(&ranges) }
+    }
+
+    /// the slot holds an action of `kind`.
+    pub fn is(&self, kind: ActionKind) -> Bool {
+        let i = ActionKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.kind.eq(Int::from_u64(i as u64))
+    }
+}
+
+impl Slot<Z3> for SymSlot {
+    fn present(&self, _: &Z3) -> Bool {
+        self.present.clone()
+    }
+    fn cases(&self, _: &Z3, f: &mut CaseFn<'_, Z3>) {
+        for (k, op) in &self.ops {
+            f(&self.is(*k), *k, op);
+        }
     }
 }

@@ -3,12 +3,15 @@
 //! should, with counterexamples that replay concretely.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "tests")]
 
+use policy_prover::differential::{self, DomainOp};
 use policy_prover::{Counterexample, Kind, Outcome, Prover, Report, Rules};
 use policy_verifier::domain::{Concrete, Domain};
 use policy_verifier::json;
 use policy_verifier::rules::{self, Model, OpTerm};
 use policy_verifier::verify::{self, lower};
-use policy_verifier::{Invariant, Limits, DEFAULT_POLICY};
+use policy_verifier::definitions::Definitional;
+use policy_verifier::plan::ActionKind;
+use policy_verifier::{ActionOf, Invariant, Limits, Tier, DEFAULT_POLICY};
 
 const KEY: [u8; 32] = [7; 32];
 
@@ -16,9 +19,12 @@ const KEY: [u8; 32] = [7; 32];
 /// the other (a shared allocator lock); the proof runs take turns.
 static Z3_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn report(rules: &Mutant) -> Report {
+fn report(rules: &dyn Rules<policy_prover::Z3>) -> Report {
     let _turn = Z3_TURN.lock().unwrap_or_else(|e| e.into_inner());
-    Report::run(&Prover::new(&DEFAULT_POLICY, rules, &KEY))
+    // a broken rule's counterexample may need the nonlinear definitions,
+    // which take longer than a proof: a generous timeout keeps the
+    // expected failures from turning `unknown` on a loaded machine.
+    Report::run(&Prover::new(&DEFAULT_POLICY, rules, &KEY).timeout_ms(60_000))
 }
 
 /// the verifier's checks with one check's limit moved: `mem.quota` with `<`
@@ -68,7 +74,16 @@ fn roundtrip(c: &Counterexample, name: &str) {
 fn a_strict_quota_check_is_incomplete() {
     let report = report(&QUOTA_STRICT);
     // stricter is still sound; it rejects a grant up to exactly the quota.
-    assert_eq!(failed(&report), ["completeness/memory.grant/mem.quota", "completeness/memory.grant/accepts"]);
+    assert_eq!(
+        failed(&report),
+        [
+            "completeness/memory.grant/mem.quota",
+            "completeness/memory.grant/accepts",
+            "plan/completeness",
+            "plan/naming/mem.quota",
+            "plan/first_failure",
+        ]
+    );
     for name in ["completeness/memory.grant/mem.quota", "completeness/memory.grant/accepts"] {
         let c = cex(&report, name);
         roundtrip(c, name);
@@ -94,12 +109,16 @@ fn an_off_by_one_util_check_is_unsound() {
             "soundness/process.start/cpu.util",
             "soundness/process.restart/cpu.util",
             "soundness/process.set_budget/cpu.util",
+            "plan/soundness/cpu.util",
+            "plan/naming/cpu.util",
+            "plan/first_failure",
+            "plan/invariant",
         ]
     );
-    for o in report.obligations.iter().filter(|o| o.result == Outcome::Failed) {
+    for o in report.obligations.iter().filter(|o| o.result == Outcome::Failed && o.spec.kind != Kind::Plan) {
         assert_eq!(o.spec.kind, Kind::Soundness);
         let name = o.spec.name();
-        let c = o.counterexample.as_ref().unwrap();
+        let c = o.counterexample.as_ref().unwrap_or_else(|| panic!("{name}: no counterexample ({:?})", o.reason));
         roundtrip(c, &name);
         assert!(!c.needs_restart_marks);
         let a = c.plan.actions[0];
@@ -127,6 +146,180 @@ fn the_real_rules_replay_as_the_proofs_say() {
     let a = lower(&c.plan.actions[0]);
     assert!(!rules::accepts(&Concrete, &DEFAULT_POLICY.limits, &m, &a));
     assert!(!rules::check(&Concrete, &DEFAULT_POLICY.limits, &m, &a, Invariant::CpuUtil));
+}
+
+/// one bug in the verifier's parts, as the audit planted them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Bug {
+    /// `MAX_ACTIONS` one too large.
+    MaxActionsPlusOne,
+    /// `MAX_ACTIONS` one too small.
+    MaxActionsMinusOne,
+    /// `memory.grant` allowed to observers.
+    GrantForObservers,
+    /// `<=` for `<` in the replay check: the last id is accepted again.
+    ReplayLe,
+    /// `process.restart` not destructive.
+    RestartNotDestructive,
+    /// the `mem.reclaim_stopped` check skipped.
+    NoReclaimStopped,
+    /// the restart mark never set.
+    NoRestartMark,
+    /// the quota check filed under `mem.reclaim_bounds`.
+    QuotaFiledAsReclaimBounds,
+    /// the utilisation of a new budget rounded down.
+    UtilRoundsDown,
+}
+
+impl<D: Domain> Rules<D> for Bug {
+    fn check(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>, inv: Invariant) -> D::Bool {
+        match (self, inv, a) {
+            (Bug::NoReclaimStopped, Invariant::MemReclaimStopped, _) => d.bool(true),
+            (Bug::QuotaFiledAsReclaimBounds, Invariant::MemQuota, ActionOf::MemoryGrant { .. }) => d.bool(true),
+            (Bug::QuotaFiledAsReclaimBounds, Invariant::MemReclaimBounds, ActionOf::MemoryGrant { .. }) => {
+                rules::check(d, lim, m, a, Invariant::MemQuota)
+            }
+            (Bug::UtilRoundsDown, Invariant::CpuUtil, ActionOf::ProcessSetBudget { pd, budget_us, period_us }) => {
+                // floor(1000·b / p) = ceil((1000·b + 1) / p) - 1, in place of `util`.
+                let p = d.ite(&d.eq(period_us, &d.int(0)), &d.int(1), period_us);
+                let work = d.add(&d.mul(budget_us, &d.int(1000)), &d.int(1));
+                let mine = d.sub_sat(&d.div_ceil(&work, &p), &d.int(1));
+                let mut others = d.int(0);
+                let mut running = d.bool(false);
+                for (i, w) in m.workers.iter().enumerate() {
+                    let me = d.eq(pd, &d.int(i as u64));
+                    let u = d.ite(&w.running, &rules::util(d, &w.budget_us, &w.period_us), &d.int(0));
+                    others = d.add(&others, &d.ite(&me, &d.int(0), &u));
+                    running = d.ite_bool(&me, &w.running, &running);
+                }
+                d.implies(&running, &d.le(&d.add(&others, &mine), &d.int(lim.cpu_util_permille)))
+            }
+            _ => rules::check(d, lim, m, a, inv),
+        }
+    }
+    fn step(&self, d: &D, m: &Model<D>, a: &OpTerm<D>) -> Model<D> {
+        let mut out = rules::step(d, m, a);
+        if *self == Bug::NoRestartMark {
+            for (o, w) in out.workers.iter_mut().zip(m.workers.iter()) {
+                o.restarted = w.restarted.clone();
+            }
+        }
+        out
+    }
+    fn max_actions(&self) -> u64 {
+        match self {
+            Bug::MaxActionsPlusOne => policy_verifier::MAX_ACTIONS as u64 + 1,
+            Bug::MaxActionsMinusOne => policy_verifier::MAX_ACTIONS as u64 - 1,
+            _ => policy_verifier::MAX_ACTIONS as u64,
+        }
+    }
+    fn tier(&self, kind: ActionKind) -> Tier {
+        match (self, kind) {
+            (Bug::GrantForObservers, ActionKind::MemoryGrant) => Tier::Observer,
+            _ => kind.tier(),
+        }
+    }
+    fn destructive(&self, kind: ActionKind) -> bool {
+        match (self, kind) {
+            (Bug::RestartNotDestructive, ActionKind::ProcessRestart) => false,
+            _ => kind.destructive(),
+        }
+    }
+    fn fresh(&self, d: &D, last: &D::Int, request_id: &D::Int) -> D::Bool {
+        match self {
+            Bug::ReplayLe => d.le(last, request_id),
+            _ => d.lt(last, request_id),
+        }
+    }
+}
+
+#[test]
+fn every_planted_bug_fails_a_proof() {
+    // each bug, alone, fails at least the obligations listed (and never
+    // passes everything); the proofs alone catch it, no test plan needed.
+    let expect: [(Bug, &[&str]); 9] = [
+        (Bug::MaxActionsPlusOne, &["plan/soundness/plan.size", "plan/naming/plan.size"]),
+        (Bug::MaxActionsMinusOne, &["plan/naming/plan.size"]),
+        (Bug::GrantForObservers, &["plan/soundness/auth.tier", "plan/naming/auth.tier"]),
+        (Bug::ReplayLe, &["plan/soundness/plan.replay", "plan/naming/plan.replay"]),
+        (Bug::RestartNotDestructive, &["plan/soundness/auth.confirm", "plan/confirmation"]),
+        (Bug::NoReclaimStopped, &["precondition/memory.reclaim/mem.reclaim_stopped"]),
+        (Bug::NoRestartMark, &["plan/state", "plan/invariant"]),
+        (
+            Bug::QuotaFiledAsReclaimBounds,
+            // still sound (the check runs, under the wrong name); the names are wrong.
+            &["precondition/memory.grant/mem.reclaim_bounds", "plan/naming/mem.quota", "plan/naming/mem.reclaim_bounds"],
+        ),
+        (Bug::UtilRoundsDown, &["soundness/process.set_budget/cpu.util"]),
+    ];
+    for (bug, names) in expect {
+        let report = report(&bug);
+        let f = failed(&report);
+        for n in names {
+            assert!(f.iter().any(|x| x == n), "{bug:?}: {n} not among the failed {f:?}");
+        }
+    }
+}
+
+/// `Concrete` with an addition that wraps at u64, the audit's domain bug.
+struct WrappingAdd;
+
+impl Domain for WrappingAdd {
+    type Int = u128;
+    type Bool = bool;
+    fn int(&self, v: u64) -> u128 {
+        Concrete.int(v)
+    }
+    fn bool(&self, v: bool) -> bool {
+        v
+    }
+    fn add(&self, a: &u128, b: &u128) -> u128 {
+        u128::from((*a as u64).wrapping_add(*b as u64))
+    }
+    fn sub_sat(&self, a: &u128, b: &u128) -> u128 {
+        Concrete.sub_sat(a, b)
+    }
+    fn mul(&self, a: &u128, b: &u128) -> u128 {
+        Concrete.mul(a, b)
+    }
+    fn div_ceil(&self, a: &u128, b: &u128) -> u128 {
+        Concrete.div_ceil(a, b)
+    }
+    fn le(&self, a: &u128, b: &u128) -> bool {
+        a <= b
+    }
+    fn eq(&self, a: &u128, b: &u128) -> bool {
+        a == b
+    }
+    fn and(&self, a: &bool, b: &bool) -> bool {
+        *a && *b
+    }
+    fn or(&self, a: &bool, b: &bool) -> bool {
+        *a || *b
+    }
+    fn not(&self, a: &bool) -> bool {
+        !*a
+    }
+    fn ite(&self, c: &bool, a: &u128, b: &u128) -> u128 {
+        if *c { *a } else { *b }
+    }
+    fn ite_bool(&self, c: &bool, a: &bool, b: &bool) -> bool {
+        if *c { *a } else { *b }
+    }
+}
+
+impl Definitional for WrappingAdd {
+    fn utilisation(&self, budget: &u128, period: &u128) -> u128 {
+        Concrete.utilisation(budget, period)
+    }
+}
+
+#[test]
+fn a_wrapping_add_fails_the_domain_obligation() {
+    let m = differential::domain_agrees(&WrappingAdd, DomainOp::Add).unwrap_err();
+    assert!(m.what.starts_with("add") || m.what.starts_with("sum"), "{m:?}");
+    // the real domain passes the same obligation.
+    differential::domain_agrees(&Concrete, DomainOp::Add).unwrap();
 }
 
 /// timings and files for a look by hand: `cargo test -p policy-prover --test
