@@ -12,6 +12,7 @@
 pub mod local;
 #[cfg(feature = "local")]
 pub mod model_file;
+pub mod fidelity;
 pub mod planner;
 pub mod prompt;
 pub mod remote;
