@@ -155,6 +155,16 @@ impl Link {
         Err(LinkError::NotRunning(socket_path()))
     }
 
+    /// whether the system lives only as long as this link (booted for this
+    /// command): such a link cannot be let go while the planner thinks.
+    pub fn owns_system(&self) -> bool {
+        match self {
+            Link::Attached(_) => false,
+            Link::InProcess(_) => true,
+            Link::Qemu(q) => q.owns_qemu(),
+        }
+    }
+
     /// `hosted` or `qemu`.
     pub fn system(&self) -> &'static str {
         match self {

@@ -1,6 +1,8 @@
 //! `llmsh apply "INTENT" [--yes] [--json]`: read the state from the running
-//! system, plan with the llm, show the plan with its risk tags, ask the
-//! human before destructive actions, write the audit request record (fsync),
+//! system, let go of the link, plan with the llm, show the plan with its
+//! risk tags and how it stands to the intent, refuse an unfaithful plan
+//! unless the human says yes on a terminal (`--yes` does not cover it), ask
+//! the human before destructive actions, write the audit request record (fsync),
 //! execute through the same path as `apply --plan F`
 //! ([`crate::cmd::apply::execute`]), write step and result records, print the
 //! receipt, and on failure a postmortem.
@@ -80,13 +82,26 @@ fn run_inner(
 ) -> Result<Exit, intent::IntentError> {
     let log = AuditLog::resolve(flags.audit_log);
     let mut cx = intent::context(planner)?;
-    let mut link = Link::open(flags.system, &link::system_path())
-        .map_err(|e| InputError::new(e.code(), e.to_string()))?;
+    let open = || {
+        Link::open(flags.system, &link::system_path())
+            .map_err(|e| InputError::new(e.code(), e.to_string()))
+    };
+    let mut held = Some(open()?);
     // the system's state, not the host's idea of it; `--state` only for planning experiments.
-    if planner.state.is_none() {
-        cx.state = system_state(&mut link)?;
+    if let (None, Some(l)) = (&planner.state, held.as_mut()) {
+        cx.state = system_state(l)?;
+    }
+    // planning never holds the link: `status` and other clients are served
+    // while the model thinks. a state change meanwhile is caught by the
+    // verifier PD (the plan's request id and its checks run on its own state).
+    if !held.as_ref().is_some_and(Link::owns_system) {
+        held = None;
     }
     let planned = intent::plan_intent(intent_text, planner, &cx)?;
+    if planned.no_action {
+        common::print_json(&intent::no_action(&planned).to_json());
+        return Ok(Exit::BadInput);
+    }
     let Some(plan) = planned.plan.clone() else {
         return Err(InputError::new(
             "plan.none",
@@ -98,6 +113,7 @@ fn run_inner(
         .into());
     };
     say(flags.json, &crate::ui::words::plan(&cx.policy, &cx.state, &plan, &planned.verdict));
+    say(flags.json, &intent::describe_fidelity(&planned));
     let org = origin(intent_text, &planned);
 
     if !planned.approved {
@@ -105,6 +121,7 @@ fn run_inner(
         let receipt = json!({
             "request_id": plan.request_id, "approved": false, "executed": 0, "failed_action": null,
             "violations": planned.verdict["violations"], "state_after": policy_verifier::json::state_to_json(&cx.state),
+            "fidelity": planned.fidelity.as_ref().map_or(Value::Null, |f| f.to_json()),
         });
         log.result(plan.request_id, &receipt, None)?;
         print_receipt(&cx.policy, &cx.state, &plan, &receipt, flags.json);
@@ -112,6 +129,19 @@ fn run_inner(
         return Ok(Exit::Rejected);
     }
 
+    // not what was asked: only the human's explicit yes on a terminal runs it
+    if !planned.faithful() && !intent::ask_unfaithful(&planned) {
+        let mut v = planned.verdict.clone();
+        v["declined"] = json!(true);
+        v["fidelity"] = planned.fidelity.as_ref().map_or(Value::Null, |f| f.to_json());
+        log.request(&plan, &v, &cx.state, &org)?;
+        common::print_json(&json!({"error": {
+            "code": "plan.unfaithful",
+            "message": "the plan is not what the intent asks; nothing ran",
+            "fidelity": v["fidelity"],
+        }}));
+        return Ok(Exit::Rejected);
+    }
     let consent = intent::ask(&plan, flags.yes);
     if consent == Consent::No {
         let mut v = planned.verdict.clone();
@@ -123,6 +153,10 @@ fn run_inner(
         return Ok(Exit::Rejected);
     }
     let signed = intent::confirmed(&plan, consent, &cx.key);
+    let mut link = match held {
+        Some(l) => l,
+        None => open()?,
+    };
 
     let receipt = match execute_audited(&mut link, &signed, &cx.state, &planned.verdict, &org, &log)
     {
@@ -132,7 +166,10 @@ fn run_inner(
             return Ok(exit);
         }
     };
-    let out = apply::receipt_json(&signed, &receipt);
+    let mut out = apply::receipt_json(&signed, &receipt);
+    if let Some(f) = &planned.fidelity {
+        out["fidelity"] = f.to_json();
+    }
     let before = pd_verifier::model_state(&receipt.state_before);
     print_receipt(&cx.policy, &before, &signed, &out, flags.json);
     let ok = receipt.approved && receipt.failed_action.is_none();

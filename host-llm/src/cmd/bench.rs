@@ -4,6 +4,15 @@
 //! state), is planned, executed and judged on the receipt's state read back
 //! from the PDs. reports the share achieved without and with feedback
 //! retries, the median intent → receipt time, and tokens/s.
+//!
+//! an expectation is a state change (`"worker1.pages":"+16"`, an absolute
+//! value), an action (`"op":…`), a refusal naming an invariant
+//! (`"refused":"prio.ceiling"`: a faithful plan the verifier rejects) or
+//! `"no_action":true` (the planner asks no model and plans nothing). like
+//! `apply` with no terminal, only a faithful approved plan runs; outcomes
+//! count `achieved`, `refused`, `no_action`, `unfaithful_held` (approved,
+//! not what was asked, not run) and `faithful_but_wrong` (ran, judged
+//! faithful, missed the expectation: the fidelity check's blind spot).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -111,6 +120,13 @@ fn achieved(case: &Case, plan: &Plan, before: &Value, after: &Value) -> bool {
         .as_array()
         .cloned()
         .unwrap_or_default();
+    if case
+        .expect
+        .iter()
+        .any(|(k, _)| k == "refused" || k == "no_action")
+    {
+        return false;
+    }
     if case.expect.iter().any(|(k, _)| k == "op") {
         // read-only / op-shaped expectations: an action with these fields.
         return ops
@@ -212,7 +228,15 @@ pub fn run(args: &Args) -> Exit {
     } else {
         0.0
     };
+    let mut outcomes = serde_json::Map::new();
+    for r in &results {
+        let o = r["retries"]["detail"]["outcome"].as_str().unwrap_or("error").to_string();
+        let n = outcomes.get(&o).and_then(Value::as_u64).unwrap_or(0);
+        outcomes.insert(o, json!(n + 1));
+    }
     let summary = json!({
+        "set": path.file_name().map(|f| f.to_string_lossy().into_owned()),
+        "outcomes": outcomes,
         "model": backend.model(),
         "intents": cases.len(),
         "achieved_no_retries_pct": (achieved_n[0] as f64 * 1000.0 / n).round() / 10.0,
@@ -267,13 +291,41 @@ fn run_case(
     };
     let mut refs: [&mut dyn Backend; 1] = [backend];
     let planned = planner::plan(&req, &mut refs, |_| {}).map_err(|e| e.to_string())?;
-    let attempts: Vec<Value> = planned.attempts.iter().map(|a| json!(a.draft)).collect();
-    let Some(plan) = planned.plan.filter(|_| planned.approved) else {
-        let n = attempts.len();
+    let attempts: Vec<Value> = planned
+        .attempts
+        .iter()
+        .map(|a| json!(format!("{}: {}", a.backend, a.draft)))
+        .collect();
+    let fidelity = planned.fidelity.as_ref().map(|f| f.to_json());
+    let by = planned.last().map(|a| a.backend).unwrap_or("none");
+    let expects = |k: &str| case.expect.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+    if planned.no_action {
+        let ok = expects("no_action") == Some(json!(true));
+        return Ok((ok, 1, json!({"attempts": attempts, "no_action": true, "outcome": "no_action"})));
+    }
+    // apply without a terminal: only a faithful approved plan runs
+    let Some(plan) = planned
+        .plan
+        .clone()
+        .filter(|_| planned.approved && planned.faithful())
+    else {
+        let n = attempts.len().max(1);
+        let viol = planned.verdict["violations"].clone();
+        let ok = match expects("refused") {
+            Some(Value::String(inv)) => {
+                !planned.approved
+                    && planned.faithful()
+                    && viol
+                        .as_array()
+                        .is_some_and(|v| v.iter().any(|x| x["invariant"] == inv.as_str()))
+            }
+            _ => false,
+        };
+        let outcome = if planned.approved { "unfaithful_held" } else { "refused" };
         return Ok((
-            false,
+            ok,
             n,
-            json!({"attempts": attempts, "verdict": planned.verdict["violations"]}),
+            json!({"attempts": attempts, "verdict": viol, "fidelity": fidelity, "outcome": outcome, "by": by}),
         ));
     };
     let signed = if plan.has_destructive() {
@@ -287,5 +339,10 @@ fn run_case(
     let ok = receipt.approved
         && receipt.failed_action.is_none()
         && achieved(case, &signed, &before, &out["state_after"]);
-    Ok((ok, attempts.len(), json!({"attempts": attempts})))
+    let outcome = if ok { "achieved" } else { "faithful_but_wrong" };
+    Ok((
+        ok,
+        attempts.len(),
+        json!({"attempts": attempts, "fidelity": fidelity, "outcome": outcome, "by": by}),
+    ))
 }

@@ -364,7 +364,7 @@ pub fn plan(
                 }
                 // nothing to show for it and nothing else to try: the error
                 Err(e)
-                    if out.attempts.is_empty() && bi + 1 == n_backends && expected.is_none() =>
+                    if out.attempts.is_empty() && bi + 1 == n_backends =>
                 {
                     return Err(e)
                 }
@@ -782,7 +782,7 @@ mod tests {
                 "down".into()
             }
             fn generate(&mut self, _: &Prompt, _: &Policy, _: &GenOptions) -> Result<Generation, LlmError> {
-                Err(LlmError::Remote("connection refused".into()))
+                Err(LlmError::Remote("remote.connect", "connection refused".into()))
             }
         }
         let key = [7u8; 32];
