@@ -156,7 +156,7 @@ fn no_retry_is_spent_on_a_rejection_no_retry_can_fix() {
     let out = llmsh(
         &[
             "plan",
-            "stop worker1",
+            "halt worker1",
             "--backend",
             "remote",
             "--endpoint",

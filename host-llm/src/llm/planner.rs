@@ -685,7 +685,7 @@ mod tests {
         let s = DEFAULT_POLICY.initial;
         let cases = [
             // a grant for a "free", on a stopped worker
-            ("free 8 pages of worker1's memory", r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":8}]}"#, "admin"),
+            ("free 8 pages of memory from worker1", r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":8}]}"#, "admin"),
             ("lower the priority of all workers to 20", r#"{"reason":"r","actions":[{"op":"process.set_priority","pd":"worker0","priority":20}]}"#, "ops"),
             ("give worker2 20 more pages", r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":20}]}"#, "ops"),
             ("restart worker1", r#"{"reason":"r","actions":[{"op":"process.start","pd":"worker1"}]}"#, "admin"),
