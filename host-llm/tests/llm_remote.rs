@@ -519,3 +519,65 @@ fn an_unfaithful_plan_never_runs_without_a_human_even_with_yes() {
     assert!(text.contains("plan.unfaithful") && text.contains("unasked"), "{text}");
     assert_eq!(f.seen.lock().expect("lock").len(), 4, "1 attempt + 3 feedback rounds");
 }
+
+/// a llama-cpp-python server started by the test; killed on drop.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// the default model, when it is cached (`llmsh` fetches it on first use).
+fn cached_model() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let p = base.join("llm-os/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    p.exists().then_some(p)
+}
+
+#[test]
+fn plans_against_a_real_llama_cpp_python_server() {
+    let has_server = Command::new("python3")
+        .args(["-c", "import llama_cpp.server"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let Some(model) = cached_model().filter(|_| has_server) else {
+        println!("SKIPPED: llama-cpp-python[server] or the cached default model is missing (pip install 'llama-cpp-python[server]')");
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let _server = Server(
+        Command::new("python3")
+            .args(["-m", "llama_cpp.server", "--host", "127.0.0.1", "--port", &port.to_string(), "--n_ctx", "4096"])
+            .arg("--model")
+            .arg(&model)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start llama_cpp.server"),
+    );
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(120), "the server did not start in 120 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let dir = tmp("llamacpp");
+    let out = llmsh(
+        &["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &url, "--json", "--remote-timeout", "60"],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("plan json");
+    assert_eq!(plan["actions"], json!([{"op": "memory.grant", "pd": "worker1", "pages": 16}]), "{stderr}");
+    // the server refuses json_schema: the fallback is what made this work
+    println!("llama-cpp-python: {}", stderr.lines().filter(|l| l.contains("attempt")).collect::<Vec<_>>().join(" | "));
+}
