@@ -197,7 +197,12 @@ fn summarize(rows: &[Value]) -> Value {
     }
     let model_plans = rows
         .iter()
-        .filter(|r| r["retries"]["achieved"] == true && r["retries"]["detail"]["by"] != planner::READER)
+        .filter(|r| {
+            r["retries"]["achieved"] == true
+                && r["retries"]["detail"]["by"]
+                    .as_str()
+                    .is_some_and(|b| b != planner::READER && b != "none")
+        })
         .count();
     json!({
         "intents": n,
