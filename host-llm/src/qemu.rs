@@ -201,6 +201,13 @@ pub struct QemuLink {
     pub resends: u64,
 }
 
+impl QemuLink {
+    /// whether this llmsh started qemu for this link.
+    pub fn owns_qemu(&self) -> bool {
+        self.owned.is_some()
+    }
+}
+
 impl Drop for QemuLink {
     fn drop(&mut self) {
         if let Some(mut c) = self.owned.take() {

@@ -1,10 +1,13 @@
 //! `llmsh apply "INTENT" [--yes] [--json]`: read the state from the running
-//! system, plan with the llm, show the plan with its risk tags, ask the
-//! human before destructive actions, and hand the plan to `llm-osd`, which
-//! writes the audit request record (fsync), executes it through the link
-//! and writes step and result records; print the receipt, and on failure a
-//! postmortem. a plan the planner's check rejected, or the human declined,
-//! is recorded by llm-osd and never sent.
+//! system, plan with the llm (a connection to `llm-osd` holds no link, so
+//! `status` and other clients are served while the model thinks), show the
+//! plan with its risk tags and how it stands to the intent, refuse an
+//! unfaithful plan unless the human says yes on a terminal (`--yes` does not
+//! cover it), ask the human before destructive actions, and hand the plan to
+//! `llm-osd`, which writes the audit request record (fsync), executes it
+//! through the link and writes step and result records; print the receipt,
+//! and on failure a postmortem. a plan the planner's check rejected, or the
+//! human declined, is recorded by llm-osd and never sent.
 
 use std::path::Path;
 
@@ -80,6 +83,10 @@ fn run_inner(
         }
     }
     let planned = intent::plan_intent(intent_text, planner, &cx)?;
+    if planned.no_action {
+        common::print_json(&intent::no_action(&planned).to_json());
+        return Ok(Exit::BadInput);
+    }
     let Some(plan) = planned.plan.clone() else {
         return Err(InputError::new(
             "plan.none",
@@ -91,6 +98,7 @@ fn run_inner(
         .into());
     };
     say(flags.json, &crate::ui::words::plan(&cx.policy, &cx.state, &plan, &planned.verdict));
+    say(flags.json, &intent::describe_fidelity(&planned));
     let org = origin(intent_text, &planned);
     let before = policy_verifier::json::state_to_json(&cx.state);
     let record = |c: &mut crate::osd::client::Client, verdict: &Value, result: Option<&Value>| {
@@ -106,6 +114,7 @@ fn run_inner(
         let receipt = json!({
             "request_id": plan.request_id, "approved": false, "executed": 0, "failed_action": null,
             "violations": planned.verdict["violations"], "state_after": before,
+            "fidelity": planned.fidelity.as_ref().map_or(Value::Null, |f| f.to_json()),
         });
         if let Err(e) = record(&mut c, &planned.verdict, Some(&receipt)) {
             return Ok(e.report());
@@ -115,6 +124,21 @@ fn run_inner(
         return Ok(Exit::Rejected);
     }
 
+    // not what was asked: only the human's explicit yes on a terminal runs it
+    if !planned.faithful() && !intent::ask_unfaithful(&planned) {
+        let mut v = planned.verdict.clone();
+        v["declined"] = json!(true);
+        v["fidelity"] = planned.fidelity.as_ref().map_or(Value::Null, |f| f.to_json());
+        if let Err(e) = record(&mut c, &v, None) {
+            return Ok(e.report());
+        }
+        common::print_json(&json!({"error": {
+            "code": "plan.unfaithful",
+            "message": "the plan is not what the intent asks; nothing ran",
+            "fidelity": v["fidelity"],
+        }}));
+        return Ok(Exit::Rejected);
+    }
     let consent = intent::ask(&plan, flags.yes);
     if consent == Consent::No {
         let mut v = planned.verdict.clone();
@@ -128,7 +152,6 @@ fn run_inner(
         return Ok(Exit::Rejected);
     }
     let signed = intent::confirmed(&plan, consent, &cx.key);
-
     let (receipt, retry) = match apply::execute(&mut c, &signed, &org) {
         Ok(r) => r,
         Err(e) => return Ok(e.report()),
@@ -136,6 +159,9 @@ fn run_inner(
     let mut out = apply::receipt_json(&signed, &receipt);
     if retry {
         out["retry"] = json!(true);
+    }
+    if let Some(f) = &planned.fidelity {
+        out["fidelity"] = f.to_json();
     }
     let before = pd_verifier::model_state(&receipt.state_before);
     print_receipt(&cx.policy, &before, &signed, &out, flags.json);

@@ -4,6 +4,15 @@
 //! state), is planned, executed and judged on the receipt's state read back
 //! from the PDs. reports the share achieved without and with feedback
 //! retries, the median intent → receipt time, and tokens/s.
+//!
+//! an expectation is a state change (`"worker1.pages":"+16"`, an absolute
+//! value), an action (`"op":…`), a refusal naming an invariant
+//! (`"refused":"prio.ceiling"`: a faithful plan the verifier rejects) or
+//! `"no_action":true` (the planner asks no model and plans nothing). like
+//! `apply` with no terminal, only a faithful approved plan runs; outcomes
+//! count `achieved`, `refused`, `no_action`, `unfaithful_held` (approved,
+//! not what was asked, not run) and `faithful_but_wrong` (ran, judged
+//! faithful, missed the expectation: the fidelity check's blind spot).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,6 +28,7 @@ use crate::common::{self, Exit};
 use crate::link::{self, Link};
 use crate::llm::local::LocalBackend;
 use crate::llm::planner::{self, Request as PlanRequest};
+use crate::llm::remote::{Limits, RemoteBackend, RemoteConfig};
 use crate::llm::Backend;
 
 /// arguments of `llmsh bench-intents`.
@@ -33,6 +43,23 @@ pub struct Args {
     /// run only the first n intents.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// run shard i of n (`i/n`, 0-based): the intents whose index is i mod n.
+    /// a cluster's scheduler runs the shards (a slurm array, a kubernetes
+    /// job); `--merge` joins their json reports.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// join the json reports of shards into one report; runs nothing.
+    #[arg(long, num_args = 1..)]
+    pub merge: Vec<PathBuf>,
+    /// plan with an openai-compatible endpoint instead of the local model.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// the remote model name.
+    #[arg(long)]
+    pub remote_model: Option<String>,
+    /// feedback rounds (the "with retries" column).
+    #[arg(long, default_value_t = 3)]
+    pub max_retries: u32,
 }
 
 /// one benchmark case.
@@ -111,6 +138,13 @@ fn achieved(case: &Case, plan: &Plan, before: &Value, after: &Value) -> bool {
         .as_array()
         .cloned()
         .unwrap_or_default();
+    if case
+        .expect
+        .iter()
+        .any(|(k, _)| k == "refused" || k == "no_action")
+    {
+        return false;
+    }
     if case.expect.iter().any(|(k, _)| k == "op") {
         // read-only / op-shaped expectations: an action with these fields.
         return ops
@@ -132,8 +166,95 @@ fn achieved(case: &Case, plan: &Plan, before: &Value, after: &Value) -> bool {
     })
 }
 
+/// `i/n` → (i, n).
+fn parse_shard(s: &str) -> Result<(usize, usize), InputError> {
+    let bad = || InputError::new("bench.shard", format!("--shard wants i/n with 0 <= i < n, not `{s}`"));
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+fn pct(k: usize, n: usize) -> f64 {
+    (k as f64 * 1000.0 / n.max(1) as f64).round() / 10.0
+}
+
+/// the summary of case rows (a run's or merged shards').
+fn summarize(rows: &[Value]) -> Value {
+    let n = rows.len();
+    let first = rows.iter().filter(|r| r["no_retries"]["achieved"] == true).count();
+    let with = rows.iter().filter(|r| r["retries"]["achieved"] == true).count();
+    let mut times: Vec<u64> = rows.iter().filter_map(|r| r["retries"]["ms"].as_u64()).collect();
+    times.sort_unstable();
+    let at = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round().max(0.0) as usize).copied().unwrap_or(0);
+    let mut outcomes = serde_json::Map::new();
+    for r in rows {
+        let o = r["retries"]["detail"]["outcome"].as_str().unwrap_or("error").to_string();
+        let k = outcomes.get(&o).and_then(Value::as_u64).unwrap_or(0);
+        outcomes.insert(o, json!(k + 1));
+    }
+    let model_plans = rows
+        .iter()
+        .filter(|r| {
+            r["retries"]["achieved"] == true
+                && r["retries"]["detail"]["by"]
+                    .as_str()
+                    .is_some_and(|b| b != planner::READER && b != "none")
+        })
+        .count();
+    json!({
+        "intents": n,
+        "achieved_no_retries_pct": pct(first, n),
+        "achieved_with_retries_pct": pct(with, n),
+        "achieved_by_a_model_plan_pct": pct(model_plans, n),
+        "outcomes": outcomes,
+        "median_intent_to_receipt_ms": at(0.5),
+        "p90_intent_to_receipt_ms": at(0.9),
+    })
+}
+
+/// joins shard reports: the cases in index order, the summary recomputed.
+fn merge(paths: &[PathBuf]) -> Exit {
+    let mut rows: Vec<Value> = Vec::new();
+    let mut meta = json!({});
+    for p in paths {
+        let text = match common::read_input(p, common::Input::Corpus) {
+            Ok(t) => t,
+            Err(e) => return common::bad_input(&e),
+        };
+        let v: Value = match serde_json::from_slice(&text) {
+            Ok(v) => v,
+            Err(e) => return common::bad_input(&InputError::new("bench.merge", format!("{}: {e}", p.display()))),
+        };
+        if meta["set"].is_null() {
+            meta = json!({"set": v["set"], "model": v["model"], "backend": v["backend"]});
+        } else if meta["set"] != v["set"] || meta["model"] != v["model"] {
+            return common::bad_input(&InputError::new(
+                "bench.merge",
+                format!("{} is a report of another set or model", p.display()),
+            ));
+        }
+        rows.extend(v["cases"].as_array().cloned().unwrap_or_default());
+    }
+    rows.sort_by_key(|r| r["index"].as_u64().unwrap_or(u64::MAX));
+    rows.dedup_by_key(|r| r["index"].as_u64());
+    let mut out = summarize(&rows);
+    for k in ["set", "model", "backend"] {
+        out[k] = meta[k].clone();
+    }
+    out["shards"] = json!(paths.len());
+    out["cases"] = json!(rows);
+    common::print_json(&out);
+    Exit::Ok
+}
+
 /// runs the benchmark.
 pub fn run(args: &Args) -> Exit {
+    if !args.merge.is_empty() {
+        return merge(&args.merge);
+    }
     let path = args.file.clone().unwrap_or_else(|| {
         PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -147,90 +268,89 @@ pub fn run(args: &Args) -> Exit {
     if let Some(n) = args.limit {
         cases.truncate(n);
     }
+    let (shard, shards) = match args.shard.as_deref().map(parse_shard).transpose() {
+        Ok(s) => s.unwrap_or((0, 1)),
+        Err(e) => return common::bad_input(&e),
+    };
     let key = match common::load_key(None) {
         Ok(k) => k,
         Err(e) => return common::bad_input(&e),
     };
-    let mut backend = LocalBackend::new(args.model.as_deref());
+    let mut local = LocalBackend::new(args.model.as_deref());
+    let mut remote = match RemoteConfig::from_flags_or_env(
+        args.endpoint.as_deref(),
+        args.remote_model.as_deref(),
+        None,
+        Limits::default(),
+    ) {
+        Ok(c) => c.filter(|_| args.endpoint.is_some()).map(RemoteBackend::new),
+        Err(e) => return common::bad_input(&e.to_input_error()),
+    };
     let mut results = Vec::new();
-    let mut times: Vec<u64> = Vec::new();
-    let mut achieved_n = [0usize; 2];
-    let steps = crate::ui::progress::Steps::new("bench: intent", cases.len());
-    for (n, case) in cases.iter().enumerate() {
+    let picked: Vec<(usize, &Case)> = cases
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % shards == shard)
+        .collect();
+    let steps = crate::ui::progress::Steps::new("bench: intent", picked.len());
+    for (n, (index, case)) in picked.into_iter().enumerate() {
         steps.at(n + 1, &case.intent);
-        let mut row = json!({"intent": case.intent});
+        let mut row = json!({"index": index, "intent": case.intent});
         // attempt 1 is greedy and the same with or without retries, so one
         // run gives both numbers: without retries means "achieved on attempt 1".
         let t0 = Instant::now();
-        let r = run_case(case, 3, &key, &mut backend);
+        let backend: &mut dyn Backend = match remote.as_mut() {
+            Some(r) => r,
+            None => &mut local,
+        };
+        let r = run_case(case, args.max_retries, &key, backend);
         let ms = t0.elapsed().as_millis() as u64;
         let (ok, attempts, detail) = match r {
             Ok((ok, n, d)) => (ok, n, d),
-            Err(e) => (false, 0, json!({"error": e})),
+            Err(e) => (false, 0, json!({"error": e, "outcome": "error"})),
         };
         let first = ok && attempts == 1;
-        achieved_n[0] += usize::from(first);
-        achieved_n[1] += usize::from(ok);
-        times.push(ms);
         row["no_retries"] = json!({"achieved": first});
         row["retries"] = json!({"achieved": ok, "attempts": attempts, "ms": ms, "detail": detail});
         steps.note(&format!(
-            "bench: {:<60} no-retry:{} retries:{} ({} ms)",
+            "bench: {:<60} no-retry:{} retries:{} {:<18} ({} ms)",
             case.intent,
-            if row["no_retries"]["achieved"] == true {
-                "ok "
-            } else {
-                "MISS"
-            },
-            if row["retries"]["achieved"] == true {
-                "ok "
-            } else {
-                "MISS"
-            },
-            row["retries"]["ms"]
+            if first { "ok  " } else { "MISS" },
+            if ok { "ok  " } else { "MISS" },
+            row["retries"]["detail"]["outcome"].as_str().unwrap_or(""),
+            ms
         ));
         steps.note(&format!("bench:   drafts: {}", row["retries"]["detail"]["attempts"]));
         results.push(row);
     }
     steps.finish();
-    times.sort_unstable();
-    let median = times.get(times.len() / 2).copied().unwrap_or(0);
-    let n = cases.len().max(1) as f64;
-    let st = backend.stats;
-    let tps = if st.gen_ms > 0 {
-        (st.sampled + st.forced) as f64 * 1000.0 / st.gen_ms as f64
-    } else {
-        0.0
-    };
-    let sampled_tps = if st.gen_ms > 0 {
-        st.sampled as f64 * 1000.0 / st.gen_ms as f64
-    } else {
-        0.0
-    };
-    let prompt_tps = if st.prompt_ms > 0 {
-        st.prompt as f64 * 1000.0 / st.prompt_ms as f64
-    } else {
-        0.0
-    };
-    let summary = json!({
-        "model": backend.model(),
-        "intents": cases.len(),
-        "achieved_no_retries_pct": (achieved_n[0] as f64 * 1000.0 / n).round() / 10.0,
-        "achieved_with_retries_pct": (achieved_n[1] as f64 * 1000.0 / n).round() / 10.0,
-        "median_intent_to_receipt_ms": median,
-        "completion_tokens_per_s": (tps * 10.0).round() / 10.0,
-        "sampled_tokens_per_s": (sampled_tps * 10.0).round() / 10.0,
-        "prompt_tokens_per_s": prompt_tps.round(),
-        "tokens": {"sampled": st.sampled, "forced": st.forced, "prompt": st.prompt},
-        "cases": results,
+    let st = local.stats;
+    let rate = |tok: u64, ms: u64| if ms > 0 { tok as f64 * 1000.0 / ms as f64 } else { 0.0 };
+    let tps = rate(st.sampled + st.forced, st.gen_ms);
+    let sampled_tps = rate(st.sampled, st.gen_ms);
+    let prompt_tps = rate(st.prompt, st.prompt_ms);
+    let mut summary = summarize(&results);
+    summary["set"] = json!(path.file_name().map(|f| f.to_string_lossy().into_owned()));
+    summary["backend"] = json!(if remote.is_some() { "remote" } else { "local" });
+    summary["model"] = json!(match &remote {
+        Some(r) => r.model(),
+        None => local.model(),
     });
+    summary["shard"] = json!(format!("{shard}/{shards}"));
+    summary["completion_tokens_per_s"] = json!((tps * 10.0).round() / 10.0);
+    summary["sampled_tokens_per_s"] = json!((sampled_tps * 10.0).round() / 10.0);
+    summary["prompt_tokens_per_s"] = json!(prompt_tps.round());
+    summary["tokens"] = json!({"sampled": st.sampled, "forced": st.forced, "prompt": st.prompt});
+    summary["cases"] = json!(results);
     common::print_json(&summary);
     eprintln!(
-        "bench: {} intents · achieved {}% without retries, {}% with retries · median intent→receipt {} ms · {:.1} tok/s completion ({:.1} sampled) · {:.0} tok/s prompt",
-        cases.len(),
+        "bench: {} intents · achieved {}% without retries, {}% with retries ({}% by a model's plan) · outcomes {} · median intent→receipt {} ms · {:.1} tok/s completion ({:.1} sampled) · {:.0} tok/s prompt",
+        summary["intents"],
         summary["achieved_no_retries_pct"],
         summary["achieved_with_retries_pct"],
-        median,
+        summary["achieved_by_a_model_plan_pct"],
+        summary["outcomes"],
+        summary["median_intent_to_receipt_ms"],
         tps,
         sampled_tps,
         prompt_tps
@@ -243,7 +363,7 @@ fn run_case(
     case: &Case,
     retries: u32,
     key: &[u8; 32],
-    backend: &mut LocalBackend,
+    backend: &mut dyn Backend,
 ) -> Result<(bool, usize, Value), String> {
     let sys = HostedSystem::boot(&link::system_path()).map_err(|e| e.to_string())?;
     let mut link = Link::hosted(sys);
@@ -267,13 +387,41 @@ fn run_case(
     };
     let mut refs: [&mut dyn Backend; 1] = [backend];
     let planned = planner::plan(&req, &mut refs, |_| {}).map_err(|e| e.to_string())?;
-    let attempts: Vec<Value> = planned.attempts.iter().map(|a| json!(a.draft)).collect();
-    let Some(plan) = planned.plan.filter(|_| planned.approved) else {
-        let n = attempts.len();
+    let attempts: Vec<Value> = planned
+        .attempts
+        .iter()
+        .map(|a| json!(format!("{}: {}", a.backend, a.draft)))
+        .collect();
+    let fidelity = planned.fidelity.as_ref().map(|f| f.to_json());
+    let by = planned.last().map(|a| a.backend).unwrap_or("none");
+    let expects = |k: &str| case.expect.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+    if planned.no_action {
+        let ok = expects("no_action") == Some(json!(true));
+        return Ok((ok, 1, json!({"attempts": attempts, "no_action": true, "outcome": "no_action"})));
+    }
+    // apply without a terminal: only a faithful approved plan runs
+    let Some(plan) = planned
+        .plan
+        .clone()
+        .filter(|_| planned.approved && planned.faithful())
+    else {
+        let n = attempts.len().max(1);
+        let viol = planned.verdict["violations"].clone();
+        let ok = match expects("refused") {
+            Some(Value::String(inv)) => {
+                !planned.approved
+                    && planned.faithful()
+                    && viol
+                        .as_array()
+                        .is_some_and(|v| v.iter().any(|x| x["invariant"] == inv.as_str()))
+            }
+            _ => false,
+        };
+        let outcome = if planned.approved { "unfaithful_held" } else { "refused" };
         return Ok((
-            false,
+            ok,
             n,
-            json!({"attempts": attempts, "verdict": planned.verdict["violations"]}),
+            json!({"attempts": attempts, "verdict": viol, "fidelity": fidelity, "outcome": outcome, "by": by}),
         ));
     };
     let signed = if plan.has_destructive() {
@@ -287,5 +435,10 @@ fn run_case(
     let ok = receipt.approved
         && receipt.failed_action.is_none()
         && achieved(case, &signed, &before, &out["state_after"]);
-    Ok((ok, attempts.len(), json!({"attempts": attempts})))
+    let outcome = if ok { "achieved" } else { "faithful_but_wrong" };
+    Ok((
+        ok,
+        attempts.len(),
+        json!({"attempts": attempts, "fidelity": fidelity, "outcome": outcome, "by": by}),
+    ))
 }

@@ -10,7 +10,7 @@ use policy_verifier::{confirm, ActionKind, Plan, Policy, State};
 
 use crate::common;
 use crate::llm::planner::{self, Planned, Request};
-use crate::llm::remote::{RemoteBackend, RemoteConfig};
+use crate::llm::remote::{Limits, RemoteBackend, RemoteConfig};
 use crate::llm::{Backend, LlmError};
 
 /// which model plans.
@@ -47,6 +47,13 @@ pub struct PlannerArgs {
     /// the remote api key (`LLMSH_API_KEY`; prefer the variable).
     #[arg(long)]
     pub api_key: Option<String>,
+    /// seconds one remote call may take (`LLMSH_REMOTE_TIMEOUT`; default 60).
+    #[arg(long)]
+    pub remote_timeout: Option<f64>,
+    /// seconds all remote calls of one request may take together
+    /// (`LLMSH_REMOTE_DEADLINE`; default 180).
+    #[arg(long)]
+    pub remote_deadline: Option<f64>,
     /// feedback rounds after a rejected plan, per backend.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=3))]
     pub max_retries: u32,
@@ -114,14 +121,16 @@ pub fn current_state(args: &PlannerArgs, policy: &Policy) -> Result<State, Input
 
 /// the backends for `args`, in the order they are tried.
 pub fn backends(args: &PlannerArgs) -> Result<Vec<Box<dyn Backend>>, LlmError> {
-    let remote = || {
-        RemoteConfig::from_flags_or_env(
-            args.endpoint.as_deref(),
-            args.remote_model.as_deref(),
-            args.api_key.as_deref(),
-        )
-        .map(RemoteBackend::new)
-    };
+    let cfg = RemoteConfig::from_flags_or_env(
+        args.endpoint.as_deref(),
+        args.remote_model.as_deref(),
+        args.api_key.as_deref(),
+        Limits {
+            timeout: args.remote_timeout,
+            deadline: args.remote_deadline,
+        },
+    )?;
+    let remote = || cfg.clone().map(RemoteBackend::new);
     let mut out: Vec<Box<dyn Backend>> = Vec::new();
     match args.backend {
         BackendChoice::Remote => match remote() {
@@ -133,11 +142,19 @@ pub fn backends(args: &PlannerArgs) -> Result<Vec<Box<dyn Backend>>, LlmError> {
             }
         },
         BackendChoice::Local | BackendChoice::Hybrid => {
-            out.push(local(args)?);
-            if args.backend == BackendChoice::Hybrid {
-                if let Some(r) = remote() {
-                    out.push(Box::new(r));
+            let second = match (args.backend, remote()) {
+                (BackendChoice::Hybrid, None) => {
+                    eprintln!(
+                        "llmsh: warning: --backend hybrid without --endpoint or LLMSH_ENDPOINT plans with the local model only"
+                    );
+                    None
                 }
+                (BackendChoice::Hybrid, r) => r,
+                _ => None,
+            };
+            out.push(local(args)?);
+            if let Some(r) = second {
+                out.push(Box::new(r));
             }
         }
     }
@@ -224,9 +241,65 @@ pub fn plan_intent(intent: &str, args: &PlannerArgs, cx: &Context) -> Result<Pla
         args.session
     );
     let progress = crate::ui::progress::Planning::start();
-    Ok(planner::plan(&req, &mut refs, |a| {
-        progress.attempt_done(&a.summary())
-    })?)
+    let planned = planner::plan(&req, &mut refs, |a| progress.attempt_done(&a.summary()))?;
+    for n in &planned.notes {
+        eprintln!("llmsh: {n}");
+    }
+    Ok(planned)
+}
+
+/// the json error of an intent that asks for nothing llmsh can do.
+pub fn no_action(planned: &Planned) -> InputError {
+    let why = planned
+        .notes
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "the intent asks for nothing llmsh can do".into());
+    InputError::new(
+        "intent.no_action",
+        format!("no action: {why}; say which worker and what to change (e.g. \"give worker1 16 more pages\")"),
+    )
+}
+
+/// how the plan stands to the intent, for people: one line per action
+/// (`faithful` / `unasked`) and one per ask the plan leaves out (`incomplete`).
+pub fn describe_fidelity(planned: &Planned) -> String {
+    let Some(f) = &planned.fidelity else {
+        return String::new();
+    };
+    let mut s = format!(
+        "fidelity: {}{}\n",
+        if f.faithful() { "faithful" } else { "NOT FAITHFUL" },
+        if f.exact { "" } else { " (the intent names no amount for some asks: ops and workers checked)" }
+    );
+    for (i, st) in f.actions.iter().enumerate() {
+        match st {
+            crate::llm::fidelity::Status::Faithful => s.push_str(&format!("  {i}. faithful\n")),
+            crate::llm::fidelity::Status::Unasked(d) => s.push_str(&format!("  {i}. unasked: {d}\n")),
+        }
+    }
+    for m in &f.incomplete {
+        s.push_str(&format!("  incomplete: the plan has no {m}\n"));
+    }
+    s
+}
+
+/// the human's yes to a plan that is not what the intent asks. never
+/// implied by `--yes` (that answers the destructive-action question the
+/// plan itself raises, not whether the plan is the right one): with no
+/// terminal, the answer is no.
+pub fn ask_unfaithful(planned: &Planned) -> bool {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        eprintln!("llmsh: the plan is not what the intent asks and there is no terminal to ask on; nothing ran (--yes does not cover this)");
+        return false;
+    }
+    eprint!("{}", describe_fidelity(planned));
+    eprint!("llmsh: the plan is not what the intent asks; run it anyway? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = stdin.lock().read_line(&mut line);
+    matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
 }
 
 /// the human's answer to a destructive plan.

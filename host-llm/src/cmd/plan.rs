@@ -1,5 +1,6 @@
 //! `llmsh plan "INTENT" [--json]`: the model proposes, the verifier judges,
-//! nothing runs. exit 0 approved, 1 rejected, 2 bad input or no plan.
+//! nothing runs. exit 0 approved and faithful to the intent, 1 rejected or
+//! not faithful, 2 bad input, no plan, or an intent that asks for nothing.
 //! `--json` prints the plan alone on stdout; attempts go to stderr.
 
 use crate::cmd::intent::{self, PlannerArgs};
@@ -29,6 +30,9 @@ pub fn run(args: &Args) -> Exit {
         Ok(p) => p,
         Err(e) => return e.report(),
     };
+    if planned.no_action {
+        return common::bad_input(&intent::no_action(&planned));
+    }
     let Some(plan) = &planned.plan else {
         return common::bad_input(&policy_verifier::json::InputError::new(
             "plan.none",
@@ -40,14 +44,17 @@ pub fn run(args: &Args) -> Exit {
     };
     if args.json {
         println!("{}", schema::plan_text(plan));
+        eprint!("{}", intent::describe_fidelity(&planned));
     } else {
         print!("{}", crate::ui::words::plan(&cx.policy, &cx.state, plan, &planned.verdict));
+        print!("{}", intent::describe_fidelity(&planned));
         println!("{}", schema::plan_text(plan));
         if plan.has_destructive() {
             println!("(destructive: `llmsh confirm` or `llmsh apply … --yes` adds the confirmation token)");
         }
     }
-    if planned.approved {
+    // an approved plan that is not what was asked is not a plan to run
+    if planned.approved && planned.faithful() {
         Exit::Ok
     } else {
         Exit::Rejected

@@ -12,6 +12,7 @@
 pub mod local;
 #[cfg(feature = "local")]
 pub mod model_file;
+pub mod fidelity;
 pub mod planner;
 pub mod prompt;
 pub mod remote;
@@ -84,8 +85,10 @@ pub enum LlmError {
     Download(String),
     /// the model could not be loaded or run.
     Model(String),
-    /// the remote endpoint failed or answered nonsense.
-    Remote(String),
+    /// the remote endpoint failed or answered nonsense; the code says how
+    /// (`remote.connect`, `remote.timeout`, `remote.deadline`, `remote.http`,
+    /// `remote.too_large`, `remote.json`, `remote.shape`).
+    Remote(&'static str, String),
     /// a backend was asked for but is not configured or not built in.
     Config(String),
 }
@@ -97,7 +100,7 @@ impl LlmError {
             LlmError::Budget { .. } => "budget.tokens",
             LlmError::Download(_) => "model.download",
             LlmError::Model(_) => "model.load",
-            LlmError::Remote(_) => "remote.http",
+            LlmError::Remote(code, _) => code,
             LlmError::Config(_) => "backend.config",
         }
     }
@@ -116,7 +119,7 @@ impl std::fmt::Display for LlmError {
             }
             LlmError::Download(m)
             | LlmError::Model(m)
-            | LlmError::Remote(m)
+            | LlmError::Remote(_, m)
             | LlmError::Config(m) => f.write_str(m),
         }
     }

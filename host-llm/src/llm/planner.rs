@@ -4,16 +4,22 @@
 //! invariants go back to the model, at most `max_retries` times per backend.
 //! the planner never executes and never signs: confirmation is the human's.
 //!
-//! an approved plan can still miss part of the intent (a small model often
-//! writes one action for "x and y", or the wrong op for a clear word). a
-//! lexical check ([`missing`]) sends such a plan round again with what is
-//! missing; it never approves or refuses anything, and if no retry covers
-//! the intent the first approved plan stands.
+//! an approved plan can still not be what was asked (a small model often
+//! writes one action for "x and y", the wrong op for a clear word, or
+//! another worker). every draft is held against the intent's reading
+//! ([`fidelity`]): when the words resolve to exact actions and the draft is
+//! not them, the reader's own plan is verified in its place; otherwise the
+//! differences go back to the model. a plan that stays unfaithful is
+//! returned marked so, and `apply` runs it only on the human's explicit yes.
+//! nonsense asks nothing and reaches no model. rejections no retry can fix
+//! (a faithful plan the policy refuses, `auth.tier`, `auth.confirm`) end the
+//! request.
 
 use policy_verifier::json::{self, InputError};
 use policy_verifier::{confirm, verify, ActionKind, Plan, Policy, State, Tier};
 use serde_json::{json, Value};
 
+use super::fidelity::{self, Fidelity};
 use super::prompt::{self, Prompt};
 use super::schema::{self, Envelope};
 use super::{Backend, GenOptions, LlmError};
@@ -46,6 +52,9 @@ pub enum Outcome {
     /// the verifier approved it, but it leaves out what these words of the
     /// intent ask for; the model gets another round.
     Incomplete(Vec<String>),
+    /// the verifier approved it, but it does what the intent does not ask
+    /// (another op, another worker, other numbers).
+    Unfaithful(Vec<String>),
     /// the draft is not a plan (only a server ignoring the schema gets here).
     BadDraft(InputError),
 }
@@ -78,6 +87,7 @@ impl Attempt {
             Outcome::Approved => json!({"approved": true}),
             Outcome::Rejected(v) => json!({"approved": false, "violations": v}),
             Outcome::Incomplete(m) => json!({"approved": true, "incomplete": m}),
+            Outcome::Unfaithful(m) => json!({"approved": true, "unfaithful": m}),
             Outcome::BadDraft(e) => json!({"approved": false, "error": e.to_json()["error"]}),
         };
         json!({
@@ -92,6 +102,7 @@ impl Attempt {
             Outcome::Approved => "approved".to_string(),
             Outcome::Rejected(v) => format!("rejected: {}", findings(v).join("; ")),
             Outcome::Incomplete(m) => format!("approved, but leaves out {}", m.join("; ")),
+            Outcome::Unfaithful(m) => format!("approved, but not what was asked: {}", m.join("; ")),
             Outcome::BadDraft(e) => format!("not a plan: {e}"),
         };
         format!(
@@ -116,9 +127,20 @@ pub struct Planned {
     pub tokens: u64,
     /// index into `attempts` of the attempt that wrote `plan`.
     pub produced_by: usize,
+    /// `plan` held against the intent.
+    pub fidelity: Option<Fidelity>,
+    /// the intent asks for nothing llmsh can do: no model was asked.
+    pub no_action: bool,
+    /// what went wrong on the way (a failed backend, an unknown worker).
+    pub notes: Vec<String>,
 }
 
 impl Planned {
+    /// the plan does what the intent asks and nothing else.
+    pub fn faithful(&self) -> bool {
+        self.fidelity.as_ref().is_some_and(Fidelity::faithful)
+    }
+
     /// the attempt that produced `plan`.
     pub fn last(&self) -> Option<&Attempt> {
         self.attempts.get(self.produced_by)
@@ -184,23 +206,6 @@ fn asked(intent: &str) -> Vec<(&'static str, Vec<ActionKind>)> {
         .filter(|(w, _)| words.iter().any(|x| x == w))
         .map(|(w, ops)| (*w, narrowed(ops, &words)))
         .collect()
-}
-
-/// what `plan` leaves out of `intent`: for each word of [`ASKS`] in the
-/// intent with no action of its ops, `op (the intent says "word")`.
-pub fn missing(intent: &str, plan: &Plan) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for (word, ops) in asked(intent) {
-        if plan.actions.iter().any(|a| ops.contains(&a.kind())) {
-            continue;
-        }
-        let names: Vec<&str> = ops.iter().map(|k| k.name()).collect();
-        let m = format!("{} (the intent says \"{word}\")", names.join(" or "));
-        if !out.contains(&m) {
-            out.push(m);
-        }
-    }
-    out
 }
 
 /// of several ops for an ask, the one the intent's other words point to
@@ -301,7 +306,7 @@ pub fn plan(
         request_id: req.state.last_request_id.saturating_add(1),
         session: req.session.to_string(),
     };
-    let first = prompt::build(req.policy, req.state, req.intent);
+    let reading = fidelity::read(req.intent);
     let mut out = Planned {
         plan: None,
         approved: false,
@@ -309,13 +314,39 @@ pub fn plan(
         attempts: Vec::new(),
         tokens: 0,
         produced_by: 0,
+        fidelity: None,
+        no_action: false,
+        notes: Vec::new(),
     };
+    if let Some(w) = &reading.unknown_worker {
+        out.no_action = true;
+        out.notes.push(format!("the system has no {w}"));
+        return Ok(out);
+    }
+    if reading.is_nothing() {
+        out.no_action = true;
+        out.notes
+            .push("nothing in the intent asks for an op llmsh knows".to_string());
+        return Ok(out);
+    }
+    let expected = reading.resolve(req.policy, req.state);
+    let mut first = prompt::build(req.policy, req.state, req.intent);
+    // relative asks reach the grammar resolved ("double" → the pages to add)
+    first
+        .numbers
+        .extend(reading.draft_numbers(req.policy, req.state));
+    first.numbers.sort_unstable();
+    first.numbers.dedup();
     let mut number = 0u32;
-    // the first approved plan that leaves something out, with its verdict
-    let mut fallback: Option<(Plan, Value, usize)> = None;
-    for backend in backends.iter_mut() {
+    // the first approved plan (faithful or not), with its verdict
+    let mut fallback: Option<(Plan, Value, usize, Fidelity)> = None;
+    // a reading that resolves to exact actions repairs an unfaithful draft
+    // itself; feedback rounds are for intents read only in part.
+    let rounds = if expected.is_some() { 0 } else { req.max_retries };
+    let n_backends = backends.len();
+    'backends: for (bi, backend) in backends.iter_mut().enumerate() {
         let mut p: Prompt = first.clone();
-        for round in 0..=req.max_retries {
+        for round in 0..=rounds {
             number += 1;
             let opts = GenOptions {
                 max_tokens: budget.saturating_sub(out.tokens),
@@ -331,9 +362,21 @@ pub fn plan(
                         budget,
                     });
                 }
-                Err(e) => return Err(e),
+                // nothing to show for it and nothing else to try: the error
+                Err(e)
+                    if out.attempts.is_empty() && bi + 1 == n_backends =>
+                {
+                    return Err(e)
+                }
+                // hybrid keeps the other backend's verdict
+                Err(e) => {
+                    out.notes
+                        .push(format!("the {} backend failed: {e} ({})", backend.name(), e.code()));
+                    continue 'backends;
+                }
             };
             out.tokens += g.prompt_tokens + g.completion_tokens;
+            let mut terminal = false;
             let (outcome, feedback) = match schema::complete(&g.text, &env) {
                 Err(e) => {
                     let msg = format!("that is not a plan: {e}");
@@ -341,33 +384,40 @@ pub fn plan(
                 }
                 Ok(plan) => {
                     let (ok, v) = verdict(req, &plan);
+                    let fid = fidelity::check(&reading, &plan, req.policy, req.state);
                     let viol = v["violations"].as_array().cloned().unwrap_or_default();
-                    let left_out = if ok {
-                        missing(req.intent, &plan)
-                    } else {
-                        Vec::new()
-                    };
-                    if ok && !left_out.is_empty() && fallback.is_none() {
-                        fallback = Some((plan.clone(), v.clone(), out.attempts.len()));
+                    if ok && fallback.is_none() {
+                        fallback = Some((plan.clone(), v.clone(), out.attempts.len(), fid.clone()));
                     }
                     out.plan = Some(plan);
                     out.produced_by = out.attempts.len();
                     out.approved = ok;
                     out.verdict = v;
+                    out.fidelity = Some(fid.clone());
                     if !ok {
+                        // the ask itself breaks the policy, or the tier or the
+                        // confirmation refuses it: no retry can change that
+                        terminal = (fid.exact && fid.faithful())
+                            || viol.iter().any(|x| {
+                                matches!(x["invariant"].as_str(), Some("auth.tier" | "auth.confirm"))
+                            });
                         let f = format!(
                             "the verifier rejected that plan: {}",
                             findings(&viol).join("; ")
                         );
                         (Outcome::Rejected(viol), f)
-                    } else if left_out.is_empty() {
+                    } else if fid.faithful() {
                         (Outcome::Approved, String::new())
-                    } else {
+                    } else if fid.actions.iter().all(|a| *a == fidelity::Status::Faithful) {
                         let f = format!(
                             "that plan leaves out part of the intent: it has no {}",
-                            left_out.join(", no ")
+                            fid.incomplete.join(", no ")
                         );
-                        (Outcome::Incomplete(left_out), f)
+                        (Outcome::Incomplete(fid.incomplete.clone()), f)
+                    } else {
+                        let d = fid.differences();
+                        let f = format!("that plan does not do what the intent says: {}", d.join("; "));
+                        (Outcome::Unfaithful(d), f)
                     }
                 }
             };
@@ -375,7 +425,7 @@ pub fn plan(
                 number,
                 backend: backend.name(),
                 model: backend.model(),
-                draft: g.text.clone(),
+                draft: truncated(&g.text),
                 outcome,
                 tokens: g.prompt_tokens + g.completion_tokens,
                 millis: g.millis,
@@ -384,33 +434,84 @@ pub fn plan(
             show(&attempt);
             let approved = attempt.outcome == Outcome::Approved;
             out.attempts.push(attempt);
-            if approved {
+            if approved || terminal {
                 return Ok(out);
             }
             let repair = match (&out.attempts.last().map(|a| &a.outcome), &out.plan) {
-                (Some(Outcome::Incomplete(_)), Some(plan)) => {
+                (Some(Outcome::Incomplete(_) | Outcome::Unfaithful(_)), Some(plan)) => {
                     repair_prefix(req.intent, &g.text, plan)
                 }
                 _ => None,
             };
-            p = p.with_feedback(&g.text, &feedback, req.intent);
+            p = p.with_feedback(&truncated(&g.text), &feedback, req.intent);
             p.answer_prefix = repair;
         }
     }
-    if let (false, Some((plan, v, at))) = (out.approved && is_complete(&out), fallback) {
+    if let Some(actions) = expected {
+        // no draft did what the words ask, and the words say exactly what:
+        // the reader's plan, verified like any other
+        if let Some(plan) = reader_plan(req.intent, &actions, &env) {
+            let (ok, v) = verdict(req, &plan);
+            let fid = fidelity::check(&reading, &plan, req.policy, req.state);
+            number += 1;
+            let viol = v["violations"].as_array().cloned().unwrap_or_default();
+            let attempt = Attempt {
+                number,
+                backend: READER,
+                model: "deterministic".into(),
+                draft: schema::plan_text(&plan),
+                outcome: if ok { Outcome::Approved } else { Outcome::Rejected(viol) },
+                tokens: 0,
+                millis: 0,
+                prompt_hash: String::new(),
+            };
+            show(&attempt);
+            out.produced_by = out.attempts.len();
+            out.attempts.push(attempt);
+            out.plan = Some(plan);
+            out.approved = ok;
+            out.verdict = v;
+            out.fidelity = Some(fid);
+            return Ok(out);
+        }
+    }
+    // no faithful plan: the first approved one is shown, marked as it is
+    if let (false, Some((plan, v, at, fid))) = (out.approved, fallback) {
         out.plan = Some(plan);
         out.approved = true;
         out.verdict = v;
         out.produced_by = at;
+        out.fidelity = Some(fid);
     }
     Ok(out)
 }
 
-/// the last attempt was approved and left nothing out.
-fn is_complete(out: &Planned) -> bool {
-    out.attempts
-        .last()
-        .is_some_and(|a| a.outcome == Outcome::Approved)
+/// the backend name of a plan llmsh's reader wrote from the intent's words.
+pub const READER: &str = "reader";
+
+/// most bytes of a draft that are shown, logged or fed back to the model.
+pub const DRAFT_SHOWN_BYTES: usize = 2048;
+
+/// `draft` cut to [`DRAFT_SHOWN_BYTES`] on a character boundary.
+pub fn truncated(draft: &str) -> String {
+    if draft.len() <= DRAFT_SHOWN_BYTES {
+        return draft.to_string();
+    }
+    let mut end = DRAFT_SHOWN_BYTES;
+    while !draft.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &draft[..end], draft.len() - end)
+}
+
+/// the plan of the reader's exact actions.
+fn reader_plan(intent: &str, actions: &[Value], env: &Envelope) -> Option<Plan> {
+    let reason: String = intent.chars().take(schema::DRAFT_REASON_CHARS as usize).collect();
+    let text = json!({
+        "version": 1, "request_id": env.request_id, "session": env.session,
+        "reason": reason, "actions": actions,
+    });
+    json::parse_plan(text.to_string().as_bytes()).ok()
 }
 
 #[cfg(test)]
@@ -501,29 +602,122 @@ mod tests {
     fn retries_stop_after_the_limit_and_report_the_rejection() {
         let key = [7u8; 32];
         let s = DEFAULT_POLICY.initial;
-        let bad = r#"{"reason":"r","actions":[{"op":"process.stop","pd":"worker1"}]}"#;
+        let big = r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":250}]}"#;
         let mut b = Scripted {
-            answers: vec![bad; 10],
+            answers: vec![big; 10],
             seen: vec![],
             tokens: 1,
         };
         let r = plan(&req(&s, "ops", &key), &mut [&mut b], |_| {}).expect("plans");
         assert!(!r.approved);
         assert_eq!(r.attempts.len(), 4, "1 attempt + 3 retries");
-        assert_eq!(r.verdict["violations"][0]["invariant"], "auth.tier");
-        // destructive plans are checked as if confirmed: auth.confirm is not the model's problem.
+        assert_eq!(r.verdict["violations"][0]["invariant"], "mem.quota");
+    }
+
+    #[test]
+    fn no_retry_is_spent_on_the_tier_and_destructive_plans_are_checked_as_confirmed() {
+        let key = [7u8; 32];
+        let s = DEFAULT_POLICY.initial;
+        let stop = r#"{"reason":"r","actions":[{"op":"process.stop","pd":"worker1"}]}"#;
         let mut b = Scripted {
-            answers: vec![bad],
+            answers: vec![stop; 10],
             seen: vec![],
             tokens: 1,
         };
-        let r = plan(&req(&s, "admin", &key), &mut [&mut b], |_| {}).expect("plans");
-        assert!(r.approved, "{}", r.verdict);
+        let mut r = req(&s, "ops", &key);
+        r.intent = "worker1 must be halted now";
+        let out = plan(&r, &mut [&mut b], |_| {}).expect("plans");
+        assert!(!out.approved);
+        assert_eq!(out.attempts.len(), 1, "auth.tier: no retry can fix it");
+        assert_eq!(out.verdict["violations"][0]["invariant"], "auth.tier");
+        // destructive plans are checked as if confirmed: auth.confirm is not the model's problem.
+        let mut b = Scripted {
+            answers: vec![stop],
+            seen: vec![],
+            tokens: 1,
+        };
+        r.session = "admin";
+        let out = plan(&r, &mut [&mut b], |_| {}).expect("plans");
+        assert!(out.approved && out.faithful(), "{}", out.verdict);
         assert_eq!(
-            r.plan.as_ref().and_then(|p| p.confirmation),
+            out.plan.as_ref().and_then(|p| p.confirmation),
             None,
             "the planner never signs"
         );
+    }
+
+    #[test]
+    fn a_faithful_plan_the_policy_refuses_is_refused_at_once_with_the_named_number() {
+        let key = [7u8; 32];
+        let s = DEFAULT_POLICY.initial;
+        // the model clamps the number; the reader keeps it, and the verifier refuses it
+        let clamped = r#"{"reason":"r","actions":[{"op":"process.set_priority","pd":"worker0","priority":15}]}"#;
+        let mut b = Scripted {
+            answers: vec![clamped; 4],
+            seen: vec![],
+            tokens: 1,
+        };
+        let mut r = req(&s, "ops", &key);
+        r.intent = "set worker0 priority to 150";
+        let out = plan(&r, &mut [&mut b], |_| {}).expect("plans");
+        assert!(matches!(&out.attempts[0].outcome, Outcome::Unfaithful(_)));
+        assert_eq!(out.attempts.len(), 2, "one draft, then the reader's plan");
+        assert_eq!(out.attempts[1].backend, READER);
+        assert!(!out.approved);
+        assert!(out.faithful());
+        assert_eq!(out.verdict["violations"][0]["invariant"], "prio.ceiling");
+        // the same with a draft that already carries the number: no retry at all
+        let exact = r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":10000}]}"#;
+        let mut b = Scripted {
+            answers: vec![exact; 4],
+            seen: vec![],
+            tokens: 1,
+        };
+        r.intent = "grant worker1 10000 pages";
+        let out = plan(&r, &mut [&mut b], |_| {}).expect("plans");
+        assert_eq!(out.attempts.len(), 1);
+        assert_eq!(out.verdict["violations"][0]["invariant"], "mem.quota");
+    }
+
+    #[test]
+    fn an_unfaithful_draft_of_an_exact_ask_is_replaced_by_the_readers_plan() {
+        let key = [7u8; 32];
+        let s = DEFAULT_POLICY.initial;
+        let cases = [
+            // a grant for a "free", on a stopped worker
+            ("free 8 pages of memory from worker1", r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":8}]}"#, "admin"),
+            ("lower the priority of all workers to 20", r#"{"reason":"r","actions":[{"op":"process.set_priority","pd":"worker0","priority":20}]}"#, "ops"),
+            ("give worker2 20 more pages", r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":20}]}"#, "ops"),
+            ("restart worker1", r#"{"reason":"r","actions":[{"op":"process.start","pd":"worker1"}]}"#, "admin"),
+            ("banana purple elephant", r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker3","pages":24}]}"#, "ops"),
+        ];
+        let mut s1 = s;
+        s1.workers[1].running = false;
+        for (intent, draft, session) in cases {
+            let mut b = Scripted {
+                answers: vec![draft; 4],
+                seen: vec![],
+                tokens: 1,
+            };
+            let state = if intent.starts_with("free") { &s1 } else { &s };
+            let mut r = req(state, session, &key);
+            r.intent = intent;
+            let out = plan(&r, &mut [&mut b], |_| {}).expect("plans");
+            if intent.starts_with("banana") {
+                assert!(out.no_action && out.plan.is_none() && b.seen.is_empty(), "{intent}");
+                continue;
+            }
+            assert!(out.faithful(), "{intent}: {:?}", out.fidelity);
+            assert!(out.approved, "{intent}: {}", out.verdict);
+            let p = out.plan.expect("plan");
+            let j = json::plan_to_json(&p);
+            match intent {
+                i if i.starts_with("free") => assert_eq!(j["actions"][0]["op"], "memory.reclaim"),
+                i if i.starts_with("lower") => assert_eq!(p.actions.len(), policy_verifier::N_WORKERS),
+                i if i.starts_with("give") => assert_eq!(j["actions"][0]["pd"], "worker2"),
+                _ => assert_eq!(j["actions"][0]["op"], "process.restart"),
+            }
+        }
     }
 
     #[test]
@@ -538,9 +732,10 @@ mod tests {
             tokens: 1,
         };
         let mut r = req(&s, "ops", &key);
-        r.intent = "raise worker1 to priority 95 and wake it every 10 ms";
+        // no numbers: read in part, so the model gets feedback rounds
+        r.intent = "raise the priority of worker1 and give it a periodic timer";
         let out = plan(&r, &mut [&mut b], |_| {}).expect("plans");
-        assert!(out.approved);
+        assert!(out.approved && out.faithful());
         assert_eq!(out.attempts.len(), 2);
         assert!(
             matches!(&out.attempts[0].outcome, Outcome::Incomplete(m) if m[0].contains("timer.set_periodic")),
@@ -548,13 +743,13 @@ mod tests {
             out.attempts[0].outcome
         );
         let fb = &b.seen[1].messages.last().expect("feedback").1;
-        assert!(fb.contains("leaves out") && fb.contains("\"wake\""), "{fb}");
+        assert!(fb.contains("leaves out") && fb.contains("timer.set_periodic"), "{fb}");
         assert_eq!(out.plan.as_ref().map(|p| p.actions.len()), Some(2));
         assert_eq!(out.produced_by, 1);
     }
 
     #[test]
-    fn when_no_retry_covers_the_intent_the_first_approved_plan_stands() {
+    fn when_no_retry_covers_the_intent_the_plan_is_kept_but_marked_unfaithful() {
         let key = [7u8; 32];
         let s = DEFAULT_POLICY.initial;
         let only_priority = r#"{"reason":"r","actions":[{"op":"process.set_priority","pd":"worker1","priority":95}]}"#;
@@ -566,15 +761,43 @@ mod tests {
             tokens: 1,
         };
         let mut r = req(&s, "ops", &key);
-        r.intent = "raise worker1 to priority 95 and wake it every 10 ms";
+        r.intent = "raise the priority of worker1 and give it a periodic timer";
         let out = plan(&r, &mut [&mut b], |_| {}).expect("plans");
         assert_eq!(out.attempts.len(), 4);
         assert!(out.approved, "{}", out.verdict);
+        assert!(!out.faithful());
         assert_eq!(out.produced_by, 0);
-        assert_eq!(
-            out.plan.as_ref().map(|p| p.actions[0].kind()),
-            Some(ActionKind::ProcessSetPriority)
-        );
+        let f = out.fidelity.expect("checked");
+        assert_eq!(f.incomplete.len(), 1, "{f:?}");
+    }
+
+    #[test]
+    fn hybrid_keeps_the_local_verdict_when_the_remote_fails() {
+        struct Down;
+        impl Backend for Down {
+            fn name(&self) -> &'static str {
+                "remote"
+            }
+            fn model(&self) -> String {
+                "down".into()
+            }
+            fn generate(&mut self, _: &Prompt, _: &Policy, _: &GenOptions) -> Result<Generation, LlmError> {
+                Err(LlmError::Remote("remote.connect", "connection refused".into()))
+            }
+        }
+        let key = [7u8; 32];
+        let s = DEFAULT_POLICY.initial;
+        let big = r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":250}]}"#;
+        let mut local = Scripted {
+            answers: vec![big; 4],
+            seen: vec![],
+            tokens: 1,
+        };
+        let mut remote = Down;
+        let out = plan(&req(&s, "ops", &key), &mut [&mut local, &mut remote], |_| {}).expect("plans");
+        assert_eq!(out.attempts.len(), 4);
+        assert_eq!(out.verdict["violations"][0]["invariant"], "mem.quota");
+        assert!(out.notes.iter().any(|n| n.contains("remote") && n.contains("connection refused")), "{:?}", out.notes);
     }
 
     #[test]
@@ -585,17 +808,17 @@ mod tests {
         };
         let cases = [
             (
-                "wake worker2 every 25 ms and give it 10 more pages",
+                "wake worker2 every 25 ms and hand it 10 extra pages",
                 r#"{"reason":"set 10 pages","actions":[{"op":"memory.grant","pd":"worker2","pages":10},{"op":"process.set_priority","pd":"worker2","priority":10}]}"#,
                 r#"{"reason":"set 10 pages","actions":[{"op":"memory.grant","pd":"worker2","pages":10},{"op":"timer.set_periodic""#,
             ),
             (
-                "worker3 should run with priority 45",
+                "worker3 ought to have priority 45",
                 r#"{"reason":"priority 45 for worker3","actions":[{"op":"memory.grant","pd":"worker3","pages":45}]}"#,
                 r#"{"reason":"priority 45 for worker3","actions":[{"op":"process.set_priority""#,
             ),
             (
-                "turn off worker3's timer",
+                "switch the timer of worker3 off",
                 r#"{"reason":"r","actions":[{"op":"system.query"}]}"#,
                 r#"{"reason":"r","actions":[{"op":"timer.cancel""#,
             ),
@@ -612,7 +835,7 @@ mod tests {
         let draft = r#"{"reason":"r","actions":[{"op":"process.set_priority","pd":"worker3","priority":45}]}"#;
         let plan = schema::complete(draft, &env).expect("draft");
         assert_eq!(
-            repair_prefix("worker3 should run with priority 45", draft, &plan),
+            repair_prefix("worker3 ought to have priority 45", draft, &plan),
             None
         );
         let spaced = r#"{"reason": "r", "actions": [{"op": "system.query"}]}"#;
@@ -635,7 +858,8 @@ mod tests {
             tokens: 1,
         };
         let mut r = req(&s, "ops", &key);
-        r.intent = "worker3 should run with priority 45";
+        // no number: read in part, so the draft gets a repair round
+        r.intent = "worker3 should run with a higher priority";
         let out = plan(&r, &mut [&mut b], |_| {}).expect("plans");
         assert_eq!(b.seen[0].answer_prefix, None);
         assert_eq!(
@@ -649,41 +873,11 @@ mod tests {
     }
 
     #[test]
-    fn the_check_reads_only_unambiguous_words() {
-        let p = |draft: &str| {
-            schema::complete(
-                draft,
-                &Envelope {
-                    request_id: 1,
-                    session: "admin".into(),
-                },
-            )
-            .expect("draft")
-        };
-        let cancel = p(r#"{"reason":"r","actions":[{"op":"timer.cancel","pd":"worker1"}]}"#);
-        assert!(missing("stop the periodic timer of worker1", &cancel).is_empty());
-        let inv = p(r#"{"reason":"r","actions":[{"op":"firmware.inventory","query":"memory"}]}"#);
-        assert!(missing("how much memory does the board have?", &inv).is_empty());
-        let grant =
-            p(r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker3","pages":45}]}"#);
-        assert_eq!(
-            missing("worker3 should run with priority 45", &grant),
-            ["process.set_priority (the intent says \"priority\")"]
-        );
-        // "free" pages: a grant does not do; "give" pages: it does
-        assert_eq!(
-            missing("free 8 pages of worker3's memory", &grant),
-            ["memory.reclaim (the intent says \"pages\")"]
-        );
-        assert!(missing("give worker3 45 more pages", &grant).is_empty());
-    }
-
-    #[test]
     fn the_token_budget_stops_planning() {
         let key = [7u8; 32];
         let s = DEFAULT_POLICY.initial;
         // the viewer session has 4096 tokens; each attempt here costs 1500.
-        let bad = r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":16}]}"#;
+        let bad = r#"{"reason":"r","actions":[{"op":"system.query"}]}"#;
         let mut b = Scripted {
             answers: vec![bad; 10],
             seen: vec![],

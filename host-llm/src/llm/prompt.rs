@@ -181,7 +181,7 @@ const STOPWORDS: &[&str] = &[
 ];
 
 /// words people use for an op, folded onto the word the examples use, so
-/// "reboot worker2" finds the restart example and "free 8 pages" the
+/// "reboot worker1" finds the restart example and "free 8 pages" the
 /// reclaim one.
 const SYNONYMS: &[(&str, &str)] = &[
     ("reboot", "restart"),
@@ -462,7 +462,7 @@ mod tests {
     fn the_numbers_of_an_intent_in_the_drafts_units() {
         assert_eq!(intent_numbers("give worker1 16 more pages of memory"), [16]);
         assert_eq!(
-            intent_numbers("add 6 pages to worker0 and set its priority to 55"),
+            intent_numbers("add 6 pages to worker2 and set its priority to 55"),
             [6, 55]
         );
         assert_eq!(intent_numbers("tick worker3 every 2 seconds"), [2, 2000]);
@@ -475,9 +475,9 @@ mod tests {
     #[test]
     fn synonyms_find_the_example_of_the_op() {
         for (intent, op) in [
-            ("reboot worker2", "process.restart"),
-            ("free 8 pages of worker1's memory", "memory.reclaim"),
-            ("turn off worker3's timer", "timer.cancel"),
+            ("please reboot worker3", "process.restart"),
+            ("free 8 of worker2's pages", "memory.reclaim"),
+            ("turn off the timer of worker1", "timer.cancel"),
             ("how many processors are there", "firmware.inventory"),
         ] {
             let ex = examples_for(intent);
@@ -490,7 +490,7 @@ mod tests {
 
     #[test]
     fn an_intent_with_several_asks_is_shown_a_plan_with_several_actions() {
-        let ex = examples_for("add 6 pages to worker0 and set its priority to 55");
+        let ex = examples_for("add 6 pages to worker2 and set its priority to 55");
         assert_eq!(ex.len(), N_EXAMPLES);
         assert!(ex.last().is_some_and(|e| is_multi(e.1)), "{ex:?}");
         let one = examples_for("add 6 pages to worker0");

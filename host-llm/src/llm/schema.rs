@@ -227,7 +227,8 @@ fn action_variant(mut v: Value, policy: &Policy, numbers: &[u64]) -> Value {
     v
 }
 
-/// `lo..=hi` on an integer field, narrowed to the `numbers` inside it.
+/// `lo..=hi` on an integer field, narrowed to the `numbers` inside it (or,
+/// when none is inside, to those above it).
 fn bound(field: &mut Map<String, Value>, lo: u64, hi: u64, numbers: &[u64]) {
     field.insert("minimum".into(), json!(lo));
     field.insert("maximum".into(), json!(hi));
@@ -238,6 +239,17 @@ fn bound(field: &mut Map<String, Value>, lo: u64, hi: u64, numbers: &[u64]) {
         .collect();
     inside.sort_unstable();
     inside.dedup();
+    if inside.is_empty() {
+        // the intent names only numbers above the policy's limit: those, so
+        // that the verifier refuses the ask by name instead of the grammar
+        // quietly clamping it ("priority 150" is not "priority 15")
+        inside = numbers.iter().copied().filter(|n| *n > hi).collect();
+        inside.sort_unstable();
+        inside.dedup();
+        if let Some(top) = inside.last() {
+            field.insert("maximum".into(), json!(top));
+        }
+    }
     if !inside.is_empty() {
         field.insert("enum".into(), json!(inside));
     }
@@ -400,9 +412,20 @@ mod tests {
             field("process.set_budget", "budget_ms")["enum"],
             json!([6, 55])
         );
-        // no number of the intent fits: the range alone
-        let s = draft_schema(&DEFAULT_POLICY, Tier::Admin, &[100_000]);
-        assert!(s.to_string().find("\"enum\":[100000]").is_none());
+        // no number of the intent fits: the intent's number all the same,
+        // for the verifier to refuse by name (never a clamped one)
+        let s = draft_schema(&DEFAULT_POLICY, Tier::Admin, &[150]);
+        let any = s["definitions"]["JsonActionOf_for_Worker_and_uint64"]["anyOf"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let prio = any
+            .iter()
+            .find(|v| v["properties"]["op"]["enum"][0] == "process.set_priority")
+            .map(|v| v["properties"]["priority"].clone())
+            .unwrap_or_default();
+        assert_eq!(prio["enum"], json!([150]));
+        assert_eq!(prio["maximum"], json!(150));
     }
 
     #[test]

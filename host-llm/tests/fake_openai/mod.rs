@@ -1,9 +1,12 @@
 //! a scripted openai-compatible chat server on 127.0.0.1 (loopback only),
 //! shared by the tests that plan through `--backend remote`.
 
+#![allow(dead_code, reason = "each test binary uses part of the fake")]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -16,7 +19,33 @@ pub struct Fake {
     pub seen: Arc<Mutex<Vec<(Vec<String>, Value)>>>,
 }
 
+/// one scripted reply: status, body, and a delay before it.
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+}
+
+/// a chat completion whose content is `content`.
+pub fn completion(content: &str, tokens: u64) -> Reply {
+    let body = json!({
+        "id": "x", "object": "chat.completion", "model": "fake",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": tokens, "completion_tokens": 20, "total_tokens": tokens + 20},
+    })
+    .to_string();
+    Reply { status: 200, body, delay: Duration::ZERO }
+}
+
 pub fn fake(answers: Vec<&'static str>, tokens: u64) -> Fake {
+    fake_with(move |i, _| {
+        let content = answers.get(i).or(answers.last()).copied().unwrap_or("{}");
+        completion(content, tokens)
+    })
+}
+
+/// a server whose n-th reply is `reply(n, body)`.
+pub fn fake_with(reply: impl Fn(usize, &Value) -> Reply + Send + 'static) -> Fake {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
     let seen: Arc<Mutex<Vec<(Vec<String>, Value)>>> = Arc::default();
@@ -40,19 +69,17 @@ pub fn fake(answers: Vec<&'static str>, tokens: u64) -> Fake {
             let mut body = vec![0u8; len];
             let _ = reader.read_exact(&mut body);
             let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let r = reply(i, &body);
             log.lock().expect("lock").push((headers, body));
-            let content = answers.get(i).or(answers.last()).copied().unwrap_or("{}");
-            let reply = json!({
-                "id": "x", "object": "chat.completion", "model": "fake",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": tokens, "completion_tokens": 20, "total_tokens": tokens + 20},
-            })
-            .to_string();
+            std::thread::sleep(r.delay);
+            let reason = if r.status == 200 { "OK" } else { "Error" };
             let _ = write!(
                 conn,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-                reply.len()
+                "HTTP/1.1 {} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                r.status,
+                r.body.len()
             );
+            let _ = conn.write_all(r.body.as_bytes());
         }
     });
     Fake { url, seen }
