@@ -478,7 +478,8 @@ fn an_unreachable_server_is_remote_connect() {
 fn nonsense_is_no_action_and_asks_no_model() {
     let dir = tmp("nonsense");
     let f = fake(vec![r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker3","pages":24}]}"#], 100);
-    for cmd in [&["plan"][..], &["apply", "--yes"][..]] {
+    let _sys = Stop(dir.clone());
+    for cmd in [&["plan"][..], &["apply", "--yes", "--boot"][..]] {
         let args = [cmd, &["banana purple elephant", "--backend", "remote", "--endpoint", &f.url][..]].concat();
         let out = llmsh(&args, &dir);
         assert_eq!(out.status.code(), Some(2), "{cmd:?}");
@@ -497,7 +498,8 @@ fn an_out_of_policy_number_is_refused_by_name_not_clamped() {
     let dir = tmp("clamp");
     // the model clamps 150 to 15; the plan that is checked carries 150
     let f = fake(vec![r#"{"reason":"r","actions":[{"op":"process.set_priority","pd":"worker0","priority":15}]}"#], 100);
-    let out = llmsh(&["apply", "set worker0 priority to 150", "--json", "--backend", "remote", "--endpoint", &f.url], &dir);
+    let out = llmsh(&["apply", "set worker0 priority to 150", "--json", "--boot", "--backend", "remote", "--endpoint", &f.url], &dir);
+    let _sys = Stop(dir.clone());
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let r: Value = serde_json::from_slice(&out.stdout).expect("receipt");
     assert_eq!(r["executed"], 0);
@@ -512,7 +514,8 @@ fn an_out_of_policy_number_is_refused_by_name_not_clamped() {
 fn apply_runs_what_was_asked_on_the_named_worker() {
     let dir = tmp("wrongworker");
     let f = fake(vec![r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":20}]}"#], 100);
-    let out = llmsh(&["apply", "give worker2 20 more pages", "--json", "--backend", "remote", "--endpoint", &f.url], &dir);
+    let out = llmsh(&["apply", "give worker2 20 more pages", "--json", "--boot", "--backend", "remote", "--endpoint", &f.url], &dir);
+    let _sys = Stop(dir.clone());
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let r: Value = serde_json::from_slice(&out.stdout).expect("receipt");
     assert_eq!(r["state_after"]["workers"]["worker2"]["pages"], 52);
@@ -528,7 +531,8 @@ fn an_unfaithful_plan_never_runs_without_a_human_even_with_yes() {
     // "some memory" names no amount: read in part, so the model's wrong
     // worker cannot be replaced; every round stays on worker0
     let f = fake(vec![r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker0","pages":16}]}"#], 100);
-    let out = llmsh(&["apply", "give worker1 some memory", "--yes", "--backend", "remote", "--endpoint", &f.url], &dir);
+    let out = llmsh(&["apply", "give worker1 some memory", "--yes", "--boot", "--backend", "remote", "--endpoint", &f.url], &dir);
+    let _sys = Stop(dir.clone());
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("plan.unfaithful") && text.contains("unasked"), "{text}");

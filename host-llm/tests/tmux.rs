@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[allow(dead_code, reason = "the shell tests read no request bodies")]
 mod fake_openai;
 use fake_openai::fake;
 

@@ -11,10 +11,21 @@ fn llmsh(rt: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_llmsh"))
         .args(args)
         .env("XDG_RUNTIME_DIR", rt)
+        .env("XDG_CONFIG_HOME", rt.join("cfg"))
+        .env("XDG_STATE_HOME", rt)
         .env("LLMSH_AUDIT_LOG", rt.join("audit.jsonl"))
         .stdin(std::process::Stdio::null())
         .output()
         .expect("llmsh runs")
+}
+
+/// stops the system `--boot` started in the runtime dir.
+struct Stop(PathBuf);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = llmsh(&self.0, &["boot", "--stop"]);
+    }
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -49,7 +60,8 @@ fn plan_file(dir: &Path, name: &str, text: &str) -> String {
 #[test]
 fn an_applied_plan_reads_as_words_with_a_table_of_what_changed() {
     let rt = tmp("words");
-    let out = llmsh(&rt, &["apply", "--plan", &plan_file(&rt, "grant.json", GRANT)]);
+    let _sys = Stop(rt.clone());
+    let out = llmsh(&rt, &["apply", "--boot", "--plan", &plan_file(&rt, "grant.json", GRANT)]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     golden("apply-grant.txt", &String::from_utf8_lossy(&out.stdout));
 }
@@ -57,7 +69,8 @@ fn an_applied_plan_reads_as_words_with_a_table_of_what_changed() {
 #[test]
 fn a_refused_plan_names_the_invariant_its_limit_and_the_value() {
     let rt = tmp("refused");
-    let out = llmsh(&rt, &["apply", "--plan", &plan_file(&rt, "fast.json", TOO_FAST)]);
+    let _sys = Stop(rt.clone());
+    let out = llmsh(&rt, &["apply", "--boot", "--plan", &plan_file(&rt, "fast.json", TOO_FAST)]);
     assert_eq!(out.status.code(), Some(1));
     golden("apply-refused.txt", &String::from_utf8_lossy(&out.stdout));
 }
@@ -65,7 +78,8 @@ fn a_refused_plan_names_the_invariant_its_limit_and_the_value() {
 #[test]
 fn json_receipts_keep_their_machine_form() {
     let rt = tmp("json");
-    let out = llmsh(&rt, &["apply", "--plan", &plan_file(&rt, "grant.json", GRANT), "--json"]);
+    let _sys = Stop(rt.clone());
+    let out = llmsh(&rt, &["apply", "--boot", "--plan", &plan_file(&rt, "grant.json", GRANT), "--json"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), 1, "one json line:\n{text}");
     let r: Value = serde_json::from_str(&text).unwrap();
@@ -81,7 +95,8 @@ fn json_receipts_keep_their_machine_form() {
 #[test]
 fn the_audit_log_names_the_os_user_who_asked() {
     let rt = tmp("who");
-    let out = llmsh(&rt, &["apply", "--plan", &plan_file(&rt, "grant.json", GRANT), "--json"]);
+    let _sys = Stop(rt.clone());
+    let out = llmsh(&rt, &["apply", "--boot", "--plan", &plan_file(&rt, "grant.json", GRANT), "--json"]);
     assert_eq!(out.status.code(), Some(0));
     let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
@@ -132,17 +147,8 @@ fn top_once_prints_one_frame_of_the_running_system() {
     assert_eq!(no.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&no.stdout).contains("no system to read"));
     assert_eq!(llmsh(&rt, &["boot"]).status.code(), Some(0));
-    // stops the system this test booted, by its pid, however the test ends.
-    struct Stop(PathBuf);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            if let Ok(pid) = std::fs::read_to_string(self.0.join("llm-os/hosted.pid")) {
-                let _ = Command::new("kill").arg(pid.trim()).status();
-            }
-        }
-    }
     let _stop = Stop(rt.clone());
-    let applied = llmsh(&rt, &["apply", "--plan", &plan_file(&rt, "grant.json", GRANT), "--json"]);
+    let applied = llmsh(&rt, &["apply", "--boot", "--plan", &plan_file(&rt, "grant.json", GRANT), "--json"]);
     assert_eq!(applied.status.code(), Some(0));
     let out = llmsh(&rt, &["top", "--once"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -14,7 +14,7 @@
 //! not what was asked, not run) and `faithful_but_wrong` (ran, judged
 //! faithful, missed the expectation: the fidelity check's blind spot).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hosted_system::HostedSystem;
@@ -70,7 +70,7 @@ struct Case {
     expect: Vec<(String, Value)>,
 }
 
-fn load(path: &PathBuf) -> Result<Vec<Case>, InputError> {
+fn load(path: &Path) -> Result<Vec<Case>, InputError> {
     let text = String::from_utf8_lossy(&common::read_input(path, common::Input::Corpus)?).into_owned();
     let mut out = Vec::new();
     for (i, line) in text

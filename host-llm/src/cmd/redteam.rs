@@ -187,7 +187,7 @@ pub fn run(args: &Args) -> Exit {
     let steps = crate::ui::progress::Steps::new("redteam: case", cases.len());
     let done = std::cell::Cell::new(0usize);
     let show = |c: &Case, off: bool, r: &CaseResult| {
-        if !r.successes.is_empty() && !off || !r.as_expected && !off || r.error.is_some() {
+        if (!off && (!r.successes.is_empty() || !r.as_expected)) || r.error.is_some() {
             steps.note(&format!(
                 "llmsh redteam: {} [{}] expect {} got {}{}{}",
                 c.id,

@@ -436,10 +436,8 @@ fn tokens(intent: &str) -> Vec<Tok> {
         } else {
             0
         };
-        if k == 0 || k != kind {
-            if !cur.is_empty() {
-                raw.push(std::mem::take(&mut cur));
-            }
+        if (k == 0 || k != kind) && !cur.is_empty() {
+            raw.push(std::mem::take(&mut cur));
         }
         if k == 0 {
             if matches!(c, '%' | '?' | ';' | ',') {
@@ -715,7 +713,7 @@ fn read_clause(c: &[Tok], question: bool, prev: Option<&Ask>) -> Option<Ask> {
         }
     } else if has(&words, STOP_WORDS) {
         ActionKind::ProcessStop
-    } else if has(&words, START_WORDS) && !(words.contains(&"bring") && !has(&words, &["up", "back", "online"])) {
+    } else if has(&words, START_WORDS) && (!words.contains(&"bring") || has(&words, &["up", "back", "online"])) {
         ActionKind::ProcessStart
     } else if let Some(p) = prev.filter(|_| !workers.is_empty() || has_number(c)) {
         // "… and worker3 too", "… and 40 for worker3": the previous op

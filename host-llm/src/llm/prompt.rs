@@ -315,7 +315,7 @@ pub fn examples_for(intent: &str) -> Vec<(&'static str, &'static str)> {
 
 /// a duration in the unit the model writes: whole ms where exact.
 fn duration(us: u64) -> String {
-    if us % 1000 == 0 {
+    if us.is_multiple_of(1000) {
         format!("{} ms", us / 1000)
     } else {
         format!("{us} us")

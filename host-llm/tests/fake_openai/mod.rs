@@ -16,8 +16,11 @@ pub struct Fake {
     /// the api base, `http://127.0.0.1:port/v1`.
     pub url: String,
     /// every request: its header lines and json body.
-    pub seen: Arc<Mutex<Vec<(Vec<String>, Value)>>>,
+    pub seen: Seen,
 }
+
+/// every request the server saw: its header lines and json body.
+pub type Seen = Arc<Mutex<Vec<(Vec<String>, Value)>>>;
 
 /// one scripted reply: status, body, and a delay before it.
 pub struct Reply {
@@ -48,7 +51,7 @@ pub fn fake(answers: Vec<&'static str>, tokens: u64) -> Fake {
 pub fn fake_with(reply: impl Fn(usize, &Value) -> Reply + Send + 'static) -> Fake {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
-    let seen: Arc<Mutex<Vec<(Vec<String>, Value)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let log = Arc::clone(&seen);
     std::thread::spawn(move || {
         for (i, conn) in listener.incoming().enumerate() {

@@ -289,7 +289,7 @@ impl<'a> Prover<'a> {
         let d = &Z3::new();
         let lim = &self.policy.limits;
         let Some(action) = spec.action else { return blank(spec) };
-        let s = sym_state("s.");
+        let s = sym_state("s.", self.policy.initial.pool_pages);
         let a = sym_action(action, "a.");
         let m = &s.model;
         let after = step(d, m, &a.op);

@@ -145,8 +145,8 @@ fn step_setup(p: &Prover<'_>) -> Step {
     };
     let confirmed = Bool::new_const("plan.confirmed");
     let i = Int::new_const("a.index");
-    let m = sym_state("s.");
-    let held = sym_state("held.");
+    let m = sym_state("s.", p.policy.initial.pool_pages);
+    let held = sym_state("held.", p.policy.initial.pool_pages);
     let prog = Progress {
         m: m.model.clone(),
         held: held.model.clone(),
@@ -347,7 +347,7 @@ fn step_goal(p: &Prover<'_>, s: &Step, spec: &Spec) -> Bool {
         (Some(PlanGoal::Invariant), _) => {
             // J at the start of a plan (begin from a state that keeps every
             // invariant, no marks, zero counts), and J kept by the action.
-            let m0 = sym_state("init.");
+            let m0 = sym_state("init.", p.policy.initial.pool_pages);
             let start = verify::begin(d, &m0.model);
             let zeros: Vec<Int> = (0..N_WORKERS).map(|_| Int::from_u64(0)).collect();
             let unmarked = Bool::and(&m0.model.workers.iter().map(|w| w.restarted.not()).collect::<Vec<_>>());

@@ -193,8 +193,10 @@ pub struct SymState {
     pub domain: Bool,
 }
 
-/// a state over fresh constants named `{prefix}w{i}.{field}`.
-pub fn sym_state(prefix: &str) -> SymState {
+/// a state over fresh constants named `{prefix}w{i}.{field}`, whose pool is
+/// the policy's (`pool`): a state that disagrees with its policy is bad input
+/// (`state.policy`), so a counterexample must replay with `llmsh check`.
+pub fn sym_state(prefix: &str, pool: u64) -> SymState {
     let mut ranges = Vec::new();
     let mut int = |name: String| {
         let x = Int::new_const(name);
@@ -212,6 +214,7 @@ pub fn sym_state(prefix: &str) -> SymState {
         restarted: Bool::new_const(format!("{prefix}w{i}.restarted")),
     });
     let pool_pages = int(format!("{prefix}pool_pages"));
+    ranges.push(pool_pages.eq(Int::from_u64(pool)));
     for w in &workers {
         ranges.push(Bool::or(&[w.timer_on.clone(), w.timer_period_us.eq(Int::from_u64(0))]));
     }
