@@ -95,7 +95,15 @@ fn foreground() -> Exit {
             format!("cannot create `{}`: {e}", dir.display()),
         );
     }
-    let sys = match hosted_system::HostedSystem::boot(&link::system_path()) {
+    let keys = match link::host_keys() {
+        Ok(k) => k,
+        Err(e) => return error("key.unavailable", e.to_string()),
+    };
+    if keys.source == hosted_system::KeySource::Dev {
+        eprintln!("llmsh: booting on the public dev keys (LLM_OS_DEV_KEYS=1): tests only");
+    }
+    let opts = hosted_system::BootOptions { keys, ..Default::default() };
+    let sys = match hosted_system::HostedSystem::boot_with(&link::system_path(), opts) {
         Ok(s) => s,
         Err(e) => return error("system.boot", e.to_string()),
     };
