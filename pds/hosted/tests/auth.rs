@@ -147,8 +147,16 @@ fn a_token_under_another_key_is_refused() {
     let sys = boot_with(keys);
     let epoch = status(&sys).epoch;
     let stop = plan(1, "admin", &[Action::ProcessStop { pd: Worker::W3 }]);
-    for key in [pd_verifier::DEV_KEY, [0x42; 32], keys.plan, keys.confirm] {
-        let forged = confirm::sign(&stop, &auth::epoch_key(&key, epoch)).unwrap();
+    let wrong = [
+        auth::epoch_key(&pd_verifier::DEV_KEY, epoch),
+        auth::epoch_key(&[0x42; 32], epoch),
+        auth::epoch_key(&keys.plan, epoch),
+        // the right key, but the offline form and another boot's
+        keys.confirm,
+        auth::epoch_key(&keys.confirm, epoch ^ 1),
+    ];
+    for key in wrong {
+        let forged = confirm::sign(&stop, &key).unwrap();
         let r = receipt(sys.request(&Request::Apply(&encode(&forged))).unwrap());
         assert_eq!(names(&r), ["auth.confirm"], "{r:?}");
     }
