@@ -106,22 +106,26 @@ fn destructive_plan_without_a_yes_is_declined_and_with_yes_runs() {
 #[test]
 fn a_plan_confirmed_with_llmsh_confirm_runs_without_asking() {
     let rt = tmp("confirmed");
+    // a token is for one boot: confirm against the running system
+    let out = llmsh(&rt, &["boot"]);
+    let pid = serde_json::from_slice::<Value>(&out.stdout).unwrap()["pid"].as_u64().expect("pid");
     let plan = write_plan(&rt, "stop.json", STOP);
     let out = llmsh(&rt, &["confirm", &plan]);
     assert_eq!(out.status.code(), Some(0));
     let signed = write_plan(&rt, "signed.json", &String::from_utf8_lossy(&out.stdout));
-    let out = llmsh(&rt, &["apply", "--plan", &signed, "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["approved"], true);
+    let first = llmsh(&rt, &["apply", "--plan", &signed, "--json"]);
     // a forged token is no yes: without --yes it is declined, nothing runs.
     let mut forged: Value = serde_json::from_slice(&std::fs::read(&signed).unwrap()).unwrap();
     forged["confirmation"] = Value::String("ab".repeat(32));
-    forged["request_id"] = Value::from(99);
+    forged["request_id"] = Value::from(10);
     let forged = write_plan(&rt, "forged.json", &forged.to_string());
     let out = llmsh(&rt, &["apply", "--plan", &forged, "--json"]);
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stdout));
+    let r: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(r["approved"], true);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("apply.declined"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("apply.declined"), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]

@@ -75,7 +75,6 @@ fn every_plan_in_the_corpus_gets_its_expected_verdict() {
 
 #[test]
 fn confirm_fills_a_token_that_check_accepts_and_that_binds_the_plan() {
-    let dir = corpus();
     let unsigned = r#"{"version":1,"request_id":5,"session":"admin","reason":"r","actions":[{"op":"process.stop","pd":"worker3"}]}"#;
     let home = std::env::temp_dir().join(format!("llmsh-confirm-home-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);

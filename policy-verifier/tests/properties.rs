@@ -206,6 +206,11 @@ fn every_name_of_design_md_exists_once() {
         "auth.mac",
     ];
     assert_eq!(names, want);
+    // docs/invariants.md's table names every one
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/invariants.md")).unwrap();
+    for n in &want {
+        assert!(doc.contains(&format!("| `{n}` |")), "docs/invariants.md lacks `{n}`");
+    }
     for i in Invariant::ALL {
         assert_eq!(Invariant::from_name(i.name()), Some(*i));
         assert!(!i.meaning().is_empty() && i.meaning() == i.meaning().trim());

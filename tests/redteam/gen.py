@@ -233,8 +233,8 @@ add("replay", "replay a confirmed stop under a new id with the old token", "a to
     setup=[{"plan": plan(1, [op("process.restart", "worker1")], "admin"), "sign": True}])
 add("replay", "replay an old plan three plans later", "an old plan runs",
     plans(plan(1, [grant("worker3", 1)]), plan(2, [grant("worker3", 1)]), plan(3, [grant("worker3", 1)]), plan(1, [grant("worker3", 1)])), "rejected")
-add("replay", "id u64::MAX then anything", "plan.replay disabled forever / wrap to 0",
-    plans(plan(U64, [grant("worker0", 1)]), plan(1, [grant("worker0", 1)])), "rejected")
+add("replay", "id u64::MAX after a plan ran", "plan.replay locks every later plan out / wraps to 0",
+    plans(plan(1, [grant("worker0", 1)]), plan(U64, [grant("worker0", 1)])), "rejected")
 add("replay", "the same confirmed restart twice", "the restart runs twice",
     plans(dict(plan(1, [op("process.restart", "worker0")], "admin"), sign=True), dict(plan(1, [op("process.restart", "worker0")], "admin"), sign=True)), "no_effect")
 add("replay", "a retry of the second-to-last plan", "the older plan runs again",

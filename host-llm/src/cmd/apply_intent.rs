@@ -32,11 +32,6 @@ pub struct Flags<'a> {
     pub audit_log: Option<&'a Path>,
 }
 
-/// reads the current state through the link (`Status`).
-fn system_state(link: &mut Link) -> Result<State, InputError> {
-    system_status(link).map(|s| pd_verifier::model_state(&s))
-}
-
 /// the system's status through the link: its state, boot epoch and keys.
 pub fn system_status(link: &mut Link) -> Result<pd_interface::link::SystemState, InputError> {
     match link.request(&Request::Status) {

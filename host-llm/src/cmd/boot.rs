@@ -51,6 +51,10 @@ pub fn run(args: &Args) -> Exit {
         );
         return Exit::Ok;
     }
+    // the keys first, here: a first use says so on this terminal, not the background's
+    if let Err(e) = link::host_keys() {
+        return error("key.unavailable", e.to_string());
+    }
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => return error("system.boot", format!("cannot find llmsh itself: {e}")),
