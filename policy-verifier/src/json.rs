@@ -366,8 +366,8 @@ pub fn describe(policy: &Policy, s: &State, plan: &Plan, a: Option<&Action>, inv
         (Invariant::PlanReplay, _) => format!(
             "request_id {} is outside {}..={} (the last accepted is {}, the window {})",
             plan.request_id,
-            u128::from(s.last_request_id) + 1,
-            u128::from(s.last_request_id) + u128::from(l.replay_window),
+            u128::from(s.last_request_id).saturating_add(1),
+            u128::from(s.last_request_id).saturating_add(u128::from(l.replay_window)),
             s.last_request_id,
             l.replay_window
         ),

@@ -75,6 +75,7 @@ pub const BLOB_MAGIC: [u8; 16] = *b"llm-os:keyblob:1";
 /// magic, one source byte, seven spare, plan key, confirmation key.
 pub const BLOB_LEN: usize = 16 + 8 + 32 + 32;
 /// the blob an image carries before the build patches it: no keys.
+#[allow(clippy::indexing_slicing, reason = "const evaluation: i < 16, the length of both")]
 pub const BLOB_EMPTY: [u8; BLOB_LEN] = {
     let mut b = [0u8; BLOB_LEN];
     let mut i = 0;
