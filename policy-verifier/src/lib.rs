@@ -6,6 +6,8 @@
 //! - [`model`]: state, policy (`DEFAULT_POLICY` comes from `system/policy.toml`).
 //! - [`rules`]: the invariants, checks and step function, written once over a
 //!   [`domain::Domain`] so the prover reads the same code the PD runs.
+//! - [`expr`], [`custom`]: state invariants written as data in the policy
+//!   file, one interpreter over the same `Domain`.
 //! - [`verify`]: whole plans, all or nothing.
 //! - [`wire`], [`confirm`]: postcard framing and HMAC confirmation tokens.
 //! - `json` (feature `std`): the host's json front end and error form.
@@ -13,7 +15,9 @@
 #![deny(unsafe_code)]
 
 pub mod confirm;
+pub mod custom;
 pub mod domain;
+pub mod expr;
 pub mod invariant;
 pub mod model;
 pub mod plan;

@@ -3,6 +3,7 @@
 //! step, before the first invocation").
 
 use crate::confirm;
+use crate::custom;
 use crate::domain::Concrete;
 use crate::invariant::{Invariant, InvariantSet};
 use crate::model::{Policy, State, WorkerState};
@@ -34,10 +35,12 @@ pub fn state_violations(policy: &Policy, s: &State) -> InvariantSet {
             out.insert(inv);
         }
     }
+    custom::violations(&Concrete, policy, &m, &mut out);
     out
 }
 
-/// the checks one action fails in model `m` (model names only).
+/// the checks one action fails in model `m` (built-in model names only;
+/// [`verify`] adds the policy's custom invariants).
 pub fn action_violations(policy: &Policy, m: &Model<Concrete>, a: &Action) -> InvariantSet {
     let op = lower(a);
     let mut out = InvariantSet::EMPTY;
@@ -74,6 +77,9 @@ pub fn verify(policy: &Policy, s: &State, plan: &Plan, key: &[u8]) -> Verdict {
     for (i, a) in plan.actions.iter().enumerate() {
         let kind = a.kind();
         let mut v = action_violations(policy, &m, a);
+        // the policy file's invariants are checked on the state the action produces.
+        let next = rules::step(&Concrete, &m, &lower(a));
+        custom::violations(&Concrete, policy, &next, &mut v);
         if tier.is_none_or(|t| t < kind.tier()) {
             v.insert(Invariant::AuthTier);
         }
@@ -84,7 +90,7 @@ pub fn verify(policy: &Policy, s: &State, plan: &Plan, key: &[u8]) -> Verdict {
             failed = Some((i, v));
             break;
         }
-        m = rules::step(&Concrete, &m, &lower(a));
+        m = next;
     }
     let approved = plan_violations.is_empty() && failed.is_none();
     let mut state = lift(&m, s);
