@@ -70,8 +70,8 @@ fn errors_give_the_position_and_the_reason() {
     assert_eq!(err("worker0.pages * worker1.pages + 1 > 0"), (30, ErrorKind::MayOverflow));
     let deep = format!("{}true{}", "(".repeat(40), ")".repeat(40));
     assert_eq!(err(&deep).1, ErrorKind::TooDeep);
-    let group = format!("({})", vec!["worker0.running"; 4].join(" && "));
-    let wide = vec![group.as_str(); MAX_NODES / 4].join(" || ");
+    let group = format!("({})", ["worker0.running"; 4].join(" && "));
+    let wide = [group.as_str(); MAX_NODES / 4].join(" || ");
     assert_eq!(err(&wide).1, ErrorKind::TooManyNodes);
     assert_eq!(err(&"1".repeat(2000)).1, ErrorKind::TooLong);
     let e = parse("all(w, w.pagez < 3)").unwrap_err();

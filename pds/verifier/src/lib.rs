@@ -353,8 +353,9 @@ impl Verifier {
             let _ = receipt.violations.push(violation(0, inv.name()));
         }
         if let Some((i, set)) = verdict.failed {
-            for inv in set.iter() {
-                let _ = receipt.violations.push(violation(i, inv.name()));
+            // built-in names, then the policy file's own invariants.
+            for name in policy_verifier::custom::names(&DEFAULT_POLICY, set) {
+                let _ = receipt.violations.push(violation(i, name));
             }
         }
         if verdict.approved {

@@ -43,6 +43,10 @@ pub struct Replay {
     /// the state invariants the state after the action breaks (the action is
     /// applied whether or not it was approved).
     pub after_breaks: Vec<Invariant>,
+    /// the policy file's own invariants the verdict names.
+    pub custom_violations: Vec<String>,
+    /// the policy file's own invariants (enforced or claimed) the state after breaks.
+    pub custom_after_breaks: Vec<String>,
 }
 
 /// an accepted plan from the policy's initial state (non-vacuity).
@@ -92,23 +96,35 @@ pub fn replay(policy: &Policy, key: &[u8], state: &State, plan: &Plan) -> Replay
         names = names.union(set);
     }
     let after = plan.actions.iter().fold(*state, |s, a| verify::apply(&s, a));
+    let custom_names = |set: policy_verifier::InvariantSet| -> Vec<String> {
+        set.customs().filter_map(|k| policy.invariants.get(k)).map(|c| c.name.as_str().to_string()).collect()
+    };
+    let m = policy_verifier::rules::Model::from_state(&policy_verifier::domain::Concrete, &after);
+    let custom_after_breaks = policy
+        .invariants
+        .iter()
+        .filter(|(_, c)| !policy_verifier::custom::eval_bool(&policy_verifier::domain::Concrete, &policy.limits, &m, &c.expr))
+        .map(|(_, c)| c.name.as_str().to_string())
+        .collect();
     Replay {
         approved: v.approved,
         violations: names.iter().collect(),
         after_breaks: verify::state_violations(policy, &after).iter().collect(),
+        custom_violations: custom_names(names),
+        custom_after_breaks,
     }
 }
 
-fn u64_of(model: &z3::Model, x: &Int) -> u64 {
+pub(crate) fn u64_of(model: &z3::Model, x: &Int) -> u64 {
     // model completion gives unconstrained fields a value; 0 if all else fails.
     model.eval(x, true).and_then(|v| v.as_u64()).unwrap_or(0)
 }
 
-fn bool_of(model: &z3::Model, x: &Bool) -> bool {
+pub(crate) fn bool_of(model: &z3::Model, x: &Bool) -> bool {
     model.eval(x, true).and_then(|v| v.as_bool()).unwrap_or(false)
 }
 
-fn state_of(model: &z3::Model, m: &Model<Z3>) -> State {
+pub(crate) fn state_of(model: &z3::Model, m: &Model<Z3>) -> State {
     let workers: [WorkerState; N_WORKERS] = core::array::from_fn(|i| {
         let Some(w) = m.workers.get(i) else {
             return WorkerState {
@@ -132,7 +148,7 @@ fn state_of(model: &z3::Model, m: &Model<Z3>) -> State {
     State { workers, pool_pages: u64_of(model, &m.pool_pages), last_request_id: 0 }
 }
 
-fn action_of(model: &z3::Model, a: &OpTerm<Z3>) -> Option<Action> {
+pub(crate) fn action_of(model: &z3::Model, a: &OpTerm<Z3>) -> Option<Action> {
     let mut bad = false;
     let act = a.map(
         |pd| {
@@ -148,7 +164,7 @@ fn action_of(model: &z3::Model, a: &OpTerm<Z3>) -> Option<Action> {
 
 /// a plan of `actions` for `state`: an admin session of the policy, the next
 /// request id, confirmed with `key`.
-fn plan_of(policy: &Policy, key: &[u8], state: &State, actions: &[Action], reason: &str) -> Option<Plan> {
+pub(crate) fn plan_of(policy: &Policy, key: &[u8], state: &State, actions: &[Action], reason: &str) -> Option<Plan> {
     let session = policy
         .sessions
         .iter()
@@ -227,11 +243,13 @@ impl Counterexample {
 impl Replay {
     /// `{"approved":…,"violations":[…],"after_breaks":[…]}`
     pub fn to_json(&self) -> Value {
-        let names = |v: &[Invariant]| v.iter().map(|i| i.name()).collect::<Vec<_>>();
+        let names = |v: &[Invariant], custom: &[String]| {
+            v.iter().map(|i| i.name().to_string()).chain(custom.iter().cloned()).collect::<Vec<_>>()
+        };
         json!({
             "approved": self.approved,
-            "violations": names(&self.violations),
-            "after_breaks": names(&self.after_breaks),
+            "violations": names(&self.violations, &self.custom_violations),
+            "after_breaks": names(&self.after_breaks, &self.custom_after_breaks),
         })
     }
 }

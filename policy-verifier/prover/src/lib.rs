@@ -9,7 +9,9 @@
 //!
 //! libz3 comes from the pinned `z3-solver` wheel: see README.md.
 
+pub mod compare;
 pub mod counterexample;
+pub mod custom;
 pub mod differential;
 pub mod obligation;
 pub mod rules;
@@ -19,7 +21,9 @@ use serde_json::{json, Value};
 
 pub use counterexample::{Counterexample, Replay, Witness, WriteError, Written};
 pub use obligation::{all_specs, Kind, Obligation, Outcome, Prover, Spec, DEFAULT_TIMEOUT_MS};
-pub use rules::{Rules, Verifier};
+pub use compare::{compare, query, Comparison, Difference, QueryAnswer};
+pub use custom::PolicyObligation;
+pub use rules::{PolicyRules, Rules, Verifier};
 pub use symbolic::Z3;
 
 /// a finished run: every obligation in order and the wall time.
@@ -27,6 +31,8 @@ pub use symbolic::Z3;
 pub struct Report {
     /// in [`all_specs`] order.
     pub obligations: Vec<Obligation>,
+    /// the policy's own: consistency, the policy file's invariants and claims.
+    pub policy: Vec<PolicyObligation>,
     /// wall time of the whole run, milliseconds.
     pub total_ms: f64,
 }
@@ -36,21 +42,34 @@ impl Report {
     pub fn run(prover: &Prover<'_>) -> Report {
         let t = std::time::Instant::now();
         let obligations = prover.run_all();
-        Report { obligations, total_ms: t.elapsed().as_secs_f64() * 1000.0 }
+        let policy = custom::run(prover.policy(), prover.key(), prover.timeout());
+        Report { obligations, policy, total_ms: t.elapsed().as_secs_f64() * 1000.0 }
     }
 
     /// obligations proved.
     pub fn proved(&self) -> usize {
         self.obligations.iter().filter(|o| o.result == Outcome::Proved).count()
+            + self.policy.iter().filter(|o| o.result == Outcome::Proved).count()
+    }
+
+    /// every obligation, proved or not.
+    pub fn len(&self) -> usize {
+        self.obligations.len() + self.policy.len()
+    }
+
+    /// no obligation at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// obligations failed or unknown.
     pub fn failed(&self) -> usize {
-        self.obligations.len().saturating_sub(self.proved())
+        self.len().saturating_sub(self.proved())
     }
 
     /// `{"obligations":[…],"proved":n,"failed":m,"total_ms":t}`; `written`
-    /// gives the counterexample files by obligation index, if any were written.
+    /// gives the counterexample files by obligation index (the policy
+    /// obligations follow the others), if any were written.
     pub fn to_json(&self, written: &[(usize, Written)]) -> Value {
         let obligations: Vec<Value> = self
             .obligations
@@ -80,6 +99,10 @@ impl Report {
                 }
                 Value::Object(v)
             })
+            .chain(self.policy.iter().enumerate().map(|(k, o)| {
+                let files = written.iter().find(|(j, _)| *j == self.obligations.len() + k).map(|(_, w)| w);
+                o.to_json(files)
+            }))
             .collect();
         json!({
             "obligations": obligations,

@@ -12,12 +12,14 @@
 //!   most one accepted step accepts an action of kind `a`.
 //!
 //! `s` and `a` range over every state and action the u64 inputs allow; the
-//! limits are the loaded policy's numbers.
+//! limits are the loaded policy's numbers, and `Inv` includes the policy
+//! file's enforced invariants (`custom::holds_policy`).
 
 use std::time::Instant;
 
 use policy_verifier::plan::ActionKind;
-use policy_verifier::rules::{holds, holds_all, step, Model};
+use policy_verifier::custom::holds_policy;
+use policy_verifier::rules::{holds, step, Model};
 use policy_verifier::{Invariant, Policy};
 use z3::ast::Bool;
 use z3::{Params, SatResult, Solver};
@@ -154,6 +156,21 @@ impl<'a> Prover<'a> {
         self
     }
 
+    /// the policy under proof.
+    pub fn policy(&self) -> &'a Policy {
+        self.policy
+    }
+
+    /// the key counterexample plans are signed with.
+    pub fn key(&self) -> &'a [u8] {
+        self.key
+    }
+
+    /// the per-query timeout, milliseconds.
+    pub fn timeout(&self) -> u32 {
+        self.timeout_ms
+    }
+
     /// discharges every obligation of [`all_specs`].
     pub fn run_all(&self) -> Vec<Obligation> {
         all_specs().iter().map(|s| self.run(s)).collect()
@@ -189,20 +206,20 @@ impl<'a> Prover<'a> {
         let after = step(d, m, &a.op);
         let (hyp, goal) = match (spec.kind, spec.invariant) {
             (Kind::Soundness, Some(inv)) => (self.rules.accepts(d, lim, m, &a.op), holds(d, lim, &after, inv)),
-            (Kind::Soundness, None) => (self.rules.accepts(d, lim, m, &a.op), holds_all(d, lim, &after)),
+            (Kind::Soundness, None) => (self.rules.accepts(d, lim, m, &a.op), holds_policy(d, self.policy, &after)),
             (_, Some(inv)) => (
                 Bool::and(&[self.rules.preconditions(d, lim, m, &a.op), holds(d, lim, &after, inv)]),
                 self.rules.check(d, lim, m, &a.op, inv),
             ),
             (_, None) => (
-                Bool::and(&[self.rules.preconditions(d, lim, m, &a.op), holds_all(d, lim, &after)]),
+                Bool::and(&[self.rules.preconditions(d, lim, m, &a.op), holds_policy(d, self.policy, &after)]),
                 self.rules.accepts(d, lim, m, &a.op),
             ),
         };
         let solver = self.solver();
         solver.assert(&s.domain);
         solver.assert(&a.domain);
-        solver.assert(holds_all(d, lim, m));
+        solver.assert(holds_policy(d, self.policy, m));
         solver.assert(&hyp);
         solver.assert(goal.not());
         let mut ob = blank(spec);
@@ -218,7 +235,7 @@ impl<'a> Prover<'a> {
                 // restart marks, and a completeness counterexample whose state
                 // after keeps every invariant is rejected for this check alone.
                 let clean = Bool::new_const("prefer.clean_after");
-                solver.assert(clean.implies(holds_all(d, lim, &after)));
+                solver.assert(clean.implies(holds_policy(d, self.policy, &after)));
                 let unmarked: Vec<Bool> = m.workers.iter().map(|w| w.restarted.not()).collect();
                 let mut preferred = unmarked.clone();
                 if spec.kind == Kind::Completeness {

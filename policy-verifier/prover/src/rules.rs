@@ -6,7 +6,7 @@
 
 use policy_verifier::domain::Domain;
 use policy_verifier::rules::{self, Model, OpTerm};
-use policy_verifier::{Invariant, Limits};
+use policy_verifier::{Invariant, Limits, Policy};
 
 /// the checks the verifier evaluates before each action.
 pub trait Rules<D: Domain> {
@@ -44,6 +44,27 @@ impl<D: Domain> Rules<D> for Verifier {
     }
     fn accepts(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>) -> D::Bool {
         rules::accepts(d, lim, m, a)
+    }
+    fn preconditions(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>) -> D::Bool {
+        rules::preconditions(d, lim, m, a)
+    }
+}
+
+/// the verifier's rules under a whole policy: [`Verifier`]'s checks, and
+/// the policy file's enforced invariants on the state each action produces
+/// (`policy_verifier::custom::accepts_policy`, what `verify` runs).
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyRules<'a> {
+    /// the policy whose `[invariants]` are enforced.
+    pub policy: &'a Policy,
+}
+
+impl<D: Domain> Rules<D> for PolicyRules<'_> {
+    fn check(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>, inv: Invariant) -> D::Bool {
+        rules::check(d, lim, m, a, inv)
+    }
+    fn accepts(&self, d: &D, _lim: &Limits, m: &Model<D>, a: &OpTerm<D>) -> D::Bool {
+        policy_verifier::custom::accepts_policy(d, self.policy, m, a)
     }
     fn preconditions(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>) -> D::Bool {
         rules::preconditions(d, lim, m, a)
