@@ -37,6 +37,9 @@ pub struct BootOptions {
     /// the red-team comparison mode: the verifier PD approves every plan
     /// unchecked (pd-verifier's hosted-only `unverified` feature).
     pub unverified: bool,
+    /// the policy the verifier PD enforces instead of the compiled-in
+    /// `DEFAULT_POLICY` (e.g. one with `[invariants]`, for tests).
+    pub policy: Option<&'static policy_verifier::Policy>,
 }
 
 /// the repository's system description (for tools run from the source tree).
@@ -218,7 +221,14 @@ fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootE
                 Ok(pd_verifier::Verifier::init_unverified(region(env, "link_buf")?))
             }),
             "verifier.elf" => {
-                init_fn(|env| Ok(pd_verifier::Verifier::init(region(env, "link_buf")?)))
+                let policy = opts.policy;
+                init_fn(move |env| {
+                    let shared = region(env, "link_buf")?;
+                    Ok(match policy {
+                        Some(p) => pd_verifier::Verifier::init_with_policy(shared, p),
+                        None => pd_verifier::Verifier::init(shared),
+                    })
+                })
             }
             "timer.elf" => {
                 let clock = Mutex::new(Some(timer.clock()));
