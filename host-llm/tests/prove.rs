@@ -36,7 +36,7 @@ fn check_all_proved(out: &Output, v: &Value) {
         for field in ["name", "kind", "action", "ms"] {
             assert!(!o[field].is_null(), "{field} in {o}");
         }
-        assert!(["soundness", "completeness", "vacuity"].contains(&o["kind"].as_str().unwrap_or("")));
+        assert!(["soundness", "completeness", "vacuity", "consistency"].contains(&o["kind"].as_str().unwrap_or("")));
     }
     assert_eq!(out.status.code(), Some(0));
 }

@@ -97,7 +97,7 @@ pub fn run(args: &Args) -> Exit {
     if args.json {
         common::print_json(&report.to_json(&written));
     } else {
-        print_table(&report, &written);
+        print_table(&report, &written, args.policy.as_deref());
     }
     if report.failed() == 0 {
         Exit::Ok
@@ -223,7 +223,8 @@ fn run_query(args: &Args, q: &str) -> Result<Exit, InputError> {
     Ok(if a.possible.is_some() { Exit::Ok } else { Exit::Rejected })
 }
 
-fn print_table(report: &Report, written: &[(usize, Written)]) {
+fn print_table(report: &Report, written: &[(usize, Written)], policy: Option<&Path>) {
+    let pol = policy.map_or(String::new(), |p| format!("--policy {} ", p.display()));
     for (i, o) in report.obligations.iter().enumerate() {
         println!("{:<7}  {:>9.1} ms  {}", o.result.name(), o.ms, o.spec.name());
         if let Some(r) = &o.reason {
@@ -232,7 +233,7 @@ fn print_table(report: &Report, written: &[(usize, Written)]) {
         if let Some(c) = &o.counterexample {
             if let Some((_, w)) = written.iter().find(|(j, _)| *j == i) {
                 println!(
-                    "         replay: llmsh check --state {} {}",
+                    "         replay: llmsh check {pol}--state {} {}",
                     w.state.display(),
                     w.plan.display()
                 );
@@ -256,7 +257,7 @@ fn print_table(report: &Report, written: &[(usize, Written)]) {
         }
         if let Some(c) = &o.counterexample {
             if let Some((_, w)) = written.iter().find(|(j, _)| *j == report.obligations.len() + k) {
-                println!("         replay: llmsh check --state {} {}", w.state.display(), w.plan.display());
+                println!("         replay: llmsh check {pol}--state {} {}", w.state.display(), w.plan.display());
             }
             println!("         expect: {}", c.expect);
         }
