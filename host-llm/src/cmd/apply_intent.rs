@@ -36,8 +36,8 @@ pub struct Flags<'a> {
     pub audit_log: Option<&'a Path>,
 }
 
-/// the audit origin of a planned request.
-fn origin(intent: &str, planned: &Planned) -> Origin {
+/// the audit origin of a planned request (also the shell's).
+pub fn origin(intent: &str, planned: &Planned) -> Origin {
     let last = planned.last();
     Origin {
         intent: Some(intent.to_string()),

@@ -334,17 +334,6 @@ impl Shell {
         Ok(())
     }
 
-    fn origin(text: &str, planned: &Planned) -> Origin {
-        let last = planned.last();
-        Origin {
-            intent: Some(text.to_string()),
-            backend: last.map(|a| a.backend.to_string()).unwrap_or_default(),
-            model: last.map(|a| a.model.clone()).unwrap_or_default(),
-            prompt_hash: last.map(|a| a.prompt_hash.clone()).unwrap_or_default(),
-            attempts: planned.attempts.iter().map(|a| a.to_json()).collect(),
-        }
-    }
-
     /// one line: a command or an intent.
     fn line(&mut self, ed: &mut Editor<ShellHelper, DefaultHistory>, line: &str) -> Result<(), String> {
         let (cmd, rest) = line.split_once(char::is_whitespace).map_or((line, ""), |(c, r)| (c, r.trim()));
@@ -405,13 +394,13 @@ impl Shell {
                     return self.apply(ed, &plan, &verdict, &origin, false);
                 }
                 let (plan, verdict, _, planned) = self.plan(rest)?;
-                let origin = Self::origin(rest, &planned);
+                let origin = crate::cmd::apply_intent::origin(rest, &planned);
                 self.apply(ed, &plan, &verdict, &origin, false)?;
             }
             _ => {
                 let (plan, verdict, _, planned) = self.plan(line)?;
                 if verdict["approved"] == Value::Bool(true) {
-                    let origin = Self::origin(line, &planned);
+                    let origin = crate::cmd::apply_intent::origin(line, &planned);
                     self.apply(ed, &plan, &verdict, &origin, true)?;
                 } else {
                     println!("not applied; nothing ran");
