@@ -89,6 +89,19 @@ pub enum LinkError {
     Qemu(crate::qemu::QemuError),
     /// no such system (`--system`).
     UnknownSystem(String),
+    /// this host's keys could not be read or made.
+    Keys(String),
+}
+
+/// this host's keys (the installation's, made on first use; dev with
+/// `LLM_OS_DEV_KEYS=1`).
+pub fn host_keys() -> Result<pd_interface::keys::Keys, LinkError> {
+    crate::common::host_keys().map_err(|e| LinkError::Keys(e.message))
+}
+
+/// a link client that seals plans with this host's plan key.
+pub fn sealing_client<S: std::io::Read + std::io::Write>(stream: S) -> Result<LinkClient<S>, LinkError> {
+    Ok(LinkClient::new(stream).with_plan_key(host_keys()?.plan))
 }
 
 impl std::fmt::Display for LinkError {
@@ -103,6 +116,7 @@ impl std::fmt::Display for LinkError {
             ),
             Self::Qemu(e) => write!(f, "{e}"),
             Self::UnknownSystem(s) => write!(f, "unknown system `{s}` (hosted or qemu)"),
+            Self::Keys(m) => write!(f, "{m}"),
         }
     }
 }
@@ -116,6 +130,7 @@ impl LinkError {
             Self::NotRunning(_) => "system.not_running",
             Self::Qemu(e) => e.code(),
             Self::UnknownSystem(_) => "args",
+            Self::Keys(_) => "key.unavailable",
         }
     }
 }
@@ -125,10 +140,13 @@ impl Link {
     /// the duration of this link.
     pub fn attach_or_boot(system: &Path) -> Result<Link, LinkError> {
         match connect_running() {
-            Some(s) => Ok(Link::Attached(LinkClient::new(s))),
-            None => HostedSystem::boot(system)
-                .map(|h| Link::InProcess(Box::new(h)))
-                .map_err(LinkError::Boot),
+            Some(s) => Ok(Link::Attached(sealing_client(s)?)),
+            None => {
+                let opts = hosted_system::BootOptions { keys: host_keys()?, ..Default::default() };
+                HostedSystem::boot_with(system, opts)
+                    .map(|h| Link::InProcess(Box::new(h)))
+                    .map_err(LinkError::Boot)
+            }
         }
     }
 
@@ -147,7 +165,7 @@ impl Link {
     /// attach to the running hosted system, else to a running qemu system.
     pub fn attach() -> Result<Link, LinkError> {
         if let Some(s) = connect_running() {
-            return Ok(Link::Attached(LinkClient::new(s)));
+            return Ok(Link::Attached(sealing_client(s)?));
         }
         if let Some(q) = crate::qemu::attach() {
             return Ok(Link::Qemu(Box::new(q)));

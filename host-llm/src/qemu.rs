@@ -195,6 +195,28 @@ pub struct QemuLink {
     pub boot_to_ready: Option<Duration>,
     /// requests sent again because a reply did not arrive in time.
     pub resends: u64,
+    /// the plan key: plans go out sealed when set.
+    plan_key: Option<pd_interface::keys::Key>,
+    /// the system's boot epoch, from the first `Status`.
+    epoch: Option<u64>,
+}
+
+/// the image options for this host: the verifier PD gets this
+/// installation's keys (`LLM_OS_DEV_KEYS=1`: the dev keys) at image build.
+pub fn image_options(sdk: PathBuf, config: Config) -> Result<ImageOptions, QemuError> {
+    let keys = crate::common::host_keys().map_err(|e| QemuError::Image(image::ImageError::Io(e.message)))?;
+    let mut opts = ImageOptions::new(sdk, config);
+    opts.patches.push(image::Patch {
+        image: "verifier.elf".into(),
+        marker: pd_interface::keys::BLOB_MAGIC.to_vec(),
+        bytes: pd_interface::keys::to_blob(&keys).to_vec(),
+    });
+    Ok(opts)
+}
+
+/// this host's plan key, if it has one.
+fn plan_key() -> Option<pd_interface::keys::Key> {
+    crate::common::host_keys().ok().map(|k| k.plan)
 }
 
 impl Drop for QemuLink {
@@ -216,15 +238,20 @@ impl QemuLink {
     /// earlier attempt's receipt may arrive after a resend (receipts are
     /// matched by request id).
     pub fn request(&mut self, req: &Request<'_>) -> Result<Reply, ClientError> {
+        let sealed;
+        let req = match (req, self.plan_key) {
+            (Request::Apply(_), Some(key)) => {
+                sealed = req.sealed(&key, self.epoch()?);
+                &sealed
+            }
+            _ => req,
+        };
         let framed = LinkClient::<Tap>::frame_request(req)?;
         // a leading delimiter ends whatever partial frame the link PD holds
         let mut bytes = Vec::with_capacity(framed.len() + 1);
         bytes.push(0);
         bytes.extend_from_slice(&framed);
-        let want_id = match req {
-            Request::Apply(plan) => policy_verifier::wire::decode(plan).ok().map(|p| p.request_id),
-            _ => None,
-        };
+        let want_id = req.plan().and_then(|plan| policy_verifier::wire::decode(plan).ok()).map(|p| p.request_id);
         let started = Instant::now();
         self.client.get_mut().set_read_timeout(ATTEMPT_TIMEOUT).map_err(ClientError::Io)?;
         self.client.send_raw(&bytes)?;
@@ -241,14 +268,30 @@ impl QemuLink {
                 }
                 Err(e) => return Err(e),
             };
-            let stale = match (req, &reply) {
-                (Request::Apply(_), Reply::Status(_)) | (Request::Status, Reply::Receipt(_)) => true,
-                (Request::Apply(_), Reply::Receipt(r)) => want_id.is_some_and(|id| id != r.request_id),
-                _ => false,
+            let is_plan = req.plan().is_some();
+            let stale = match &reply {
+                Reply::Status(_) => is_plan,
+                // a refusal before decoding (`auth.mac`) carries request id 0
+                Reply::Receipt(r) => !is_plan || want_id.is_some_and(|id| id != r.request_id && r.request_id != 0),
+                Reply::Error(_) => false,
             };
             if !stale {
                 return Ok(reply);
             }
+        }
+    }
+
+    /// the system's boot epoch (one `Status` the first time).
+    pub fn epoch(&mut self) -> Result<u64, ClientError> {
+        if let Some(e) = self.epoch {
+            return Ok(e);
+        }
+        match self.request(&Request::Status)? {
+            Reply::Status(s) => {
+                self.epoch = Some(s.epoch);
+                Ok(s.epoch)
+            }
+            _ => Err(ClientError::Decode),
         }
     }
 
@@ -273,7 +316,7 @@ pub fn attach() -> Option<QemuLink> {
     let stream = UnixStream::connect(socket_path()).ok()?;
     let tap = Tap::new(stream);
     tap.set_read_timeout(REPLY_TIMEOUT).ok()?;
-    Some(QemuLink { client: LinkClient::new(tap), owned: None, pid, boot_to_ready: None, resends: 0 })
+    Some(QemuLink { client: LinkClient::new(tap), owned: None, pid, boot_to_ready: None, resends: 0, plan_key: plan_key(), epoch: None })
 }
 
 /// attach to a running qemu, else build the image and boot one that lives
@@ -290,7 +333,7 @@ pub fn boot(progress: &mut dyn FnMut(&str)) -> Result<QemuLink, QemuError> {
     let config = config();
     let sdk = image::sdk_from_env(config).map_err(QemuError::Image)?;
     let qemu = board_qemu::find_qemu().ok_or(QemuError::NoQemu)?;
-    let img = image::build(&ImageOptions::new(sdk, config), progress).map_err(QemuError::Image)?;
+    let img = image::build(&image_options(sdk, config)?, progress).map_err(QemuError::Image)?;
     boot_image(&qemu, &img.loader, progress)
 }
 
@@ -336,7 +379,15 @@ pub fn boot_image(qemu: &Path, loader: &Path, progress: &mut dyn FnMut(&str)) ->
             }
         }
     };
-    let mut link = QemuLink { client: LinkClient::new(Tap::new(stream)), owned: Some(child), pid, boot_to_ready: None, resends: 0 };
+    let mut link = QemuLink {
+        client: LinkClient::new(Tap::new(stream)),
+        owned: Some(child),
+        pid,
+        boot_to_ready: None,
+        resends: 0,
+        plan_key: plan_key(),
+        epoch: None,
+    };
     match wait_ready(&mut link, started, progress) {
         Ok(t) => {
             link.boot_to_ready = Some(t);
@@ -466,6 +517,8 @@ mod tests {
             pid: 0,
             boot_to_ready: None,
             resends: 0,
+            plan_key: None,
+            epoch: None,
         };
         match link.request(&Request::Apply(&bytes)).unwrap() {
             Reply::Receipt(r) => assert_eq!(r.request_id, 7),

@@ -9,6 +9,9 @@ fn llmsh(rt: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_llmsh"))
         .args(args)
         .env("XDG_RUNTIME_DIR", rt)
+        // this installation's keys live beside the runtime dir, never in the user's config
+        .env("XDG_CONFIG_HOME", rt.join("config"))
+        .env_remove("LLM_OS_DEV_KEYS")
         // the audit log goes beside the runtime dir, never into the user's.
         .env("LLMSH_AUDIT_LOG", rt.join("audit.jsonl"))
         .stdin(std::process::Stdio::null())
@@ -103,22 +106,26 @@ fn destructive_plan_without_a_yes_is_declined_and_with_yes_runs() {
 #[test]
 fn a_plan_confirmed_with_llmsh_confirm_runs_without_asking() {
     let rt = tmp("confirmed");
+    // a token is for one boot: confirm against the running system
+    let out = llmsh(&rt, &["boot"]);
+    let pid = serde_json::from_slice::<Value>(&out.stdout).unwrap()["pid"].as_u64().expect("pid");
     let plan = write_plan(&rt, "stop.json", STOP);
     let out = llmsh(&rt, &["confirm", &plan]);
     assert_eq!(out.status.code(), Some(0));
     let signed = write_plan(&rt, "signed.json", &String::from_utf8_lossy(&out.stdout));
-    let out = llmsh(&rt, &["apply", "--plan", &signed, "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["approved"], true);
+    let first = llmsh(&rt, &["apply", "--plan", &signed, "--json"]);
     // a forged token is no yes: without --yes it is declined, nothing runs.
     let mut forged: Value = serde_json::from_slice(&std::fs::read(&signed).unwrap()).unwrap();
     forged["confirmation"] = Value::String("ab".repeat(32));
-    forged["request_id"] = Value::from(99);
+    forged["request_id"] = Value::from(10);
     let forged = write_plan(&rt, "forged.json", &forged.to_string());
     let out = llmsh(&rt, &["apply", "--plan", &forged, "--json"]);
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stdout));
+    let r: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(r["approved"], true);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("apply.declined"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("apply.declined"), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]
@@ -168,4 +175,74 @@ fn boot_then_status_and_apply_attach_to_the_running_system() {
     assert_eq!(s["state"]["last_request_id"], 7);
     assert_eq!(s["state"]["workers"]["worker1"]["pages"], 48);
     assert!(rt.join("llm-os/hosted.pid").exists() || rt.join("llm-os").exists());
+}
+
+#[test]
+fn a_confirmed_stop_that_ran_is_refused_after_the_system_restarts() {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = tmp("reboot");
+    let boot = |rt: &std::path::Path| -> (u64, String) {
+        let out = llmsh(rt, &["boot"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v["pid"].as_u64().expect("pid"), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (pid, stderr) = boot(&rt);
+    // first use: the keys are made, said on stderr, 0600 in the config dir
+    assert!(stderr.contains("generated"), "{stderr}");
+    for f in ["plan.key", "confirm.key"] {
+        let m = std::fs::metadata(rt.join("config/llm-os").join(f)).expect("key file");
+        assert_eq!(m.permissions().mode() & 0o777, 0o600, "{f}");
+    }
+    let status = |rt: &std::path::Path| -> Value {
+        serde_json::from_slice(&llmsh(rt, &["status"]).stdout).unwrap_or(Value::Null)
+    };
+    let before = status(&rt);
+    let plan = write_plan(&rt, "stop.json", STOP);
+    let out = llmsh(&rt, &["confirm", &plan]);
+    let signed = write_plan(&rt, "signed.json", &String::from_utf8_lossy(&out.stdout));
+    let first = llmsh(&rt, &["apply", "--plan", &signed, "--json"]);
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (pid, _) = boot(&rt);
+    let after = status(&rt);
+    // the human's earlier yes is in the file; --yes adds no new token to a plan that has one
+    let again = llmsh(&rt, &["apply", "--plan", &signed, "--yes", "--json"]);
+    let end = status(&rt);
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+
+    assert_eq!(before["keys"], "installation", "{before}");
+    assert!(before.get("dev_keys").is_none());
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stdout));
+    assert_ne!(before["epoch"], after["epoch"], "a new boot, a new epoch");
+    assert_eq!(after["state"]["workers"]["worker2"]["running"], true);
+    assert_eq!(again.status.code(), Some(1), "{}", String::from_utf8_lossy(&again.stdout));
+    let r: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(r["approved"], false);
+    assert_eq!(r["violations"][0]["invariant"], "auth.confirm", "{r}");
+    assert_eq!(end["state"]["workers"]["worker2"]["running"], true, "nothing ran");
+}
+
+#[test]
+fn dev_keys_are_used_only_when_asked_for_and_then_said_everywhere() {
+    let rt = tmp("devkeys");
+    let plan = write_plan(&rt, "grant.json", GRANT);
+    let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
+        .args(["apply", "--plan", &plan, "--json"])
+        .env("XDG_RUNTIME_DIR", &rt)
+        .env("XDG_CONFIG_HOME", rt.join("config"))
+        .env("LLMSH_AUDIT_LOG", rt.join("audit.jsonl"))
+        .env("LLM_OS_DEV_KEYS", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((r["keys"].as_str(), r["dev_keys"].as_bool()), (Some("dev"), Some(true)), "{r}");
+    assert!(!rt.join("config/llm-os/plan.key").exists(), "no installation key is made for a dev run");
+    // without the flag: the installation's keys, and the receipt says so
+    let out = llmsh(&rt, &["apply", "--plan", &plan, "--json"]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["keys"], "installation", "{r}");
+    assert!(r.get("dev_keys").is_none());
 }

@@ -11,6 +11,8 @@ fn llmsh(rt: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_llmsh"))
         .args(args)
         .env("XDG_RUNTIME_DIR", rt)
+        // this installation's keys beside the runtime dir, never in the user's config
+        .env("XDG_CONFIG_HOME", rt.join("config"))
         .env("LLMSH_AUDIT_LOG", rt.join("audit.jsonl"))
         .stdin(std::process::Stdio::null())
         .output()
@@ -71,7 +73,8 @@ fn json_receipts_keep_their_machine_form() {
     let r: Value = serde_json::from_str(&text).unwrap();
     let mut keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["approved", "executed", "failed_action", "observed_after", "request_id", "state_after", "violations"]);
+    // `epoch` and `keys` say which boot and which keys (a dev-key system adds `dev_keys`)
+    assert_eq!(keys, ["approved", "epoch", "executed", "failed_action", "keys", "observed_after", "request_id", "state_after", "violations"]);
     let mut w1: Vec<&str> = r["observed_after"]["workers"]["worker1"].as_object().unwrap().keys().map(String::as_str).collect();
     w1.sort_unstable();
     assert_eq!(w1, ["consumed_us", "faults", "progress", "restarts", "ticks"], "receipts gain no fields");

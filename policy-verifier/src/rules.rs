@@ -180,6 +180,13 @@ pub fn holds<D: Domain>(d: &D, lim: &Limits, m: &Model<D>, inv: Invariant) -> D:
     }
 }
 
+/// `plan.replay`: a request id is fresh when it lies in
+/// `last + 1 ..= last + window`. the window keeps ids from being exhausted:
+/// no single plan can move the guard to `u64::MAX`.
+pub fn fresh_request<D: Domain>(d: &D, lim: &Limits, last: &D::Int, id: &D::Int) -> D::Bool {
+    d.and(&d.lt(last, id), &d.le(id, &d.add(last, &d.int(lim.replay_window))))
+}
+
 /// all state invariants at once.
 pub fn holds_all<D: Domain>(d: &D, lim: &Limits, m: &Model<D>) -> D::Bool {
     let mut acc = d.bool(true);

@@ -62,7 +62,8 @@ pub fn verify(policy: &Policy, s: &State, plan: &Plan, key: &[u8]) -> Verdict {
     if plan.actions.is_empty() {
         plan_violations.insert(Invariant::PlanSize);
     }
-    if plan.request_id <= s.last_request_id {
+    let (last, id) = (u128::from(s.last_request_id), u128::from(plan.request_id));
+    if !rules::fresh_request(&Concrete, &policy.limits, &last, &id) {
         plan_violations.insert(Invariant::PlanReplay);
     }
     let tier = policy.session(plan.session.as_str()).map(|x| x.tier);

@@ -8,7 +8,7 @@
 //! destructive actions (process.stop, process.restart, memory.reclaim) ask
 //! the human on the terminal, as `apply "INTENT"` does ([`intent::ask`]);
 //! `--yes` is the human saying yes up front. a yes fills a missing
-//! confirmation token with the dev key (`llmsh confirm`).
+//! confirmation token under this boot's confirmation key (`llmsh confirm`).
 //! attaches to a running system (`llmsh boot [--system qemu]`), else boots
 //! one for the duration of the command (hosted: in this process; qemu: the
 //! seL4 image, built if needed, stopped by its pid afterwards).
@@ -55,7 +55,7 @@ pub struct Args {
 /// the same invariants as the PD (it always should: it is the same code).
 pub fn receipt_json(plan: &Plan, r: &Receipt) -> Value {
     let before = pd_verifier::model_state(&r.state_before);
-    let key = common::load_key(None).unwrap_or([0; 32]);
+    let key = common::epoch_key(&common::load_key(None).unwrap_or([0; 32]), r.state_before.epoch);
     let host = verify(&DEFAULT_POLICY, &before, plan, &key);
     let host_v = json::violations_json(&DEFAULT_POLICY, &before, plan, &host);
     let same = host_v.len() == r.violations.len()
@@ -78,7 +78,12 @@ pub fn receipt_json(plan: &Plan, r: &Receipt) -> Value {
         "violations": violations,
         "state_after": state_json(&r.state_after),
         "observed_after": observed_json(&r.state_after),
+        "epoch": r.state_after.epoch,
+        "keys": r.state_after.keys.name(),
     });
+    if r.state_after.keys == pd_interface::keys::KeySource::Dev {
+        out["dev_keys"] = json!(true);
+    }
     if let Some(f) = r.failure {
         out["failure"] = json!(format!("{f:?}"));
     }
@@ -156,6 +161,15 @@ pub fn run(args: &Args) -> Exit {
         Ok(k) => k,
         Err(e) => return common::bad_input(&e),
     };
+    let mut link = match Link::open(&args.system, &link::system_path()) {
+        Ok(l) => l,
+        Err(e) => return fail(e.code(), e.to_string(), Exit::Rejected),
+    };
+    // tokens are bound to the boot they are made for
+    let key = match crate::cmd::apply_intent::system_status(&mut link) {
+        Ok(s) => common::epoch_key(&key, s.epoch),
+        Err(e) => return fail(e.code, e.message, Exit::Rejected),
+    };
     // a valid token is the human's yes already (`llmsh confirm` binds every
     // action of this exact plan), so only an unconfirmed plan asks.
     let consent = if confirm::is_valid(&plan, &key) {
@@ -171,10 +185,6 @@ pub fn run(args: &Args) -> Exit {
         );
     }
     let plan = intent::confirmed(&plan, consent, &key);
-    let mut link = match Link::open(&args.system, &link::system_path()) {
-        Ok(l) => l,
-        Err(e) => return fail(e.code(), e.to_string(), Exit::Rejected),
-    };
     let log = crate::audit::AuditLog::resolve(args.audit_log.as_deref());
     let receipt = match crate::cmd::apply_intent::execute_file_plan(&mut link, &plan, &log) {
         Ok(r) => r,

@@ -32,10 +32,10 @@ pub struct Flags<'a> {
     pub audit_log: Option<&'a Path>,
 }
 
-/// reads the current state through the link (`Status`).
-fn system_state(link: &mut Link) -> Result<State, InputError> {
+/// the system's status through the link: its state, boot epoch and keys.
+pub fn system_status(link: &mut Link) -> Result<pd_interface::link::SystemState, InputError> {
     match link.request(&Request::Status) {
-        Ok(Reply::Status(s)) => Ok(pd_verifier::model_state(&s)),
+        Ok(Reply::Status(s)) => Ok(s),
         Ok(other) => Err(InputError::new(
             "link.reply",
             format!("unexpected reply {other:?}"),
@@ -83,9 +83,12 @@ fn run_inner(
     let mut link = Link::open(flags.system, &link::system_path())
         .map_err(|e| InputError::new(e.code(), e.to_string()))?;
     // the system's state, not the host's idea of it; `--state` only for planning experiments.
+    let status = system_status(&mut link)?;
     if planner.state.is_none() {
-        cx.state = system_state(&mut link)?;
+        cx.state = pd_verifier::model_state(&status);
     }
+    // tokens are made for this boot only
+    cx.key = common::epoch_key(&cx.key, status.epoch);
     let planned = intent::plan_intent(intent_text, planner, &cx)?;
     let Some(plan) = planned.plan.clone() else {
         return Err(InputError::new(
@@ -204,8 +207,10 @@ pub fn execute_file_plan(
     plan: &Plan,
     log: &AuditLog,
 ) -> Result<Receipt, ExecError> {
-    let before = system_state(link).map_err(|e| (e.code, e.message, Exit::Rejected))?;
+    let status = system_status(link).map_err(|e| (e.code, e.message, Exit::Rejected))?;
+    let before = pd_verifier::model_state(&status);
     let key = common::load_key(None).map_err(|e| (e.code, e.message, Exit::BadInput))?;
+    let key = common::epoch_key(&key, status.epoch);
     let policy = policy_verifier::DEFAULT_POLICY;
     let v = policy_verifier::verify(&policy, &before, plan, &key);
     let verdict = policy_verifier::json::verdict_json(&policy, &before, plan, &v);

@@ -51,6 +51,10 @@ pub fn run(args: &Args) -> Exit {
         );
         return Exit::Ok;
     }
+    // the keys first, here: a first use says so on this terminal, not the background's
+    if let Err(e) = link::host_keys() {
+        return error("key.unavailable", e.to_string());
+    }
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => return error("system.boot", format!("cannot find llmsh itself: {e}")),
@@ -95,7 +99,15 @@ fn foreground() -> Exit {
             format!("cannot create `{}`: {e}", dir.display()),
         );
     }
-    let sys = match hosted_system::HostedSystem::boot(&link::system_path()) {
+    let keys = match link::host_keys() {
+        Ok(k) => k,
+        Err(e) => return error("key.unavailable", e.to_string()),
+    };
+    if keys.source == hosted_system::KeySource::Dev {
+        eprintln!("llmsh: booting on the public dev keys (LLM_OS_DEV_KEYS=1): tests only");
+    }
+    let opts = hosted_system::BootOptions { keys, ..Default::default() };
+    let sys = match hosted_system::HostedSystem::boot_with(&link::system_path(), opts) {
         Ok(s) => s,
         Err(e) => return error("system.boot", e.to_string()),
     };

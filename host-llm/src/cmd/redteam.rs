@@ -67,11 +67,11 @@ pub struct Args {
 /// per-case boots use (removed when dropped).
 fn qemu_image() -> Result<(PathBuf, PathBuf, TempDir), crate::qemu::QemuError> {
     use crate::qemu::QemuError;
-    use board_qemu_virt_aarch64::image::{self, ImageOptions};
+    use board_qemu_virt_aarch64::image;
     let config = crate::qemu::config();
     let sdk = image::sdk_from_env(config).map_err(QemuError::Image)?;
     let qemu = board_qemu_virt_aarch64::qemu::find_qemu().ok_or(QemuError::NoQemu)?;
-    let img = image::build(&ImageOptions::new(sdk, config), &mut |l| {
+    let img = image::build(&crate::qemu::image_options(sdk, config)?, &mut |l| {
         eprintln!("llmsh redteam: {l}")
     })
     .map_err(QemuError::Image)?;
@@ -174,11 +174,17 @@ pub fn run(args: &Args) -> Exit {
     };
     // the verifier-off comparison needs the hosted-only unverified mode
     let compare = !args.no_compare && args.system == SystemChoice::Hosted;
+    let keys = match common::host_keys() {
+        Ok(k) => k,
+        Err(e) => return common::bad_input(&e),
+    };
     let cfg = Settings {
         target,
         system: &system,
         policy: &policy,
         key,
+        // a hosted system boots with the confirmation key the reference signs with
+        keys: pd_interface::keys::Keys { confirm: key, ..keys },
     };
     let mut compromised = redteam::Compromised;
     let mut llm = Llm { args: &args.llm };

@@ -51,7 +51,13 @@ pub fn read_from(link: &mut Link) -> Result<Value, (&'static str, String)> {
             for (i, w) in s.workers.iter().enumerate() {
                 observed["workers"][format!("worker{i}")]["throttled"] = json!(w.throttled);
             }
-            Ok(json!({"system": link.system(), "state": state_json(&s), "observed": observed}))
+            let mut out = json!({"system": link.system(), "state": state_json(&s), "observed": observed,
+                "epoch": s.epoch, "keys": s.keys.name()});
+            if s.keys == pd_interface::keys::KeySource::Dev {
+                // the public dev keys: anyone can forge plans and tokens for this system
+                out["dev_keys"] = json!(true);
+            }
+            Ok(out)
         }
         Ok(other) => Err(("link.reply", format!("unexpected reply {other:?}"))),
         Err(e) => Err((e.code(), e.to_string())),

@@ -321,9 +321,12 @@ impl Shell {
                 }
             },
         };
-        let signed = intent::confirmed(plan, consent, &self.key);
         let log = self.log.clone();
+        let key = self.key;
         let link = self.link()?;
+        // a token is for this boot only
+        let epoch = crate::cmd::apply_intent::system_status(link).map_err(|e| format!("{}: {}", e.code, e.message))?.epoch;
+        let signed = intent::confirmed(plan, consent, &crate::common::epoch_key(&key, epoch));
         let receipt = crate::cmd::apply_intent::execute_audited(link, &signed, before, verdict, origin, &log)
             .map_err(|(code, msg, _)| format!("{code}: {msg}"))?;
         let out = crate::cmd::apply::receipt_json(&signed, &receipt);

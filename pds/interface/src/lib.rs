@@ -10,6 +10,7 @@
 #[cfg(feature = "std")]
 pub mod client;
 pub mod frame;
+pub mod keys;
 pub mod link;
 pub mod msg;
 
