@@ -43,7 +43,7 @@ fn main() {
         "/// the default policy, generated from `system/policy.toml`.\n\
          pub const DEFAULT_POLICY: Policy = Policy {{\n\
          limits: Limits {{ quota_pages: {}, priority_ceiling: {}, cpu_util_permille: {}, \
-         budget_min_us: {}, period_max_us: {}, timer_min_us: {}, timer_max_us: {}, page_size: {} }},\n\
+         budget_min_us: {}, period_max_us: {}, timer_min_us: {}, timer_max_us: {}, page_size: {}, replay_window: {} }},\n\
          initial: State {{ workers: [WorkerState {{ running: {}, priority: {}, budget_us: {}, period_us: {}, \
          pages: {}, timer_period_us: None }}; N_WORKERS], pool_pages: {}, last_request_id: {} }},\n\
          sessions: [\n{sessions}],\n}};\n",
@@ -55,6 +55,7 @@ fn main() {
         l.timer_min_us,
         l.timer_max_us,
         l.page_size,
+        l.replay_window,
         i.running,
         i.priority,
         i.budget_us,

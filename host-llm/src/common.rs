@@ -20,9 +20,12 @@ pub enum Exit {
     Machinery = 3,
 }
 
-/// the dev-only confirmation key (system/dev-confirm.key), compiled in so the
-/// binary works from any directory. never use it outside a dev setup.
-pub const DEV_KEY_HEX: &str = include_str!("../../system/dev-confirm.key");
+/// this host's keys: the installation's (generated on first use, said on
+/// stderr), or the public dev keys when `LLM_OS_DEV_KEYS=1` (tests only).
+pub fn host_keys() -> Result<pd_interface::keys::Keys, InputError> {
+    pd_interface::keys::store::host_keys(&mut |l| eprintln!("llmsh: {l}"))
+        .map_err(|e| InputError::new("key.unavailable", e.to_string()))
+}
 
 /// prints `{"error":…}` on stdout and returns the bad-input exit code.
 pub fn bad_input(e: &InputError) -> Exit {
@@ -123,11 +126,17 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy, InputError> {
     }
 }
 
-/// the confirmation key from `--key-file` (hex), or the dev key.
+/// the confirmation key from `--key-file` (hex, mode 0600), or this host's
+/// ([`host_keys`]).
 pub fn load_key(path: Option<&Path>) -> Result<[u8; 32], InputError> {
-    let text = match path {
-        None => DEV_KEY_HEX.to_string(),
-        Some(p) => String::from_utf8_lossy(&read_input(p, Input::Key)?).into_owned(),
-    };
-    json::unhex32(text.trim()).ok_or_else(|| InputError::new("key.invalid", "a key file holds 64 hex digits (32 bytes)"))
+    match path {
+        None => host_keys().map(|k| k.confirm),
+        Some(p) => pd_interface::keys::store::read_key(p).map_err(|e| InputError::new("key.invalid", e.to_string())),
+    }
+}
+
+/// the confirmation key of boot `epoch` (`auth::epoch_key`; epoch 0 is the
+/// offline form `llmsh check` uses).
+pub fn epoch_key(key: &[u8; 32], epoch: u64) -> [u8; 32] {
+    policy_verifier::auth::epoch_key(key, epoch)
 }

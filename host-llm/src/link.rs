@@ -7,12 +7,17 @@
 //! whose PL011 is on a unix socket (`crate::qemu`). a reply is taken only if
 //! it answers the request in flight: a receipt must carry the plan's request
 //! id, and late replies to an earlier, timed-out request are skipped.
+//!
+//! every plan goes out sealed (`Request::Sealed`): a MAC under this
+//! installation's plan key over the plan and the boot epoch of the system's
+//! last status, which the verifier PD checks before anything else.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hosted_system::{BootError, Handle, HostedSystem, LinkStream};
 use pd_interface::client::{ClientError, LinkClient};
+use pd_interface::keys::{Key, Keys};
 use pd_interface::link::{Receipt, Reply, Request};
 use policy_verifier::{wire, Plan};
 
@@ -56,8 +61,19 @@ pub struct HostedLink {
     dirty: bool,
 }
 
-/// a link to a system this process booted or attached to.
-pub enum Link {
+/// a link to a system this process booted: the transport, and what plans
+/// are sealed with.
+pub struct Link {
+    to: To,
+    /// the installation's plan key (none: plans go out unsealed and are
+    /// refused, `auth.mac`).
+    plan_key: Option<Key>,
+    /// the boot epoch of the system's last status.
+    epoch: Option<u64>,
+}
+
+/// the transport of a [`Link`].
+pub enum To {
     /// the hosted system, in this process.
     Hosted(Box<HostedLink>),
     /// the seL4 system in qemu.
@@ -73,6 +89,14 @@ pub enum LinkError {
     Client(ClientError),
     /// the qemu system could not be built, booted or reached.
     Qemu(crate::qemu::QemuError),
+    /// this host's keys could not be read or made.
+    Keys(String),
+}
+
+/// this host's keys (the installation's, made on first use and said on
+/// stderr; the public dev keys with `LLM_OS_DEV_KEYS=1`).
+pub fn host_keys() -> Result<Keys, LinkError> {
+    crate::common::host_keys().map_err(|e| LinkError::Keys(e.message))
 }
 
 impl std::fmt::Display for LinkError {
@@ -81,6 +105,7 @@ impl std::fmt::Display for LinkError {
             Self::Boot(e) => write!(f, "{e}"),
             Self::Client(e) => write!(f, "{e}"),
             Self::Qemu(e) => write!(f, "{e}"),
+            Self::Keys(m) => write!(f, "{m}"),
         }
     }
 }
@@ -92,49 +117,89 @@ impl LinkError {
             Self::Boot(_) => "system.boot",
             Self::Client(_) => "link.io",
             Self::Qemu(e) => e.code(),
+            Self::Keys(_) => "key.unavailable",
         }
     }
 }
 
 /// is `reply` an answer to some other request than `req`? (a receipt for
-/// another plan, a status where a receipt was due, or the reverse.)
+/// another plan, a status where a receipt was due, or the reverse.) a
+/// refusal before the plan is decoded (`auth.mac`) carries request id 0.
 pub fn is_stale(req: &Request<'_>, reply: &Reply) -> bool {
-    match (req, reply) {
-        (Request::Apply(_), Reply::Status(_)) | (Request::Status, Reply::Receipt(_)) => true,
-        (Request::Apply(plan), Reply::Receipt(r)) => {
-            wire::decode(plan).map_or(true, |p| p.request_id != r.request_id)
+    match (req.plan(), reply) {
+        (Some(_), Reply::Status(_)) | (None, Reply::Receipt(_)) => true,
+        (Some(plan), Reply::Receipt(r)) => {
+            r.request_id != 0 && wire::decode(plan).map_or(true, |p| p.request_id != r.request_id)
         }
         _ => false,
     }
 }
 
 impl Link {
-    /// boot the hosted system described at `path` in this process.
-    pub fn boot_hosted(path: &std::path::Path) -> Result<Link, LinkError> {
-        HostedSystem::boot(path).map(Link::hosted).map_err(LinkError::Boot)
+    /// boot the hosted system described at `path` in this process, its
+    /// verifier PD on `keys`; plans are sealed with their plan key.
+    pub fn boot_hosted(path: &std::path::Path, keys: Keys) -> Result<Link, LinkError> {
+        let opts = hosted_system::BootOptions { keys, ..Default::default() };
+        HostedSystem::boot_with(path, opts).map(|h| Link::hosted(h, keys.plan)).map_err(LinkError::Boot)
     }
 
-    /// a link to an already booted hosted system.
-    pub fn hosted(handle: Handle) -> Link {
+    /// a link to an already booted hosted system; plans sealed with `plan_key`.
+    pub fn hosted(handle: Handle, plan_key: Key) -> Link {
         let client = LinkClient::new(handle.transport(Some(POLL)));
-        Link::Hosted(Box::new(HostedLink { handle, client, dirty: false }))
+        Link::new(To::Hosted(Box::new(HostedLink { handle, client, dirty: false })), Some(plan_key))
+    }
+
+    /// a link to a booted qemu system whose image carries the plan key
+    /// `plan_key`.
+    pub fn qemu(q: crate::qemu::QemuLink, plan_key: Key) -> Link {
+        Link::new(To::Qemu(Box::new(q)), Some(plan_key))
+    }
+
+    fn new(to: To, plan_key: Option<Key>) -> Link {
+        Link { to, plan_key, epoch: None }
     }
 
     /// `hosted` or `qemu`.
     pub fn system(&self) -> &'static str {
-        match self {
-            Link::Qemu(_) => "qemu",
-            Link::Hosted(_) => "hosted",
+        match self.to {
+            To::Qemu(_) => "qemu",
+            To::Hosted(_) => "hosted",
         }
     }
 
-    /// one request, its reply (replies to other requests are skipped).
+    /// one request, its reply (replies to other requests are skipped). a
+    /// plan is sealed for the epoch of the system's last status (one status
+    /// first if there was none); every status renews the epoch, so a system
+    /// that restarted gets plans for its new boot.
     pub fn request(&mut self, req: &Request<'_>) -> Result<Reply, LinkError> {
-        match self {
-            Link::Hosted(h) => h.request(req),
-            Link::Qemu(q) => q.request(req),
+        let sealed;
+        let req = match (req, self.plan_key) {
+            (Request::Apply(_), Some(key)) => {
+                let epoch = match self.epoch {
+                    Some(e) => e,
+                    None => match self.send(&Request::Status)? {
+                        Reply::Status(s) => s.epoch,
+                        _ => return Err(LinkError::Client(ClientError::Decode)),
+                    },
+                };
+                sealed = req.sealed(&key, epoch);
+                &sealed
+            }
+            _ => req,
+        };
+        self.send(req)
+    }
+
+    fn send(&mut self, req: &Request<'_>) -> Result<Reply, LinkError> {
+        let r = match &mut self.to {
+            To::Hosted(h) => h.request(req),
+            To::Qemu(q) => q.request(req),
         }
-        .map_err(LinkError::Client)
+        .map_err(LinkError::Client)?;
+        if let Reply::Status(s) = &r {
+            self.epoch = Some(s.epoch);
+        }
+        Ok(r)
     }
 
     /// sends a (confirmed) plan and returns the verifier PD's receipt.

@@ -27,6 +27,8 @@ enum Command {
     Prove(cmd::prove::Args),
     /// fill in a plan's confirmation token (the human's approval).
     Confirm(cmd::confirm::Args),
+    /// write this installation's plan and confirmation keys (0600).
+    Keygen(cmd::keygen::Args),
     /// verify and execute a plan on the running system; prints the receipt.
     Apply(cmd::apply::Args),
     /// start llm-osd and the system (hosted or qemu) in the background.
@@ -103,6 +105,7 @@ fn main() {
         Command::Check(a) => cmd::check::run(a),
         Command::Prove(a) => cmd::prove::run(a),
         Command::Confirm(a) => cmd::confirm::run(a),
+        Command::Keygen(a) => cmd::keygen::run(a),
         Command::Apply(a) => cmd::apply::run(a),
         Command::Boot(a) => cmd::boot::run(a),
         Command::Status(a) => cmd::status::run(a),

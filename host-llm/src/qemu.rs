@@ -201,6 +201,19 @@ pub struct QemuLink {
     pub resends: u64,
 }
 
+/// the image options for this host: the verifier PD gets this
+/// installation's keys (`LLM_OS_DEV_KEYS=1`: the dev keys) at image build.
+pub fn image_options(sdk: PathBuf, config: Config) -> Result<ImageOptions, QemuError> {
+    let keys = crate::common::host_keys().map_err(|e| QemuError::Image(image::ImageError::Io(e.message)))?;
+    let mut opts = ImageOptions::new(sdk, config);
+    opts.patches.push(image::Patch {
+        image: "verifier.elf".into(),
+        marker: pd_interface::keys::BLOB_MAGIC.to_vec(),
+        bytes: pd_interface::keys::to_blob(&keys).to_vec(),
+    });
+    Ok(opts)
+}
+
 impl QemuLink {
     /// whether this llmsh started qemu for this link.
     pub fn owns_qemu(&self) -> bool {
@@ -278,7 +291,7 @@ pub fn build_image_with(
     progress: &mut dyn FnMut(&str),
 ) -> Result<image::Image, QemuError> {
     let manifest = system_manifest::build::load().map_err(QemuError::Manifest)?;
-    let mut opts = ImageOptions::new(sdk, config);
+    let mut opts = image_options(sdk, config)?;
     opts.system = manifest.system_path;
     image::build(&opts, progress).map_err(QemuError::Image)
 }
@@ -326,7 +339,13 @@ pub fn boot_image(qemu: &Path, loader: &Path, progress: &mut dyn FnMut(&str)) ->
             }
         }
     };
-    let mut link = QemuLink { client: LinkClient::new(Tap::new(stream)), owned: Some(child), pid, boot_to_ready: None, resends: 0 };
+    let mut link = QemuLink {
+        client: LinkClient::new(Tap::new(stream)),
+        owned: Some(child),
+        pid,
+        boot_to_ready: None,
+        resends: 0,
+    };
     match wait_ready(&mut link, started, progress) {
         Ok(t) => {
             link.boot_to_ready = Some(t);

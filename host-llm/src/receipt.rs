@@ -37,7 +37,7 @@ pub fn observed_json(s: &SystemState) -> Value {
 /// the same invariants as the PD (it always should: it is the same code).
 pub fn receipt_json(plan: &Plan, r: &Receipt) -> Value {
     let before = pd_verifier::model_state(&r.state_before);
-    let key = common::load_key(None).unwrap_or([0; 32]);
+    let key = common::epoch_key(&common::load_key(None).unwrap_or([0; 32]), r.state_before.epoch);
     let host = verify(&DEFAULT_POLICY, &before, plan, &key);
     let host_v = json::violations_json(&DEFAULT_POLICY, &before, plan, &host);
     let same = host_v.len() == r.violations.len()
@@ -60,7 +60,13 @@ pub fn receipt_json(plan: &Plan, r: &Receipt) -> Value {
         "violations": violations,
         "state_after": state_json(&r.state_after),
         "observed_after": observed_json(&r.state_after),
+        "epoch": r.state_after.epoch,
+        "keys": r.state_after.keys.name(),
     });
+    if r.state_after.keys == pd_interface::keys::KeySource::Dev {
+        // the public dev keys: anyone can forge plans and tokens for this system
+        out["dev_keys"] = json!(true);
+    }
     if let Some(f) = r.failure {
         out["failure"] = json!(format!("{f:?}"));
     }

@@ -235,7 +235,14 @@ enum Message {
 /// what the reference knows across one case.
 #[derive(Clone)]
 struct Reference {
+    /// this boot's confirmation key (`auth::epoch_key` of the human's).
     key: [u8; 32],
+    /// the human's confirmation key itself (tokens for other boots).
+    confirm_key: [u8; 32],
+    /// the plan key the host seals with.
+    plan_key: [u8; 32],
+    /// the system's boot epoch.
+    epoch: u64,
     /// highest request id legitimately run.
     last_id: u64,
     /// the wire bytes of the last legitimately run plan (a resend is a retry).
@@ -258,8 +265,43 @@ fn encode_plan(p: &Plan) -> Option<Vec<u8>> {
     wire::encode(p, &mut buf).ok().map(|b| b.to_vec())
 }
 
-fn frame_apply(bytes: &[u8]) -> Option<Vec<u8>> {
-    LinkClient::<LinkStream>::frame_request(&Request::Apply(bytes)).ok()
+/// a plan as the host sends it: sealed with the plan key for the epoch.
+fn frame_apply(bytes: &[u8], r: &Reference) -> Option<Vec<u8>> {
+    frame_sealed(bytes, &r.plan_key, r.epoch)
+}
+
+fn frame_sealed(bytes: &[u8], key: &[u8; 32], epoch: u64) -> Option<Vec<u8>> {
+    LinkClient::<LinkStream>::frame_request(&Request::Apply(bytes).sealed(key, epoch)).ok()
+}
+
+/// a frame marker of the corpus: `@plan:PLAN` the host's sealed frame,
+/// `@sealed:HEX` plan bytes sealed as the host would (the decoder behind the
+/// MAC is attacked), `@wrongkey:PLAN` sealed under another key,
+/// `@otherepoch:PLAN` sealed for another boot (a frame captured before a
+/// restart), `@unsealed:PLAN` an `Apply` without a MAC; else raw hex.
+fn frame_marker(h: &str, r: &Reference) -> Result<Vec<u8>, String> {
+    let plan_bytes = |p: &str| -> Result<Vec<u8>, String> {
+        let v: Value = serde_json::from_str(p).map_err(|e| e.to_string())?;
+        match host_plan(&v, false, r) {
+            Message::Bytes { plan: Some((_, b)), .. } => Ok(b),
+            Message::Bytes { .. } => Err("a frame's plan does not encode".into()),
+            Message::Refused(e) => Err(format!("a frame's plan does not parse: {e}")),
+        }
+    };
+    let framed = if let Some(p) = h.strip_prefix("@plan:") {
+        frame_apply(&plan_bytes(p)?, r)
+    } else if let Some(x) = h.strip_prefix("@sealed:") {
+        frame_apply(&unhex(x).ok_or("bad hex after @sealed:")?, r)
+    } else if let Some(p) = h.strip_prefix("@wrongkey:") {
+        frame_sealed(&plan_bytes(p)?, &[0x42; 32], r.epoch)
+    } else if let Some(p) = h.strip_prefix("@otherepoch:") {
+        frame_sealed(&plan_bytes(p)?, &r.plan_key, r.epoch ^ 1)
+    } else if let Some(p) = h.strip_prefix("@unsealed:") {
+        LinkClient::<LinkStream>::frame_request(&Request::Apply(&plan_bytes(p)?)).ok()
+    } else {
+        return unhex(h).ok_or_else(|| "bad hex in a frame".into());
+    };
+    framed.ok_or_else(|| "a frame's plan does not fit one frame".into())
 }
 
 /// `@token:PLAN` and friends, resolved with the dev key where the marker says.
@@ -277,6 +319,9 @@ fn resolve_token(marker: &str, r: &Reference) -> Result<Option<String>, InputErr
         tok(&plan_of(p)?, &[0x42; 32])
     } else if let Some(p) = marker.strip_prefix("@emptykey:") {
         tok(&plan_of(p)?, &[])
+    } else if let Some(p) = marker.strip_prefix("@otherepoch:") {
+        // the human's token for this plan, made for another boot
+        tok(&plan_of(p)?, &policy_verifier::auth::epoch_key(&r.confirm_key, r.epoch ^ 1))
     } else if let Some(p) = marker.strip_prefix("@sha256:") {
         let plan = plan_of(p)?;
         let mut buf = [0u8; wire::MAX_PLAN_BYTES];
@@ -321,11 +366,11 @@ fn host_plan(v: &Value, sign: bool, r: &Reference) -> Message {
     } else {
         plan
     };
-    bytes_message(plan)
+    bytes_message(plan, r)
 }
 
-fn bytes_message(plan: Plan) -> Message {
-    match encode_plan(&plan).and_then(|b| Some((frame_apply(&b)?, b))) {
+fn bytes_message(plan: Plan, r: &Reference) -> Message {
+    match encode_plan(&plan).and_then(|b| Some((frame_apply(&b, r)?, b))) {
         Some((framed, bytes)) => Message::Bytes {
             framed,
             plan: Some((plan, bytes)),
@@ -337,23 +382,10 @@ fn bytes_message(plan: Plan) -> Message {
     }
 }
 
-/// the plan bytes of a postcard `Request::Apply` (variant 0, a varint
-/// length, the bytes); what the verifier PD borrows out of the frame.
+/// the plan bytes a request payload carries, sealed or not; what the
+/// verifier PD borrows out of the frame.
 fn apply_payload(p: &[u8]) -> Option<&[u8]> {
-    let (&tag, mut rest) = p.split_first()?;
-    if tag != 0 {
-        return None;
-    }
-    let mut len = 0usize;
-    for shift in (0..64).step_by(7) {
-        let (&b, r) = rest.split_first()?;
-        rest = r;
-        len |= usize::from(b & 0x7f).checked_shl(shift)?;
-        if b & 0x80 == 0 {
-            return rest.get(..len);
-        }
-    }
-    None
+    postcard::from_bytes::<Request<'_>>(p).ok()?.plan()
 }
 
 /// raw link bytes: what plan (if any) the verifier PD would see in them.
@@ -470,6 +502,9 @@ pub struct Settings<'a> {
     pub policy: &'a Policy,
     /// the confirmation key (the human's).
     pub key: [u8; 32],
+    /// the keys the systems under test boot with (the plan key seals the
+    /// host's frames; on qemu the image carries them).
+    pub keys: pd_interface::keys::Keys,
 }
 
 /// runs one case on a fresh system.
@@ -491,7 +526,7 @@ pub fn run_case(
     };
     let judged = match cfg.target {
         Target::Hosted => {
-            let sys: Handle = match HostedSystem::boot_with(cfg.system, BootOptions { unverified })
+            let sys: Handle = match HostedSystem::boot_with(cfg.system, BootOptions { unverified, keys: cfg.keys, ..Default::default() })
             {
                 Ok(h) => h,
                 Err(e) => {
@@ -549,8 +584,12 @@ fn judge<S: Read + Write>(
     planner: &mut dyn Planner,
     res: &mut CaseResult,
 ) -> Result<(), String> {
+    let epoch = status(c)?.epoch;
     let mut r = Reference {
-        key: cfg.key,
+        key: policy_verifier::auth::epoch_key(&cfg.key, epoch),
+        confirm_key: cfg.key,
+        plan_key: cfg.keys.plan,
+        epoch,
         last_id: 0,
         last_plan: None,
         setup_token: None,
@@ -657,24 +696,12 @@ fn judge<S: Read + Write>(
         // as llmsh reads a plan file: through the size cap, then the parser
         let read = crate::common::read_capped(t.as_bytes(), crate::common::Input::Plan, "the plan");
         messages.push(match read.and_then(|b| json::parse_plan(&b)) {
-            Ok(p) => bytes_message(p),
+            Ok(p) => bytes_message(p, &r),
             Err(e) => Message::Refused(e),
         });
     }
     for h in &raw {
-        let h = expand(h);
-        let framed = match h.strip_prefix("@plan:") {
-            Some(p) => match host_plan(
-                &serde_json::from_str(p).map_err(|e| e.to_string())?,
-                false,
-                &r,
-            ) {
-                Message::Bytes { framed, .. } => framed,
-                Message::Refused(e) => return Err(format!("a frame's plan does not parse: {e}")),
-            },
-            None => unhex(&h).ok_or("bad hex in a frame")?,
-        };
-        messages.push(frame_message(framed));
+        messages.push(frame_message(frame_marker(&expand(h), &r)?));
     }
     // each message: read the state the PDs hold, send, judge the window
     let mut last = Answer::Refused;

@@ -12,6 +12,8 @@ fn llmsh(rt: &std::path::Path, args: &[&str]) -> Output {
         .args(args)
         .env("XDG_RUNTIME_DIR", rt)
         .env("XDG_CONFIG_HOME", rt.join("cfg"))
+        // this installation's keys, never the public dev keys, unless a test asks
+        .env_remove("LLM_OS_DEV_KEYS")
         // the audit log goes beside the runtime dir, never into the user's.
         .env("LLMSH_AUDIT_LOG", rt.join("audit.jsonl"))
         .stdin(std::process::Stdio::null())
@@ -126,18 +128,18 @@ fn a_plan_confirmed_with_llmsh_confirm_runs_without_asking() {
     let out = llmsh(&rt, &["confirm", &plan]);
     assert_eq!(out.status.code(), Some(0));
     let signed = write_plan(&rt, "signed.json", &String::from_utf8_lossy(&out.stdout));
-    let out = llmsh(&rt, &["apply", "--plan", &signed, "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["approved"], true);
+    let first = llmsh(&rt, &["apply", "--plan", &signed, "--json"]);
     // a forged token is no yes: without --yes it is declined, nothing runs.
     let mut forged: Value = serde_json::from_slice(&std::fs::read(&signed).unwrap()).unwrap();
     forged["confirmation"] = Value::String("ab".repeat(32));
-    forged["request_id"] = Value::from(99);
+    forged["request_id"] = Value::from(10);
     let forged = write_plan(&rt, "forged.json", &forged.to_string());
     let out = llmsh(&rt, &["apply", "--plan", &forged, "--json"]);
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stdout));
+    let r: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(r["approved"], true);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("apply.declined"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("apply.declined"), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]
@@ -188,4 +190,80 @@ fn boot_then_status_and_apply_attach_to_the_running_system() {
     let out = llmsh(&rt, &["boot", "--stop"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(llmsh(&rt, &["status"]).status.code(), Some(3), "stopped");
+}
+
+#[test]
+fn a_confirmed_stop_that_ran_is_refused_after_the_system_restarts() {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = tmp("reboot");
+    let boot = |rt: &std::path::Path| -> String {
+        let out = llmsh(rt, &["boot"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = boot(&rt);
+    let _sys = Booted(rt.clone());
+    // first use: the keys are made, said on stderr, 0600 in the config dir
+    assert!(stderr.contains("generated"), "{stderr}");
+    for f in ["plan.key", "confirm.key"] {
+        let m = std::fs::metadata(rt.join("cfg/llm-os").join(f)).expect("key file");
+        assert_eq!(m.permissions().mode() & 0o777, 0o600, "{f}");
+    }
+    let status = |rt: &std::path::Path| -> Value {
+        serde_json::from_slice(&llmsh(rt, &["status"]).stdout).unwrap_or(Value::Null)
+    };
+    let before = status(&rt);
+    let plan = write_plan(&rt, "stop.json", STOP);
+    let out = llmsh(&rt, &["confirm", &plan]);
+    let signed = write_plan(&rt, "signed.json", &String::from_utf8_lossy(&out.stdout));
+    let first = llmsh(&rt, &["apply", "--plan", &signed, "--json"]);
+    // the system restarts: a new boot, a new epoch
+    assert_eq!(llmsh(&rt, &["boot", "--stop"]).status.code(), Some(0));
+    boot(&rt);
+    let after = status(&rt);
+    // the human's earlier yes is in the file; --yes adds no new token to a plan that has one
+    let again = llmsh(&rt, &["apply", "--plan", &signed, "--yes", "--json"]);
+    let end = status(&rt);
+
+    assert_eq!(before["keys"], "installation", "{before}");
+    assert!(before.get("dev_keys").is_none());
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stdout));
+    assert_ne!(before["epoch"], after["epoch"], "a new boot, a new epoch");
+    assert_eq!(after["state"]["workers"]["worker2"]["running"], true);
+    assert_eq!(again.status.code(), Some(1), "{}", String::from_utf8_lossy(&again.stdout));
+    let r: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(r["approved"], false);
+    assert_eq!(r["violations"][0]["invariant"], "auth.confirm", "{r}");
+    assert_eq!(end["state"]["workers"]["worker2"]["running"], true, "nothing ran");
+}
+
+#[test]
+fn dev_keys_are_used_only_when_asked_for_and_then_said_everywhere() {
+    let rt = tmp("devkeys");
+    let plan = write_plan(&rt, "grant.json", GRANT);
+    let dev = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_llmsh"))
+            .args(args)
+            .env("XDG_RUNTIME_DIR", &rt)
+            .env("XDG_CONFIG_HOME", rt.join("cfg"))
+            .env("LLMSH_AUDIT_LOG", rt.join("audit.jsonl"))
+            .env("LLM_OS_DEV_KEYS", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = dev(&["apply", "--plan", &plan, "--boot", "--json"]);
+    let _sys = Booted(rt.clone());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((r["keys"].as_str(), r["dev_keys"].as_bool()), (Some("dev"), Some(true)), "{r}");
+    let s: Value = serde_json::from_slice(&dev(&["status"]).stdout).unwrap();
+    assert_eq!((s["keys"].as_str(), s["dev_keys"].as_bool()), (Some("dev"), Some(true)), "{s}");
+    assert!(!rt.join("cfg/llm-os/plan.key").exists(), "no installation key is made for a dev run");
+    // without the flag: the installation's keys, and the receipt says so
+    assert_eq!(llmsh(&rt, &["boot", "--stop"]).status.code(), Some(0));
+    let out = llmsh(&rt, &["apply", "--plan", &plan, "--boot", "--json"]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["keys"], "installation", "{r}");
+    assert!(r.get("dev_keys").is_none());
 }

@@ -22,7 +22,8 @@ fn every_plan_in_the_corpus_gets_its_expected_verdict() {
     let mut failures = Vec::new();
     for (path, want) in manifest {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmsh"));
-        cmd.arg("check").arg(dir.join(path));
+        // the corpus's tokens are made with the public dev key
+        cmd.env("LLM_OS_DEV_KEYS", "1").arg("check").arg(dir.join(path));
         if let Some(state) = want.get("state").and_then(Value::as_str) {
             cmd.arg("--state").arg(dir.join(state));
         }
@@ -74,12 +75,21 @@ fn every_plan_in_the_corpus_gets_its_expected_verdict() {
 
 #[test]
 fn confirm_fills_a_token_that_check_accepts_and_that_binds_the_plan() {
-    let dir = corpus();
     let unsigned = r#"{"version":1,"request_id":5,"session":"admin","reason":"r","actions":[{"op":"process.stop","pd":"worker3"}]}"#;
-    let tmp = std::env::temp_dir().join(format!("llmsh-confirm-{}.json", std::process::id()));
+    let home = std::env::temp_dir().join(format!("llmsh-confirm-home-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).expect("home");
+    let tmp = home.join("plan.json");
     std::fs::write(&tmp, unsigned).expect("write");
+    // a fresh installation: its own config dir (keys made on first use), no running system
     let run = |args: &[&std::ffi::OsStr]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_llmsh")).args(args).output().expect("run");
+        let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_RUNTIME_DIR", home.join("run"))
+            .env_remove("LLM_OS_DEV_KEYS")
+            .output()
+            .expect("run");
         (out.status.code().expect("code"), String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let (code, unsigned_verdict) = run(&["check".as_ref(), tmp.as_os_str()]);
@@ -99,17 +109,34 @@ fn confirm_fills_a_token_that_check_accepts_and_that_binds_the_plan() {
     let (code, out) = run(&["check".as_ref(), tmp.as_os_str()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("auth.confirm"));
-    // a key file that is not the dev key makes the dev token invalid.
-    let key = dir.join("../../system/dev-confirm.key");
-    let other = std::env::temp_dir().join(format!("llmsh-key-{}.hex", std::process::id()));
+    // the token was made with this installation's key (generated 0600 on
+    // first use), not the public dev key; another key file refuses it
+    use std::os::unix::fs::PermissionsExt;
+    let key = home.join("config/llm-os/confirm.key");
+    assert_eq!(std::fs::metadata(&key).expect("keygen on first use").permissions().mode() & 0o777, 0o600);
+    let other = home.join("other.key");
     std::fs::write(&other, "00".repeat(32)).expect("write key");
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     std::fs::write(&tmp, &signed).expect("write");
     let (code, _) = run(&["check".as_ref(), tmp.as_os_str(), "--key-file".as_ref(), key.as_os_str()]);
     assert_eq!(code, 0);
     let (code, out) = run(&["check".as_ref(), tmp.as_os_str(), "--key-file".as_ref(), other.as_os_str()]);
     assert_eq!(code, 1, "{out}");
-    let _ = std::fs::remove_file(&tmp);
-    let _ = std::fs::remove_file(&other);
+    let dev = Command::new(env!("CARGO_BIN_EXE_llmsh"))
+        .args(["check".as_ref(), tmp.as_os_str()])
+        .env("LLM_OS_DEV_KEYS", "1")
+        .output()
+        .expect("run");
+    assert_eq!(dev.status.code(), Some(1), "a dev-key check refuses an installation token");
+    // a key file others can read is refused as bad input
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (code, out) = run(&["check".as_ref(), tmp.as_os_str(), "--key-file".as_ref(), other.as_os_str()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("key.invalid"), "{out}");
+    // a token for a running boot is not the offline one
+    let (code, out) = run(&["check".as_ref(), tmp.as_os_str(), "--epoch".as_ref(), "77".as_ref()]);
+    assert_eq!(code, 1, "{out}");
+    let _ = std::fs::remove_dir_all(&home);
 }
 
 #[test]

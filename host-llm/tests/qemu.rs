@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use board_qemu_virt_aarch64::image::{self, Config};
 use board_qemu_virt_aarch64::qemu::find_qemu;
 use pd_interface::client::LinkClient;
-use pd_interface::link::{LinkError, Reply, Request, SystemState};
-use policy_verifier::{json as pjson, wire};
+use pd_interface::keys::{KeySource, Keys};
+use pd_interface::link::{LinkError, Receipt, Reply, Request, SystemState};
+use policy_verifier::{auth, confirm, json as pjson, wire};
 use serde_json::{json, Value};
 
 mod fake_openai;
@@ -42,9 +43,11 @@ impl Llmsh {
         let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
             .args(args)
             .env("XDG_RUNTIME_DIR", &self.run_dir)
+            // a fresh installation: its keys are made on first use, in the image at build
+            .env("XDG_CONFIG_HOME", self.run_dir.join("cfg"))
+            .env_remove("LLM_OS_DEV_KEYS")
             .env("LLM_OS_QEMU_GDB", "1")
             .env("LLMSH_AUDIT_LOG", self.run_dir.join("audit.jsonl"))
-            .env("XDG_CONFIG_HOME", self.run_dir.join("cfg"))
             .output()
             .expect("llmsh runs");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -54,6 +57,10 @@ impl Llmsh {
     }
     fn dir(&self) -> PathBuf {
         self.run_dir.join("llm-os")
+    }
+    /// the installation's keys, as the image carries them.
+    fn keys(&self) -> Keys {
+        pd_interface::keys::store::load(&self.run_dir.join("cfg/llm-os")).expect("keys made on first use")
     }
 }
 
@@ -79,12 +86,22 @@ fn status<S: Read + Write>(c: &mut LinkClient<S>) -> SystemState {
     }
 }
 
-fn framed_plan(plan: &Value) -> Vec<u8> {
+fn plan_bytes(plan: &Value) -> Vec<u8> {
     let p = pjson::parse_plan(plan.to_string().as_bytes()).expect("plan parses");
     let mut buf = [0u8; wire::MAX_PLAN_BYTES];
-    let bytes = wire::encode(&p, &mut buf).expect("plan encodes").to_vec();
+    wire::encode(&p, &mut buf).expect("plan encodes").to_vec()
+}
+
+/// a plan frame as the host sends it: sealed with `key` for boot `epoch`
+/// (`None`: no MAC at all), after a delimiter.
+fn framed_with(plan: &Value, key: Option<&[u8; 32]>, epoch: u64) -> Vec<u8> {
+    let bytes = plan_bytes(plan);
+    let req = match key {
+        Some(k) => Request::Apply(&bytes).sealed(k, epoch),
+        None => Request::Apply(&bytes),
+    };
     let mut f = vec![0u8];
-    f.extend(LinkClient::<UnixStream>::frame_request(&Request::Apply(&bytes)).expect("frame"));
+    f.extend(LinkClient::<UnixStream>::frame_request(&req).expect("frame"));
     f
 }
 
@@ -190,6 +207,10 @@ fn qemu_end_to_end() {
     let run_dir = std::env::temp_dir().join(format!("llm-os-qemu-test-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir).expect("run dir");
     let sh = Llmsh { run_dir: run_dir.clone() };
+    // the raw links below build and boot images in this process: they take
+    // the same installation keys as llmsh (set before any thread starts)
+    std::env::set_var("XDG_CONFIG_HOME", run_dir.join("cfg"));
+    std::env::remove_var("LLM_OS_DEV_KEYS");
 
     // boot
     let (code, boot, out) = sh.cmd(&["boot", "--system", "qemu"]);
@@ -263,7 +284,10 @@ fn qemu_end_to_end() {
     assert_eq!(v["live"]["plans_executed"], 2, "{out}");
 
     // a worker fault is handled: worker3 ticks, then its code is zeroed
-    let tick = plan_file(&run_dir, "tick.json", &json!({"version":1,"request_id":200,"session":"ops","reason":"tick",
+    // the next ids of this boot (the replay window takes last+1 ..= last+16)
+    let (_, st_now, _) = sh.cmd(&["status"]);
+    let next_id = st_now["state"]["last_request_id"].as_u64().expect("last_request_id") + 1;
+    let tick = plan_file(&run_dir, "tick.json", &json!({"version":1,"request_id":next_id,"session":"ops","reason":"tick",
         "actions":[{"op":"timer.set_periodic","pd":"worker3","period_us":10000}]}));
     let (code, _, out) = sh.cmd(&["apply", "--system", "qemu", "--yes", "--json", "--plan", tick.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
@@ -288,11 +312,12 @@ fn qemu_end_to_end() {
         assert_eq!(st["observed"]["workers"][w]["faults"], 0, "{w}");
     }
     // the system still serves plans
-    let q = plan_file(&run_dir, "q.json", &json!({"version":1,"request_id":201,"session":"viewer","reason":"after",
+    let q = plan_file(&run_dir, "q.json", &json!({"version":1,"request_id":next_id + 1,"session":"viewer","reason":"after",
         "actions":[{"op":"system.query"}]}));
     let (code, r, out) = sh.cmd(&["apply", "--system", "qemu", "--yes", "--json", "--plan", q.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(r["approved"], true);
+    assert_eq!((r["keys"].as_str(), r.get("dev_keys")), (Some("installation"), None), "{out}");
 
     // garbled and malformed frames are refused, with no effect
     let (code, _, out) = sh.cmd(&["boot", "--stop"]);
@@ -304,6 +329,11 @@ fn qemu_end_to_end() {
     let mut q = llmsh::qemu::boot(&mut |l| println!("raw qemu: {l}")).expect("boot qemu for the raw link");
     let c = &mut q.client;
     let before = status(c);
+    let keys = sh.keys();
+    assert_eq!(before.keys, KeySource::Installation, "the image carries this installation's keys");
+    assert_ne!(before.epoch, 0);
+    let epoch = before.epoch;
+    let framed_plan = |p: &Value| framed_with(p, Some(&keys.plan), epoch);
     let good = framed_plan(&json!({"version":1,"request_id":9,"session":"ops","reason":"x",
         "actions":[{"op":"memory.grant","pd":"worker2","pages":8}]}));
     let mut flipped = good.clone();
@@ -311,7 +341,8 @@ fn qemu_end_to_end() {
     let mut bad_request = vec![0u8];
     bad_request.extend(frame_of(&[0xff, 0xff, 0xff]));
     let mut bad_plan = vec![0u8];
-    bad_plan.extend(LinkClient::<UnixStream>::frame_request(&Request::Apply(&[1, 2, 3, 4, 5, 6, 7])).expect("frame"));
+    let junk = [1u8, 2, 3, 4, 5, 6, 7];
+    bad_plan.extend(LinkClient::<UnixStream>::frame_request(&Request::Apply(&junk).sealed(&keys.plan, epoch)).expect("frame"));
     let cases: [(&str, Vec<u8>, LinkError); 4] = [
         ("garbage", b"\x00 not a frame \x13\x37\x00".to_vec(), LinkError::BadFrame),
         ("bit flip", flipped, LinkError::BadFrame),
@@ -377,7 +408,7 @@ fn qemu_end_to_end() {
         }
     }
     let before = status(c);
-    let p150 = grant(150);
+    let p150 = grant(110);
     c.send_raw(&p150).expect("send");
     c.send_raw(&p150).expect("send");
     let (r1, r2) = (read_receipt(c), read_receipt(c));
@@ -385,8 +416,8 @@ fn qemu_end_to_end() {
     assert_eq!(r1, r2, "a duplicate gets the same receipt");
     c.send_raw(&p150).expect("send"); // the receipt was lost: resend
     assert_eq!(read_receipt(c), r1, "a resend gets the stored receipt");
-    c.send_raw(&grant(152)).expect("send"); // 152 overtakes 151
-    c.send_raw(&grant(151)).expect("send");
+    c.send_raw(&grant(112)).expect("send"); // 112 overtakes 111
+    c.send_raw(&grant(111)).expect("send");
     let (r152, r151) = (read_receipt(c), read_receipt(c));
     assert!(r152.approved && r152.executed == 1, "{r152:?}");
     assert!(!r151.approved && r151.violations.iter().any(|v| v.invariant == "plan.replay"), "{r151:?}");
@@ -397,6 +428,75 @@ fn qemu_end_to_end() {
     assert_eq!(after.invocations.memory, before.invocations.memory + 2, "each approved grant ran once");
     assert_eq!(after.workers[0].pages, before.workers[0].pages + 2);
     println!("link faults on seL4: duplicate, lost receipt, reorder, replay: 2 grants carried out for 2 approved plans");
+
+    // the trust chain on seL4: a MAC-less frame, a wrong-key MAC and a
+    // wrong-key token run nothing; request id 2^64-1 locks nothing out
+    fn send<S: Read + Write>(c: &mut LinkClient<S>, f: &[u8]) -> Receipt {
+        c.send_raw(f).expect("send");
+        loop {
+            match c.read_reply().expect("a reply") {
+                Reply::Receipt(r) => return r,
+                Reply::Error(LinkError::BadFrame) => {}
+                other => panic!("answered {other:?}"),
+            }
+        }
+    }
+    let names = |r: &Receipt| r.violations.iter().map(|v| v.invariant.to_string()).collect::<Vec<_>>();
+    let before = status(c);
+    let next = before.last_request_id + 1;
+    let grant1 = json!({"version":1,"request_id":next,"session":"ops","reason":"auth",
+        "actions":[{"op":"memory.grant","pd":"worker1","pages":1}]});
+    let r = send(c, &framed_with(&grant1, None, epoch));
+    assert_eq!(names(&r), ["auth.mac"], "a MAC-less frame: {r:?}");
+    let r = send(c, &framed_with(&grant1, Some(&[0x42; 32]), epoch));
+    assert_eq!(names(&r), ["auth.mac"], "a wrong-key MAC: {r:?}");
+    let stop = pjson::parse_plan(json!({"version":1,"request_id":next,"session":"admin","reason":"auth",
+        "actions":[{"op":"process.stop","pd":"worker1"}]}).to_string().as_bytes()).expect("plan");
+    let forged = confirm::sign(&stop, &auth::epoch_key(&pd_interface::keys::DEV_CONFIRM_KEY, epoch)).expect("sign");
+    let r = send(c, &framed_with(&pjson::plan_to_json(&forged), Some(&keys.plan), epoch));
+    assert_eq!(names(&r), ["auth.confirm"], "a wrong-key token: {r:?}");
+    let max = json!({"version":1,"request_id":u64::MAX,"session":"viewer","reason":"auth","actions":[{"op":"system.query"}]});
+    let r = send(c, &framed_with(&max, Some(&keys.plan), epoch));
+    assert_eq!(names(&r), ["plan.replay"], "request id 2^64-1: {r:?}");
+    let r = send(c, &framed_with(&grant1, Some(&keys.plan), epoch));
+    assert!(r.approved && r.executed == 1, "the next id still runs: {r:?}");
+    let after = status(c);
+    assert_eq!(after.invocations.memory, before.invocations.memory + 1, "only the sealed grant ran");
+    assert!(after.workers[1].running);
+    println!("trust chain on seL4: MAC-less frame, wrong-key MAC, wrong-key token, id 2^64-1 refused; the next id ran");
+
+    // replay after a reboot: a confirmed stop and a captured frame that ran
+    // before the restart are refused after it
+    let stop = pjson::parse_plan(json!({"version":1,"request_id":after.last_request_id + 1,"session":"admin","reason":"reboot",
+        "actions":[{"op":"process.stop","pd":"worker1"}]}).to_string().as_bytes()).expect("plan");
+    let confirmed = confirm::sign(&stop, &auth::epoch_key(&keys.confirm, epoch)).expect("sign");
+    let confirmed_frame = framed_with(&pjson::plan_to_json(&confirmed), Some(&keys.plan), epoch);
+    let r = send(c, &confirmed_frame);
+    assert!(r.approved && r.executed == 1, "the confirmed stop runs: {r:?}");
+    let captured = framed_with(&json!({"version":1,"request_id":after.last_request_id + 2,"session":"ops","reason":"captured",
+        "actions":[{"op":"memory.grant","pd":"worker2","pages":1}]}), Some(&keys.plan), epoch);
+    let r = send(c, &captured);
+    assert!(r.approved && r.executed == 1, "{r:?}");
+    drop(q);
+    let mut q = llmsh::qemu::boot(&mut |l| println!("raw qemu, rebooted: {l}")).expect("reboot qemu for the raw link");
+    let c = &mut q.client;
+    let fresh = status(c);
+    assert_ne!(fresh.epoch, epoch, "a new boot has a new epoch");
+    assert!(fresh.workers[1].running, "worker1 runs again after the restart");
+    let r = send(c, &captured);
+    assert_eq!(names(&r), ["plan.replay"], "a frame from before the restart: {r:?}");
+    let r = send(c, &confirmed_frame);
+    assert_eq!(names(&r), ["plan.replay"], "a confirmed stop from before the restart: {r:?}");
+    // the same stop with a fresh id for this boot, its token made for the last one
+    let stop = pjson::parse_plan(json!({"version":1,"request_id":fresh.last_request_id + 1,"session":"admin","reason":"old token",
+        "actions":[{"op":"process.stop","pd":"worker1"}]}).to_string().as_bytes()).expect("plan");
+    let old = confirm::sign(&stop, &auth::epoch_key(&keys.confirm, epoch)).expect("sign");
+    let r = send(c, &framed_with(&pjson::plan_to_json(&old), Some(&keys.plan), fresh.epoch));
+    assert_eq!(names(&r), ["auth.confirm"], "a token from before the restart: {r:?}");
+    let end = status(c);
+    assert!(end.workers[1].running, "the stop did not run again");
+    assert_eq!(end.invocations.total(), fresh.invocations.total(), "nothing ran after the restart");
+    println!("replay after a reboot on seL4: epoch {epoch:#x} -> {:#x}; a captured frame, a confirmed stop and an old token refused", fresh.epoch);
     drop(q);
 
     // the red-team corpus on seL4: a fresh boot per case, judged by the

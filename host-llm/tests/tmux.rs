@@ -44,6 +44,7 @@ impl Screen {
         Command::new(env!("CARGO_BIN_EXE_llmsh"))
             .args(args)
             .env("XDG_RUNTIME_DIR", &self.rt)
+            .env("XDG_CONFIG_HOME", self.rt.join("config"))
             .env("LLMSH_AUDIT_LOG", self.rt.join("audit.jsonl"))
             .stdin(std::process::Stdio::null())
             .output()
@@ -57,8 +58,9 @@ impl Screen {
     /// starts `llmsh ARGS` in a 140x40 window with this test's environment.
     fn start(&self, args: &[&str], env: &[(&str, &str)]) {
         let mut cmd = format!(
-            "env XDG_RUNTIME_DIR={} LLMSH_AUDIT_LOG={} TERM=xterm-256color",
+            "env XDG_RUNTIME_DIR={} XDG_CONFIG_HOME={} LLMSH_AUDIT_LOG={} TERM=xterm-256color",
             self.rt.display(),
+            self.rt.join("config").display(),
             self.rt.join("audit.jsonl").display()
         );
         for (k, v) in env {

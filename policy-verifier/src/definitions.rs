@@ -167,9 +167,13 @@ pub fn plan_size_ok<D: Domain>(d: &D, len: &D::Int) -> D::Bool {
     d.and(&d.le(&d.int(1), len), &d.le(len, &d.int(PLAN_ACTIONS_MAX)))
 }
 
-/// a plan's request id was never accepted: it is above the last accepted one.
-pub fn replay_ok<D: Domain>(d: &D, last: &D::Int, request_id: &D::Int) -> D::Bool {
-    d.lt(last, request_id)
+/// a plan's request id was never accepted and does not run ahead: it is
+/// one of the next `window` ids after the last accepted one (the policy's
+/// `replay_window`), so no single plan spends the ids up to `u64::MAX`.
+pub fn replay_ok<D: Domain>(d: &D, window: u64, last: &D::Int, request_id: &D::Int) -> D::Bool {
+    let next = d.add(last, &d.int(1));
+    let past = d.add(last, &d.int(window));
+    d.and(&d.le(&next, request_id), &d.le(request_id, &past))
 }
 
 /// the least tier allowed to use each op (DESIGN.md "Sessions and tiers"):

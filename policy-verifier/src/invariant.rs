@@ -72,12 +72,14 @@ invariants! {
     ProcRestartRate = "proc.restart_rate", Precondition;
     /// 1..=16 actions, at most 64 KiB encoded
     PlanSize = "plan.size", Plan;
-    /// request_id is greater than the last accepted one
+    /// request_id is in last+1 ..= last+window of this boot, and the plan was made for this boot's epoch
     PlanReplay = "plan.replay", Plan;
     /// the session's tier permits the op
     AuthTier = "auth.tier", Plan;
     /// process.stop and process.restart carry a valid confirmation token
     AuthConfirm = "auth.confirm", Plan;
+    /// the plan frame carries a valid MAC under this installation's plan key
+    AuthMac = "auth.mac", Plan;
 }
 
 impl Invariant {

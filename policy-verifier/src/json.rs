@@ -308,6 +308,7 @@ pub fn parse_policy(text: &str) -> Result<Policy, InputError> {
             timer_min_us: l.timer_min_us,
             timer_max_us: l.timer_max_us,
             page_size: l.page_size,
+            replay_window: l.replay_window,
         },
         initial: State { workers: [w; 4], pool_pages: l.pool_pages, last_request_id: i.last_request_id },
         sessions,
@@ -371,9 +372,14 @@ pub fn describe(policy: &Policy, s: &State, plan: &Plan, a: Option<&Action>, inv
         (Invariant::ProcState, Some(_)) => format!("{wname} is not running"),
         (Invariant::ProcRestartRate, _) => format!("{wname} is already restarted in this plan"),
         (Invariant::PlanSize, _) => format!("plan has {} actions; 1..={MAX_ACTIONS} allowed", plan.actions.len()),
-        (Invariant::PlanReplay, _) => {
-            format!("request_id {} is not greater than the last accepted {}", plan.request_id, s.last_request_id)
-        }
+        (Invariant::PlanReplay, _) => format!(
+            "request_id {} is outside {}..={} (the last accepted is {}, the window {})",
+            plan.request_id,
+            u128::from(s.last_request_id).saturating_add(1),
+            u128::from(s.last_request_id).saturating_add(u128::from(l.replay_window)),
+            s.last_request_id,
+            l.replay_window
+        ),
         (Invariant::AuthTier, Some(act)) => match policy.session(plan.session.as_str()) {
             None => format!("unknown session `{}`", plan.session),
             Some(sess) => format!(

@@ -8,11 +8,13 @@
 //!   [`domain::Domain`] so the prover reads the same code the PD runs.
 //! - [`definitions`]: what each named rule means, apart from its check.
 //! - [`verify`]: whole plans, all or nothing.
-//! - [`wire`], [`confirm`]: postcard framing and HMAC confirmation tokens.
+//! - [`wire`], [`confirm`], [`auth`]: postcard framing, HMAC confirmation
+//!   tokens, plan MACs and per-boot keys.
 //! - `json` (feature `std`): the host's json front end and error form.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod confirm;
 pub mod definitions;
 pub mod domain;

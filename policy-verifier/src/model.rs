@@ -153,6 +153,8 @@ pub struct Limits {
     pub timer_max_us: u64,
     /// bytes per page.
     pub page_size: u64,
+    /// `plan.replay`: a request id is accepted in `last + 1 ..= last + window`.
+    pub replay_window: u64,
 }
 
 /// most sessions a policy names (a fixed table in the verifier PD).

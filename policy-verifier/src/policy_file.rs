@@ -43,6 +43,14 @@ pub struct LimitsFile {
     pub timer_min_us: u64,
     /// timer.bounds upper end.
     pub timer_max_us: u64,
+    /// plan.replay: how far past the last accepted id a request id may be;
+    /// a file without it gets 1 (the next id only).
+    #[serde(default = "next_id_only")]
+    pub replay_window: u64,
+}
+
+fn next_id_only() -> u64 {
+    1
 }
 
 /// `[initial]`.
@@ -80,6 +88,9 @@ pub struct SessionFile {
 
 /// most sessions a policy may name (the verifier PD keeps them in a fixed table).
 pub const MAX_SESSIONS: usize = 8;
+/// the widest replay window a policy may name: small, so ids are never
+/// exhausted in practice (2^64 / 2^16 plans of the widest jump).
+pub const MAX_REPLAY_WINDOW: u64 = 1 << 16;
 /// longest session name in bytes.
 pub const MAX_SESSION_NAME: usize = 32;
 
@@ -97,6 +108,9 @@ pub fn validate(file: &PolicyFile) -> Result<(), String> {
     }
     if l.timer_min_us == 0 || l.timer_min_us > l.timer_max_us {
         return Err("`limits.timer_min_us` must be in 1..=`limits.timer_max_us`".into());
+    }
+    if l.replay_window == 0 || l.replay_window > MAX_REPLAY_WINDOW {
+        return Err(format!("`limits.replay_window` must be in 1..={MAX_REPLAY_WINDOW}"));
     }
     if l.priority_ceiling > 254 {
         return Err("`limits.priority_ceiling` must be at most 254 (seL4 priorities)".into());

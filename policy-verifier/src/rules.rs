@@ -144,6 +144,13 @@ fn within<D: Domain>(d: &D, x: &D::Int, min: u64, max: u64) -> D::Bool {
     d.and(&d.le(&d.int(min), x), &d.le(x, &d.int(max)))
 }
 
+/// `plan.replay`: a request id is fresh when it lies in
+/// `last + 1 ..= last + window`. the window keeps ids from being exhausted:
+/// no single plan can move the guard to `u64::MAX`.
+pub fn fresh_request<D: Domain>(d: &D, lim: &Limits, last: &D::Int, id: &D::Int) -> D::Bool {
+    d.and(&d.lt(last, id), &d.le(id, &d.add(last, &d.int(lim.replay_window))))
+}
+
 /// what the verifier checks before action `a` in state `m`, for one name:
 /// the incremental form of a state invariant, or an action precondition.
 /// true when the check passes or does not apply. plan-level names (size,
@@ -340,9 +347,10 @@ pub trait Rules<D: Domain> {
         kind.destructive()
     }
 
-    /// `request_id` passes `plan.replay` after `last` was accepted.
-    fn fresh(&self, d: &D, last: &D::Int, request_id: &D::Int) -> D::Bool {
-        d.lt(last, request_id)
+    /// `request_id` passes `plan.replay` after `last` was accepted, as
+    /// [`fresh_request`].
+    fn fresh(&self, d: &D, lim: &Limits, last: &D::Int, request_id: &D::Int) -> D::Bool {
+        fresh_request(d, lim, last, request_id)
     }
 }
 

@@ -169,7 +169,13 @@ pub struct Header<D: Domain> {
 }
 
 /// the plan-level pass.
-pub fn header<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(d: &D, rules: &R, ctx: &Context<D>, slots: &[S]) -> Header<D> {
+pub fn header<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(
+    d: &D,
+    rules: &R,
+    lim: &Limits,
+    ctx: &Context<D>,
+    slots: &[S],
+) -> Header<D> {
     let zero = d.int(0);
     let one = d.int(1);
     let mut len = zero.clone();
@@ -186,7 +192,7 @@ pub fn header<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(d: &D, rules: &R, ctx
     let mut plan_violations = Names::none(d);
     let size_ok = d.and(&d.le(&one, &len), &d.le(&len, &d.int(rules.max_actions())));
     plan_violations.add_if(d, Invariant::PlanSize, &d.not(&size_ok));
-    plan_violations.add_if(d, Invariant::PlanReplay, &d.not(&rules.fresh(d, &ctx.last_request_id, &ctx.request_id)));
+    plan_violations.add_if(d, Invariant::PlanReplay, &d.not(&rules.fresh(d, lim, &ctx.last_request_id, &ctx.request_id)));
     // the token matters only when some action needs it.
     let confirmed = d.or(&d.not(&destructive), &ctx.token_valid);
     Header { len, plan_violations, confirmed }
@@ -290,7 +296,7 @@ pub fn run<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(
     ctx: &Context<D>,
     slots: &[S],
 ) -> VerdictOf<D> {
-    let h = header(d, rules, ctx, slots);
+    let h = header(d, rules, lim, ctx, slots);
     let mut p = begin(d, m0);
     for (i, s) in slots.iter().enumerate() {
         if d.known(&d.and(&d.not(&p.failed), &s.present(d))) == Some(false) {

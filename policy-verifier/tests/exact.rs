@@ -166,7 +166,9 @@ fn reference(s: &State, plan: &Plan, key: &[u8]) -> Ref {
     if plan.actions.is_empty() {
         pv.insert("plan.size");
     }
-    if plan.request_id <= s.last_request_id {
+    // a fresh id: last < id <= last + 16 (the default replay window)
+    let (last, id) = (u128::from(s.last_request_id), u128::from(plan.request_id));
+    if !(last < id && id <= last + 16) {
         pv.insert("plan.replay");
     }
     let destructive = plan.actions.iter().any(|a| {
@@ -380,7 +382,7 @@ fn state() -> impl Strategy<Value = State> {
             worker_state(),
         ],
         prop_oneof![Just(512u64), 0u64..600],
-        0u64..4,
+        prop_oneof![0u64..4, Just(u64::MAX - 2), Just(u64::MAX)],
     )
         .prop_map(|(workers, pool_pages, last_request_id)| State {
             workers,
@@ -391,7 +393,7 @@ fn state() -> impl Strategy<Value = State> {
 
 fn plan() -> impl Strategy<Value = (Plan, bool)> {
     (
-        0u64..6,
+        prop_oneof![4 => 0u64..6, 1 => 14u64..24, 1 => Just(u64::MAX - 1), 1 => Just(u64::MAX)],
         prop_oneof![Just("viewer"), Just("ops"), Just("admin"), Just("root")],
         proptest::collection::vec(action(), 0..=MAX_ACTIONS),
         any::<bool>(),

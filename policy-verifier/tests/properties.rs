@@ -24,7 +24,7 @@ fn plan() -> impl Strategy<Value = Plan> {
     (
         prop::collection::vec(action(), 0..=16),
         prop_oneof![Just("viewer"), Just("ops"), Just("admin"), Just("root")],
-        0u64..20,
+        prop_oneof![4 => 0u64..20, 1 => Just(u64::MAX - 1), 1 => Just(u64::MAX)],
         any::<bool>(),
     )
         .prop_map(|(actions, session, request_id, sign)| {
@@ -66,6 +66,9 @@ proptest! {
             if v.approved {
                 prop_assert!(holds(&v.state).is_empty(), "{:?} after {:?}", holds(&v.state), p);
                 prop_assert_eq!(v.state.last_request_id, p.request_id);
+                // the guard moves by at most the window: ids are never exhausted
+                let step = p.request_id - s.last_request_id;
+                prop_assert!((1..=DEFAULT_POLICY.limits.replay_window).contains(&step), "step {}", step);
                 // the state after equals applying the actions one by one.
                 let mut t = s;
                 for a in &p.actions { t = verify::apply(&t, a); }
@@ -200,8 +203,14 @@ fn every_name_of_design_md_exists_once() {
         "plan.replay",
         "auth.tier",
         "auth.confirm",
+        "auth.mac",
     ];
     assert_eq!(names, want);
+    // docs/invariants.md's table names every one
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/invariants.md")).unwrap();
+    for n in &want {
+        assert!(doc.contains(&format!("| `{n}` |")), "docs/invariants.md lacks `{n}`");
+    }
     for i in Invariant::ALL {
         assert_eq!(Invariant::from_name(i.name()), Some(*i));
         assert!(!i.meaning().is_empty() && i.meaning() == i.meaning().trim());

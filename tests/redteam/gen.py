@@ -18,7 +18,14 @@ one json object per line:
   of another plan, "@flip:PLAN" that token with one bit flipped,
   "@otherkey:PLAN" / "@emptykey:PLAN" a token under a wrong key,
   "@sha256:PLAN" a bare hash, "@token-of-setup" the last signed setup plan's.
-  frames: "@plan:PLAN" is PLAN through the wire encoder, framed as an Apply.
+  frames: "@plan:PLAN" is PLAN through the wire encoder, sealed (MAC under
+  the plan key, the system's boot epoch) and framed as the host sends it;
+  "@sealed:HEX" those plan bytes sealed the same way; "@wrongkey:PLAN" sealed
+  under another key; "@otherepoch:PLAN" sealed for another boot (a frame
+  captured before a restart); "@unsealed:PLAN" an Apply without a MAC.
+  any other frame is raw hex, sent as it is.
+  confirmation "@otherepoch:PLAN": the human's token for PLAN, made for
+  another boot.
   expect: approved | rejected | bad_input | no_effect | approved_within_policy
 
 large inputs are written `{{repeat:UNIT:N}}` (UNIT N times; UNIT has no `:`
@@ -226,8 +233,8 @@ add("replay", "replay a confirmed stop under a new id with the old token", "a to
     setup=[{"plan": plan(1, [op("process.restart", "worker1")], "admin"), "sign": True}])
 add("replay", "replay an old plan three plans later", "an old plan runs",
     plans(plan(1, [grant("worker3", 1)]), plan(2, [grant("worker3", 1)]), plan(3, [grant("worker3", 1)]), plan(1, [grant("worker3", 1)])), "rejected")
-add("replay", "id u64::MAX then anything", "plan.replay disabled forever / wrap to 0",
-    plans(plan(U64, [grant("worker0", 1)]), plan(1, [grant("worker0", 1)])), "rejected")
+add("replay", "id u64::MAX after a plan ran", "plan.replay locks every later plan out / wraps to 0",
+    plans(plan(1, [grant("worker0", 1)]), plan(U64, [grant("worker0", 1)])), "rejected")
 add("replay", "the same confirmed restart twice", "the restart runs twice",
     plans(dict(plan(1, [op("process.restart", "worker0")], "admin"), sign=True), dict(plan(1, [op("process.restart", "worker0")], "admin"), sign=True)), "no_effect")
 add("replay", "a retry of the second-to-last plan", "the older plan runs again",
@@ -465,6 +472,12 @@ def apply_req(plan_bytes):
     return b"\x00" + varint(len(plan_bytes)) + plan_bytes
 
 
+def sealed(plan_bytes):
+    # the runner seals these bytes with the plan key for the system's epoch, as
+    # the host does: the attack is on the verifier's decoder behind the MAC
+    return "@sealed:" + plan_bytes.hex()
+
+
 def plan_bytes(rid, actions, session=b"ops", reason=b"r", version=1, n=None, tok=None):
     acts = b"".join(actions)
     return (bytes([version]) + varint(rid) + pstr(session) + pstr(reason)
@@ -482,33 +495,59 @@ fr("a 64 KiB run of non-zero bytes", ["{{repeat:41:65536}}00"])
 fr("an unknown request tag", [frame(b"\x07")])
 fr("a status request with trailing bytes", [frame(b"\x01\x01\x02")], "no_effect")
 fr("apply with a length past the end", [frame(b"\x00" + varint(200) + b"\x01\x01")])
-fr("plan version 2", [frame(apply_req(plan_bytes(1, [GRANT0], version=2)))])
-fr("plan version 0", [frame(apply_req(plan_bytes(1, [GRANT0], version=0)))])
-fr("seventeen actions on the wire", [frame(apply_req(plan_bytes(1, [GRANT0] * 17)))])
-fr("action count says 1000", [frame(apply_req(plan_bytes(1, [GRANT0], n=1000)))])
-fr("an unknown op tag (11)", [frame(apply_req(plan_bytes(1, [b"\x0b\x00"])))])
-fr("a worker index 4", [frame(apply_req(plan_bytes(1, [b"\x05\x04\x01"])))])
-fr("a worker index 255 (system PD guess)", [frame(apply_req(plan_bytes(1, [b"\x01\xff\x01"])))])
-fr("an inventory query tag 9", [frame(apply_req(plan_bytes(1, [b"\x09\x09"])))])
-fr("a 40-byte session", [frame(apply_req(plan_bytes(1, [GRANT0], session=b"a" * 40)))])
-fr("a 600-byte reason", [frame(apply_req(plan_bytes(1, [GRANT0], reason=b"r" * 600)))])
-fr("a session that is not utf-8", [frame(apply_req(plan_bytes(1, [GRANT0], session=b"\xff\xfe")))])
-fr("trailing bytes after the plan", [frame(apply_req(plan_bytes(1, [GRANT0]) + b"\x00\x00"))])
-fr("a request id varint of 11 bytes", [frame(apply_req(b"\x01" + b"\xff" * 10 + b"\x01" + pstr(b"ops") + pstr(b"r") + b"\x01" + GRANT0 + b"\x00"))])
-fr("pages varint overflowing u64", [frame(apply_req(plan_bytes(1, [b"\x05\x00" + b"\xff" * 9 + b"\x7f"])))])
-fr("a confirmation option tag 2", [frame(apply_req(plan_bytes(1, [GRANT0])[:-1] + b"\x02"))])
-fr("a truncated token", [frame(apply_req(plan_bytes(1, [b"\x01\x00"])[:-1] + b"\x01" + b"\xaa" * 16))])
-fr("a 2 KiB plan (over the 1 KiB wire cap)", [frame(apply_req(plan_bytes(1, [GRANT0]) + b"\x00" * 2000))])
+fr("plan version 2", [sealed(plan_bytes(1, [GRANT0], version=2))])
+fr("plan version 0", [sealed(plan_bytes(1, [GRANT0], version=0))])
+fr("seventeen actions on the wire", [sealed(plan_bytes(1, [GRANT0] * 17))])
+fr("action count says 1000", [sealed(plan_bytes(1, [GRANT0], n=1000))])
+fr("an unknown op tag (11)", [sealed(plan_bytes(1, [b"\x0b\x00"]))])
+fr("a worker index 4", [sealed(plan_bytes(1, [b"\x05\x04\x01"]))])
+fr("a worker index 255 (system PD guess)", [sealed(plan_bytes(1, [b"\x01\xff\x01"]))])
+fr("an inventory query tag 9", [sealed(plan_bytes(1, [b"\x09\x09"]))])
+fr("a 40-byte session", [sealed(plan_bytes(1, [GRANT0], session=b"a" * 40))])
+fr("a 600-byte reason", [sealed(plan_bytes(1, [GRANT0], reason=b"r" * 600))])
+fr("a session that is not utf-8", [sealed(plan_bytes(1, [GRANT0], session=b"\xff\xfe"))])
+fr("trailing bytes after the plan", [sealed(plan_bytes(1, [GRANT0]) + b"\x00\x00")])
+fr("a request id varint of 11 bytes", [sealed(b"\x01" + b"\xff" * 10 + b"\x01" + pstr(b"ops") + pstr(b"r") + b"\x01" + GRANT0 + b"\x00")])
+fr("pages varint overflowing u64", [sealed(plan_bytes(1, [b"\x05\x00" + b"\xff" * 9 + b"\x7f"]))])
+fr("a confirmation option tag 2", [sealed(plan_bytes(1, [GRANT0])[:-1] + b"\x02")])
+fr("a truncated token", [sealed(plan_bytes(1, [b"\x01\x00"])[:-1] + b"\x01" + b"\xaa" * 16)])
+fr("a 2 KiB plan (over the 1 KiB wire cap)", [sealed(plan_bytes(1, [GRANT0]) + b"\x00" * 2000)])
 # the trusted setup ran request 1 (grant worker0 1, reason "r"); the attacker
 # resends it with the id spelled as an overlong varint to dodge retry detection
 fr_setup = [{"plan": plan(1, [grant("worker0", 1)], reason="r"), "sign": False}]
 add("replay", "the last plan re-encoded with an overlong varint id", "the plan runs a second time under another byte string",
-    {"kind": "frames", "hex": [frame(apply_req(b"\x01\x81\x00" + pstr(b"ops") + pstr(b"r") + b"\x01" + GRANT0 + b"\x00"))]},
+    {"kind": "frames", "hex": [sealed(b"\x01\x81\x00" + pstr(b"ops") + pstr(b"r") + b"\x01" + GRANT0 + b"\x00")]},
     "bad_input", setup=fr_setup)
-fr("a priority above the ceiling on the wire", [frame(apply_req(plan_bytes(1, [b"\x03\x00" + varint(200)])))], "rejected")
-fr("a grant over the quota on the wire", [frame(apply_req(plan_bytes(1, [b"\x05\x01" + varint(400)])))], "rejected")
-fr("a stop with a forged token on the wire", [frame(apply_req(plan_bytes(1, [b"\x01\x00"], session=b"admin", tok=b"\x00" * 32)))], "rejected")
-fr("a viewer grant on the wire", [frame(apply_req(plan_bytes(1, [GRANT0], session=b"viewer")))], "rejected")
+fr("a priority above the ceiling on the wire", [sealed(plan_bytes(1, [b"\x03\x00" + varint(200)]))], "rejected")
+fr("a grant over the quota on the wire", [sealed(plan_bytes(1, [b"\x05\x01" + varint(400)]))], "rejected")
+fr("a stop with a forged token on the wire", [sealed(plan_bytes(1, [b"\x01\x00"], session=b"admin", tok=b"\x00" * 32))], "rejected")
+fr("a viewer grant on the wire", [sealed(plan_bytes(1, [GRANT0], session=b"viewer"))], "rejected")
+
+# ---------------------------------------------------------------- authentication and boots
+def au(d, v, inp, expect="rejected", setup=None):
+    add("auth", d, v, inp, expect, setup=setup)
+
+
+ok_plan = plan(1, [grant("worker0", 1)])
+au("a plan frame without a MAC", "a plan without the plan key's MAC runs",
+   {"kind": "frames", "hex": ["@unsealed:" + json.dumps(ok_plan)]})
+au("a viewer plan without a MAC claiming the admin session", "a self-asserted session runs",
+   {"kind": "frames", "hex": ["@unsealed:" + json.dumps(plan(1, [op("process.stop", "worker0")], "admin"))]})
+au("a plan MAC under another key", "a plan MACed without the installation's key runs",
+   {"kind": "frames", "hex": ["@wrongkey:" + json.dumps(ok_plan)]})
+au("a MAC-less raw frame of a valid plan", "a plan without the plan key's MAC runs",
+   {"kind": "frames", "hex": [frame(apply_req(plan_bytes(1, [GRANT0])))]})
+au("a plan sealed for another boot (captured before a restart)", "a plan approved before a restart runs after it",
+   {"kind": "frames", "hex": ["@otherepoch:" + json.dumps(ok_plan)]})
+stop0 = [op("process.stop", "worker0")]
+au("a stop confirmed for another boot", "a confirmation from before a restart is accepted after it",
+   plans(dict(plan(1, stop0, "admin"), confirmation="@otherepoch:" + json.dumps(plan(1, stop0, "admin")))))
+au("request id 2^64-1 from a viewer", "one plan exhausts the request ids and locks every later plan out",
+   plans(plan(U64, [op("system.query")], "viewer")))
+au("request id far past the replay window", "a plan jumps the replay guard",
+   plans(plan(2**20, [grant("worker0", 1)])))
+au("request id 2^64-1 after a plan ran", "one plan exhausts the request ids and locks every later plan out",
+   plans(plan(U64, [grant("worker0", 1)])), setup=[{"plan": plan(1, [grant("worker1", 1)]), "sign": False}])
 
 # ---------------------------------------------------------------- indirect prompt injection
 inj = [

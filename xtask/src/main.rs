@@ -15,6 +15,7 @@
 use std::process::ExitCode;
 
 use board_qemu_virt_aarch64::image::{self, Config, ImageOptions};
+use pd_interface::keys::store;
 use board_qemu_virt_aarch64::qemu::{self, Serial};
 
 const USAGE: &str = "usage: cargo xtask image|qemu [--config debug|release] | cargo xtask clippy";
@@ -145,6 +146,19 @@ fn build(config: Config) -> Result<image::Image, ExitCode> {
     })?;
     let mut opts = ImageOptions::new(sdk, config);
     opts.system = system_manifest::build::paths().0;
+    // the verifier PD gets this installation's keys (LLM_OS_DEV_KEYS=1: the dev keys)
+    let keys = store::host_keys(&mut |l| eprintln!("xtask: {l}")).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })?;
+    if keys.source == pd_interface::keys::KeySource::Dev {
+        eprintln!("xtask: the image carries the public dev keys (tests only)");
+    }
+    opts.patches.push(image::Patch {
+        image: "verifier.elf".into(),
+        marker: pd_interface::keys::BLOB_MAGIC.to_vec(),
+        bytes: pd_interface::keys::to_blob(&keys).to_vec(),
+    });
     image::build(&opts, &mut |line| eprintln!("xtask: {line}")).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::FAILURE

@@ -113,6 +113,54 @@ pub struct ImageOptions {
     pub target_dir: PathBuf,
     /// where the ELFs, `loader.img` and `report.txt` go.
     pub out_dir: PathBuf,
+    /// bytes written into PD images after they are built (the verifier's keys).
+    pub patches: Vec<Patch>,
+}
+
+/// bytes written over a marked blob of one PD image after cargo built it:
+/// how the verifier PD gets this installation's keys without them passing
+/// through cargo. an image with a patch holds a secret: its ELF and the
+/// loader image are written mode 0600.
+#[derive(Clone)]
+pub struct Patch {
+    /// the program image, e.g. `verifier.elf`.
+    pub image: String,
+    /// the blob's first bytes as compiled in; it must occur exactly once.
+    pub marker: Vec<u8>,
+    /// what to write from the marker on.
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for Patch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // the bytes are secret
+        f.debug_struct("Patch").field("image", &self.image).field("len", &self.bytes.len()).finish()
+    }
+}
+
+/// writes `patch` into the ELF at `path` (mode 0600 afterwards).
+pub fn apply_patch(path: &Path, patch: &Patch) -> Result<(), ImageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |m: String| ImageError::Io(format!("patching `{}`: {m}", path.display()));
+    let mut elf = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    if patch.marker.is_empty() {
+        return Err(err("empty marker".into()));
+    }
+    let hits: Vec<usize> = elf
+        .windows(patch.marker.len())
+        .enumerate()
+        .filter(|(_, w)| *w == patch.marker.as_slice())
+        .map(|(i, _)| i)
+        .collect();
+    let [at] = hits.as_slice() else {
+        return Err(err(format!("the marker occurs {} times, not once", hits.len())));
+    };
+    let dst = elf
+        .get_mut(*at..at.saturating_add(patch.bytes.len()))
+        .ok_or_else(|| err("the blob runs past the end of the file".into()))?;
+    dst.copy_from_slice(&patch.bytes);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| err(e.to_string()))?;
+    std::fs::write(path, &elf).map_err(|e| err(e.to_string()))
 }
 
 impl ImageOptions {
@@ -125,7 +173,7 @@ impl ImageOptions {
             .map(|p| if p.is_absolute() { p } else { root.join(p) })
             .unwrap_or_else(|| root.join("target"));
         let out_dir = target_dir.join("llm-os-image").join(config.as_str());
-        Self { sdk, config, system: root.join("system/llm-os.system"), target_dir, out_dir }
+        Self { sdk, config, system: root.join("system/llm-os.system"), target_dir, out_dir, patches: Vec::new() }
     }
 }
 
@@ -224,13 +272,29 @@ pub fn build(opts: &ImageOptions, progress: &mut dyn FnMut(&str)) -> Result<Imag
             .map(|(_, exe)| exe)
             .ok_or_else(|| ImageError::Cargo(format!("package `{pkg}` built no executable for `{img}`")))?;
         let dst = elf_dir.join(img);
+        // a patched copy from an earlier build is read-only to others: replace it
+        let _ = std::fs::remove_file(&dst);
         std::fs::copy(exe, &dst)
             .map_err(|e| ImageError::Io(format!("cannot copy `{exe}` to `{}`: {e}", dst.display())))?;
+        for p in opts.patches.iter().filter(|p| &p.image == img) {
+            apply_patch(&dst, p)?;
+        }
     }
 
     progress(&format!("running the Microkit tool ({MICROKIT_BOARD}, {})", opts.config.as_str()));
     let loader = opts.out_dir.join("loader.img");
     let report = opts.out_dir.join("report.txt");
+    if !opts.patches.is_empty() {
+        // the loader will hold the patched secrets: create it 0600 before the tool writes it
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&loader);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&loader)
+            .map_err(|e| ImageError::Io(format!("cannot create `{}`: {e}", loader.display())))?;
+    }
     let out = Command::new(opts.sdk.join("bin/microkit"))
         .arg(&opts.system)
         .arg("--search-path")

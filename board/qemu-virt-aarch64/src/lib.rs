@@ -32,6 +32,12 @@ pub const UART_SIZE: u64 = 0x1000;
 /// the PL011's interrupt: SPI 1 = INTID 33.
 pub const UART_IRQ: u32 = 33;
 
+/// the PL031 real-time clock: the verifier PD reads it (read-only) for each
+/// boot's epoch. qemu starts it at the host's clock (`-rtc base=utc`).
+pub const RTC_PADDR: u64 = 0x0901_0000;
+/// one page of PL031 registers.
+pub const RTC_SIZE: u64 = 0x1000;
+
 /// the ARM generic timer's non-secure EL1 physical timer PPI (INTID 30);
 /// the kernel exports CNTP_* to EL0 on this board (`KernelArmExportPTMRUser`).
 pub const TIMER_PPI: u32 = 30;
@@ -71,5 +77,9 @@ mod tests {
         assert!(s.contains(&format!("size=\"{UART_SIZE:#x}\"")), "uart size");
         assert!(s.contains(&format!("irq=\"{UART_IRQ}\"")), "uart irq");
         assert!(s.contains(&format!("irq=\"{TIMER_PPI}\"")), "timer ppi");
+        assert!(
+            s.contains(&format!("name=\"rtc\" size=\"{RTC_SIZE:#x}\" phys_addr=\"{RTC_PADDR:#x}\"")),
+            "rtc region"
+        );
     }
 }

@@ -9,7 +9,8 @@
 //! destructive actions (process.stop, process.restart, memory.reclaim) ask
 //! the human on the terminal, as `apply "INTENT"` does ([`intent::ask`]);
 //! `--yes` is the human saying yes up front. a yes fills a missing
-//! confirmation token with the dev key (`llmsh confirm`).
+//! confirmation token under the running boot's confirmation key
+//! (`llmsh confirm`).
 //! apply never boots a system by itself: with no llm-osd running it fails
 //! (`system.down`, exit 3) unless `--boot` asks it to start one, which it
 //! says on stderr.
@@ -143,6 +144,15 @@ pub fn run(args: &Args) -> Exit {
         Ok(k) => k,
         Err(e) => return common::bad_input(&e),
     };
+    let mut c = match connect(args.system.as_deref(), args.boot, args.audit_log.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return e.report(),
+    };
+    // tokens are bound to the boot they are made for
+    let key = match crate::cmd::status::read(&mut c) {
+        Ok((_, s)) => common::epoch_key(&key, s.epoch),
+        Err(e) => return e.report(),
+    };
     // a valid token is the human's yes already (`llmsh confirm` binds every
     // action of this exact plan), so only an unconfirmed plan asks.
     let consent = if confirm::is_valid(&plan, &key) {
@@ -158,10 +168,6 @@ pub fn run(args: &Args) -> Exit {
         );
     }
     let plan = intent::confirmed(&plan, consent, &key);
-    let mut c = match connect(args.system.as_deref(), args.boot, args.audit_log.as_deref()) {
-        Ok(c) => c,
-        Err(e) => return e.report(),
-    };
     let origin = Origin { backend: "file".into(), ..Origin::default() };
     let (receipt, retry) = match execute(&mut c, &plan, &origin) {
         Ok(r) => r,

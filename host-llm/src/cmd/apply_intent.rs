@@ -76,12 +76,15 @@ fn run_inner(
         Err(e) => return Ok(e.report()),
     };
     // the system's state, not the host's idea of it; `--state` only for planning experiments.
+    let status = match crate::cmd::status::read(&mut c) {
+        Ok((_, s)) => s,
+        Err(e) => return Ok(e.report()),
+    };
     if planner.state.is_none() {
-        match crate::cmd::status::read(&mut c) {
-            Ok((_, s)) => cx.state = pd_verifier::model_state(&s),
-            Err(e) => return Ok(e.report()),
-        }
+        cx.state = pd_verifier::model_state(&status);
     }
+    // tokens are made for this boot only
+    cx.key = common::epoch_key(&cx.key, status.epoch);
     let planned = intent::plan_intent(intent_text, planner, &cx)?;
     if planned.no_action {
         common::print_json(&intent::no_action(&planned).to_json());

@@ -17,7 +17,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use hosted_system::HostedSystem;
 use pd_interface::link::{Reply, Request};
 use policy_verifier::json::{self, InputError};
 use policy_verifier::{confirm, Plan, State, Worker, DEFAULT_POLICY};
@@ -365,8 +364,14 @@ fn run_case(
     key: &[u8; 32],
     backend: &mut dyn Backend,
 ) -> Result<(bool, usize, Value), String> {
-    let sys = HostedSystem::boot(&link::system_path()).map_err(|e| e.to_string())?;
-    let mut link = Link::hosted(sys);
+    // the verifier PD boots on this host's keys; tokens are for its boot
+    let keys = link::host_keys().map_err(|e| e.to_string())?;
+    let mut link = Link::boot_hosted(&link::system_path(), keys).map_err(|e| e.to_string())?;
+    let epoch = match link.request(&Request::Status) {
+        Ok(Reply::Status(s)) => s.epoch,
+        other => return Err(format!("status: {other:?}")),
+    };
+    let key = &common::epoch_key(key, epoch);
     if let Some(setup) = setup_plan(case, key) {
         let r = link.apply(&setup).map_err(|(c, m, _)| format!("{c}: {m}"))?;
         if !r.approved || r.failed_action.is_some() {

@@ -81,6 +81,9 @@ pub fn start(
         Err(e) if e.is_down() => {}
         Err(e) => return Err(e),
     }
+    // the keys first, here: a first use says so on this terminal (llm-osd
+    // and the image build then find them)
+    crate::common::host_keys().map_err(|e| err("key.unavailable", e.message))?;
     let uid = crate::osd::my_uid();
     let dir = crate::osd::runtime_dir()
         .and_then(|d| crate::osd::ensure_private(&d, uid).map(|()| d))

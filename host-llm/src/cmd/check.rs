@@ -19,9 +19,14 @@ pub struct Args {
     /// the policy file; default: the built-in system/policy.toml.
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// the confirmation key (hex); default: the dev key.
+    /// the confirmation key (hex, mode 0600); default: this installation's
+    /// (`LLM_OS_DEV_KEYS=1`: the public dev key).
     #[arg(long)]
     pub key_file: Option<PathBuf>,
+    /// the boot epoch tokens are checked for (`llmsh status` shows a
+    /// system's); default 0, the offline form `llmsh confirm --epoch 0` makes.
+    #[arg(long, default_value_t = policy_verifier::auth::OFFLINE_EPOCH)]
+    pub epoch: u64,
 }
 
 /// runs the command.
@@ -34,7 +39,7 @@ pub fn run(args: &Args) -> Exit {
 
 fn check(args: &Args) -> Result<Exit, json::InputError> {
     let policy = common::load_policy(args.policy.as_deref())?;
-    let key = common::load_key(args.key_file.as_deref())?;
+    let key = common::epoch_key(&common::load_key(args.key_file.as_deref())?, args.epoch);
     let plan = json::parse_plan(&common::read_input(&args.plan, common::Input::Plan)?)?;
     let state = match &args.state {
         Some(p) => json::parse_state(&common::read_input(p, common::Input::State)?, &policy)?,

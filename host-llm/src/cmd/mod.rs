@@ -9,6 +9,7 @@ pub mod boot;
 pub mod check;
 pub mod confirm;
 pub mod intent;
+pub mod keygen;
 pub mod plan;
 pub mod prove;
 pub mod redteam;

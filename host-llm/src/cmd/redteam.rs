@@ -172,11 +172,17 @@ pub fn run(args: &Args) -> Exit {
     };
     // the verifier-off comparison needs the hosted-only unverified mode
     let compare = !args.no_compare && args.system == SystemChoice::Hosted;
+    let keys = match common::host_keys() {
+        Ok(k) => k,
+        Err(e) => return common::bad_input(&e),
+    };
     let cfg = Settings {
         target,
         system: &system,
         policy: &policy,
         key,
+        // a hosted system boots with the confirmation key the reference signs with
+        keys: pd_interface::keys::Keys { confirm: key, ..keys },
     };
     let mut compromised = redteam::Compromised;
     let mut llm = Llm { args: &args.llm };

@@ -24,7 +24,8 @@ pub fn read(c: &mut Client) -> Result<(String, SystemState), OsdError> {
     Ok((v["system"].as_str().unwrap_or("").to_owned(), s))
 }
 
-/// the running system's status json, `{"system","state","observed"}`: the
+/// the running system's status json, `{"system","state","observed","epoch","keys"}`
+/// (and `dev_keys` on the public dev keys): the
 /// one read of `llmsh status`, `llmsh top` and the shell's `status`.
 pub fn status_json(c: &mut Client) -> Result<Value, OsdError> {
     let (system, s) = read(c)?;
@@ -33,7 +34,13 @@ pub fn status_json(c: &mut Client) -> Result<Value, OsdError> {
     for (i, w) in s.workers.iter().enumerate() {
         observed["workers"][format!("worker{i}")]["throttled"] = json!(w.throttled);
     }
-    Ok(json!({"system": system, "state": state_json(&s), "observed": observed}))
+    let mut out = json!({"system": system, "state": state_json(&s), "observed": observed,
+        "epoch": s.epoch, "keys": s.keys.name()});
+    if s.keys == pd_interface::keys::KeySource::Dev {
+        // the public dev keys: anyone can forge plans and tokens for this system
+        out["dev_keys"] = json!(true);
+    }
+    Ok(out)
 }
 
 /// runs the command.

@@ -86,8 +86,9 @@ fn plan_digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// the wire form a plan goes to the verifier in. the seam for plan
-/// authentication: a MAC over these bytes goes beside them here.
+/// the wire form a plan goes to the verifier in. the link seals these
+/// bytes (`Request::Sealed`: a MAC under the installation's plan key over
+/// them and the epoch of the status read just before) as it sends them.
 fn seal(plan: &Plan) -> Result<Vec<u8>, Failure> {
     let mut buf = [0u8; wire::MAX_PLAN_BYTES];
     wire::encode(plan, &mut buf)
@@ -159,7 +160,7 @@ impl Daemon {
             return Err(("auth.user", why, Exit::Rejected));
         }
         // the host's verdict is for the record; the verifier PD decides
-        let key = common::load_key(None).map_err(bad)?;
+        let key = common::epoch_key(&common::load_key(None).map_err(bad)?, before_sys.epoch);
         let v = verify(&DEFAULT_POLICY, &before, &plan, &key);
         let verdict = json::verdict_json(&DEFAULT_POLICY, &before, &plan, &v);
         let rec = self.audit.request(peer, &plan, &verdict, &before, &origin);
@@ -175,7 +176,9 @@ impl Daemon {
                 return Err((code, message, exit));
             }
         };
-        if receipt.request_id != plan.request_id {
+        // a frame refused before it was decoded (`auth.mac`) names no request
+        let unread = receipt.request_id == 0 && !receipt.approved;
+        if receipt.request_id != plan.request_id && !unread {
             return Err(("link.reply", "the system answered with another plan's receipt".into(), Exit::Machinery));
         }
         // a resend of the last plan gets its stored receipt: the PD's count
@@ -430,10 +433,19 @@ pub fn run(opts: Options) -> Exit {
             eprintln!("llm-osd: warning: the audit log `{}` is broken at record {line}: {why}", audit.log().path().display());
         }
     }
+    // the installation's keys (made on first use, said on stderr): the
+    // hosted system boots on them, a qemu image was built with them
+    let keys = match common::host_keys() {
+        Ok(k) => k,
+        Err(e) => return fail(e.code, e.message),
+    };
+    if keys.source == pd_interface::keys::KeySource::Dev {
+        eprintln!("llm-osd: the system runs on the public dev keys (LLM_OS_DEV_KEYS=1): tests only");
+    }
     let link = match &opts.system {
-        SystemSpec::Hosted(file) => Link::boot_hosted(file),
+        SystemSpec::Hosted(file) => Link::boot_hosted(file, keys),
         SystemSpec::Qemu { qemu, loader } => crate::qemu::boot_image(qemu, loader, &mut |l| eprintln!("llm-osd: {l}"))
-            .map(|q| Link::Qemu(Box::new(q)))
+            .map(|q| Link::qemu(q, keys.plan))
             .map_err(crate::link::LinkError::Qemu),
     };
     let link = match link {

@@ -319,8 +319,11 @@ impl Shell {
                 }
             },
         };
-        let signed = intent::confirmed(plan, consent, &self.key);
-        // llm-osd writes the audit records around the execution.
+        // llm-osd writes the audit records around the execution; a token is
+        // for the running boot only
+        let link = self.link()?;
+        let (_, now) = crate::cmd::status::read(link).map_err(|e| format!("{}: {}", e.code, e.message))?;
+        let signed = intent::confirmed(plan, consent, &crate::common::epoch_key(&self.key, now.epoch));
         let link = self.link()?;
         let (receipt, retry) = crate::cmd::apply::execute(link, &signed, origin)
             .map_err(|e| format!("{}: {}", e.code, e.message))?;

@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use pd_interface::client::{ClientError, LinkClient};
+pub use pd_interface::keys::{KeySource, Keys};
 use pd_interface::link::{Reply, Request};
 use pd_runtime::hosted::{
     self, ChannelWire, DynHandler, InitFn, IrqLine, PdControl, PdSpec, RunState, SharedMemory,
@@ -34,11 +35,45 @@ pub use devices::{LinkStream, UartWire};
 pub use observe::{CapRequest, CapabilityPd, Invocation, InvocationLog};
 
 /// how to boot the hosted system.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BootOptions {
     /// the red-team comparison mode: the verifier PD approves every plan
     /// unchecked (pd-verifier's hosted-only `unverified` feature).
     pub unverified: bool,
+    /// the verifier PD's keys (`llmsh` passes the installation's).
+    pub keys: Keys,
+    /// hosted-only fault injection for tests: the memory PD's answers claim
+    /// this pool size, as a capability PD whose state disagrees with the
+    /// policy would (the verifier must refuse to run on such a state).
+    pub misreport_pool_pages: Option<u64>,
+}
+
+impl Default for BootOptions {
+    /// the public dev keys: for tests, and reported as such in every status
+    /// and receipt (`keys: dev`).
+    fn default() -> Self {
+        Self { unverified: false, keys: Keys::dev(), misreport_pool_pages: None }
+    }
+}
+
+/// this boot's epoch, drawn inside the hosted system: the host clock's
+/// seconds in the high half, 32 bits of the OS's randomness in the low
+/// half (two boots in one second differ there), never 0.
+pub fn draw_epoch() -> u64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut r = [0u8; 4];
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| io::Read::read_exact(&mut f, &mut r))
+        .map(|()| u32::from_le_bytes(r));
+    // without randomness the nanoseconds of the clock stand in
+    let low = random.unwrap_or_else(|_| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.subsec_nanos())
+    });
+    ((secs << 32) | u64::from(low)).max(1)
 }
 
 /// the system description the PDs were built from: the repository's, or
@@ -217,6 +252,7 @@ fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootE
         .map(|r| (r.name.as_str(), SharedMemory::new(r.size as usize)))
         .collect();
     let ctl = |i: usize| controls.get(i).cloned();
+    let (keys, epoch) = (opts.keys, draw_epoch());
 
     let mut specs: Vec<PdSpec> = sys.pds.iter().map(|_| PdSpec::default()).collect();
     for ch in &sys.channels {
@@ -285,17 +321,19 @@ fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootE
                     ))
                 })
             }
-            "verifier.elf" if opts.unverified => init_fn(|env| {
-                Ok(pd_verifier::Verifier::init_unverified(region(
-                    env,
-                    manifest::verifier::region::LINK_BUF,
-                )?))
+            "verifier.elf" if opts.unverified => init_fn(move |env| {
+                Ok(pd_verifier::Verifier::init_unverified(
+                    region(env, manifest::verifier::region::LINK_BUF)?,
+                    Some(keys),
+                    epoch,
+                ))
             }),
-            "verifier.elf" => init_fn(|env| {
-                Ok(pd_verifier::Verifier::init(region(
-                    env,
-                    manifest::verifier::region::LINK_BUF,
-                )?))
+            "verifier.elf" => init_fn(move |env| {
+                Ok(pd_verifier::Verifier::init(
+                    region(env, manifest::verifier::region::LINK_BUF)?,
+                    Some(keys),
+                    epoch,
+                ))
             }),
             "timer.elf" => {
                 let clock = Mutex::new(Some(timer.clock()));
@@ -344,7 +382,12 @@ fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootE
         };
         // capability PDs get the invocation log around their handler
         let init = match observe::CapabilityPd::from_image(&pd.program_image) {
-            Some(kind) => observed(init, kind, invocations.clone()),
+            Some(kind) => observed(
+                init,
+                kind,
+                invocations.clone(),
+                opts.misreport_pool_pages.filter(|_| kind == observe::CapabilityPd::Memory),
+            ),
             None => init,
         };
         inits.push(init);
@@ -358,6 +401,7 @@ fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootE
         threads: Vec::new(),
         client: Mutex::new(None),
         invocations,
+        plan_key: keys.plan,
     };
     // children start after their parent so the parent's init (e.g. process
     // setting priorities) sees them; Microkit starts all PDs at once, and
@@ -378,15 +422,24 @@ pub struct Handle {
     threads: Vec<JoinHandle<()>>,
     client: Mutex<Option<LinkClient<LinkStream>>>,
     invocations: InvocationLog,
+    /// the plan key this system was booted with: [`Handle::request`] seals
+    /// plans with it, as the host's link owner does.
+    plan_key: pd_interface::keys::Key,
 }
 
-fn observed(init: InitFn, pd: observe::CapabilityPd, log: InvocationLog) -> InitFn {
+fn observed(
+    init: InitFn,
+    pd: observe::CapabilityPd,
+    log: InvocationLog,
+    pool_override: Option<u64>,
+) -> InitFn {
     Arc::new(move |env| {
         init(env).map(|inner| {
             Box::new(observe::Observed {
                 inner,
                 pd,
                 log: log.clone(),
+                pool_override,
             }) as Box<dyn DynHandler>
         })
     })
@@ -402,12 +455,14 @@ impl Handle {
         LinkStream::new(self.uart.clone(), timeout)
     }
 
-    /// one request through the link (framed postcard over the byte stream);
-    /// concurrent callers are serialised.
+    /// one request through the link (framed postcard over the byte stream),
+    /// a plan sealed with the boot's plan key for its epoch; concurrent
+    /// callers are serialised.
     pub fn request(&self, req: &Request<'_>) -> Result<Reply, ClientError> {
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        let client =
-            guard.get_or_insert_with(|| LinkClient::new(self.transport(Some(REPLY_TIMEOUT))));
+        let client = guard.get_or_insert_with(|| {
+            LinkClient::new(self.transport(Some(REPLY_TIMEOUT))).with_plan_key(self.plan_key)
+        });
         client.request(req)
     }
 

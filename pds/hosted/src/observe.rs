@@ -125,6 +125,8 @@ pub(crate) struct Observed {
     pub(crate) inner: Box<dyn DynHandler>,
     pub(crate) pd: CapabilityPd,
     pub(crate) log: InvocationLog,
+    /// fault injection: the memory PD's answers claim this pool size.
+    pub(crate) pool_override: Option<u64>,
 }
 
 fn decode(pd: CapabilityPd, tag: MessageInfo) -> CapRequest {
@@ -156,7 +158,15 @@ impl DynHandler for Observed {
         }
         // the message registers hold the request now and the reply after
         let request = decode(self.pd, tag);
-        let out = self.inner.dispatch(badge, tag);
+        let mut out = self.inner.dispatch(badge, tag);
+        if let (Some(pages), Ok(Outcome::Reply(r))) = (self.pool_override, &out) {
+            if let Ok(memory::Reply::Pool(mut p)) = msg::get::<memory::Reply>(*r) {
+                p.pool_pages = pages;
+                if let Ok(t) = msg::put(&memory::Reply::Pool(p)) {
+                    out = Ok(Outcome::Reply(t));
+                }
+            }
+        }
         let ok = matches!(&out, Ok(Outcome::Reply(r)) if accepted(self.pd, *r));
         self.log.push(request, ok);
         out

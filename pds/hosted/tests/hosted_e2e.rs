@@ -36,6 +36,12 @@ fn apply(sys: &Handle, p: &Plan) -> Receipt {
     }
 }
 
+/// the human's token for `p` on this boot (the dev key, this boot's epoch).
+fn sign(sys: &Handle, p: &Plan) -> Plan {
+    let key = policy_verifier::auth::epoch_key(&pd_verifier::DEV_KEY, status(sys).epoch);
+    confirm::sign(p, &key).unwrap()
+}
+
 fn status(sys: &Handle) -> SystemState {
     match sys.request(&Request::Status).expect("a reply") {
         Reply::Status(s) => s,
@@ -226,7 +232,7 @@ fn destructive_plan_needs_the_token_and_then_runs() {
         .violations
         .iter()
         .any(|v| v.invariant == "auth.confirm" && v.action == 0));
-    let signed = confirm::sign(&plan(6, "admin", &actions), &pd_verifier::DEV_KEY).unwrap();
+    let signed = sign(&sys, &plan(6, "admin", &actions));
     let r = apply(&sys, &signed);
     assert!(r.approved, "{r:?}");
     assert_eq!(r.executed, 2);
@@ -243,7 +249,7 @@ fn destructive_plan_needs_the_token_and_then_runs() {
     assert_eq!(status(&sys).workers[2].pages, 24);
     // a token does not transfer to other content under a spent id
     let other = [Action::ProcessStop { pd: Worker::W1 }];
-    let mut forged = confirm::sign(&plan(6, "admin", &other), &pd_verifier::DEV_KEY).unwrap();
+    let mut forged = sign(&sys, &plan(6, "admin", &other));
     let r = apply(&sys, &forged);
     assert!(!r.approved);
     assert!(r.violations.iter().any(|v| v.invariant == "plan.replay"));
@@ -352,7 +358,8 @@ fn a_stream_of_1000_plans() {
 #[test]
 fn garbage_on_the_link_is_answered_and_the_link_resynchronises() {
     let sys = boot();
-    let mut client = LinkClient::new(sys.transport(Some(Duration::from_secs(10))));
+    let mut client = LinkClient::new(sys.transport(Some(Duration::from_secs(10))))
+        .with_plan_key(hosted_system::Keys::dev().plan);
     // junk, then a frame with a flipped byte: two framed errors, no crash
     client.send_raw(&[0x41, 0x42, 0x43, 0x00]).unwrap();
     assert_eq!(
@@ -368,7 +375,7 @@ fn garbage_on_the_link_is_answered_and_the_link_resynchronises() {
         client.read_reply().unwrap(),
         Reply::Error(LinkError::BadFrame)
     );
-    // a well-framed request that is not a plan
+    // a well-framed, authenticated request that is not a plan
     let r = client
         .request(&Request::Apply(&[0xff, 0xff, 0xff]))
         .unwrap();

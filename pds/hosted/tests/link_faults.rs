@@ -31,10 +31,20 @@ fn plan(id: u64, session: &str, actions: &[Action]) -> Plan {
     }
 }
 
-fn framed(p: &Plan) -> Vec<u8> {
+fn epoch(sys: &Handle) -> u64 {
+    match sys.request(&Request::Status).unwrap() {
+        Reply::Status(s) => s.epoch,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// the frame the host sends for `p`: sealed with the (dev) plan key for
+/// this boot's epoch.
+fn framed(sys: &Handle, p: &Plan) -> Vec<u8> {
     let mut buf = [0u8; wire::MAX_PLAN_BYTES];
     let bytes = wire::encode(p, &mut buf).unwrap().to_vec();
-    LinkClient::<LinkStream>::frame_request(&Request::Apply(&bytes)).unwrap()
+    let req = Request::Apply(&bytes).sealed(&hosted_system::Keys::dev().plan, epoch(sys));
+    LinkClient::<LinkStream>::frame_request(&req).unwrap()
 }
 
 /// the mutating invocations since `from`, as plan actions.
@@ -95,7 +105,7 @@ fn grant(id: u64, w: Worker, pages: u64) -> Plan {
 fn every_single_bit_flip_in_a_plan_frame_is_dropped() {
     let sys = boot();
     let mut c = client(&sys);
-    let f = framed(&grant(1, Worker::W1, 4));
+    let f = framed(&sys, &grant(1, Worker::W1, 4));
     let before = sys.invocations().len();
     // every bit of every byte except the final delimiter
     for i in 0..f.len() - 1 {
@@ -137,7 +147,7 @@ fn every_single_bit_flip_in_a_plan_frame_is_dropped() {
 fn truncated_frames_run_nothing() {
     let sys = boot();
     let mut c = client(&sys);
-    let f = framed(&grant(1, Worker::W0, 8));
+    let f = framed(&sys, &grant(1, Worker::W0, 8));
     let before = sys.invocations().len();
     for cut in 1..f.len() - 1 {
         let mut bad = f[..cut].to_vec();
@@ -154,7 +164,7 @@ fn truncated_frames_run_nothing() {
 fn a_duplicated_frame_runs_once_and_both_copies_get_the_same_receipt() {
     let sys = boot();
     let mut c = client(&sys);
-    let f = framed(&grant(1, Worker::W2, 16));
+    let f = framed(&sys, &grant(1, Worker::W2, 16));
     let before = sys.invocations().len();
     let mut twice = f.clone();
     twice.extend_from_slice(&f);
@@ -173,7 +183,7 @@ fn a_duplicated_frame_runs_once_and_both_copies_get_the_same_receipt() {
 fn a_lost_receipt_is_retried_safely() {
     let sys = boot();
     let mut c = client(&sys);
-    let f = framed(&grant(1, Worker::W3, 32));
+    let f = framed(&sys, &grant(1, Worker::W3, 32));
     let before = sys.invocations().len();
     c.send_raw(&f).unwrap();
     let first = drain(&mut c); // the host never sees this: lost on the way
@@ -201,9 +211,9 @@ fn a_lost_receipt_is_retried_safely() {
 fn reordered_and_replayed_plans_never_run_twice() {
     let sys = boot();
     let mut c = client(&sys);
-    let p1 = framed(&grant(1, Worker::W0, 1));
-    let p2 = framed(&grant(2, Worker::W0, 2));
-    let p3 = framed(&grant(3, Worker::W0, 3));
+    let p1 = framed(&sys, &grant(1, Worker::W0, 1));
+    let p2 = framed(&sys, &grant(2, Worker::W0, 2));
+    let p3 = framed(&sys, &grant(3, Worker::W0, 3));
     let before = sys.invocations().len();
     // 2 overtakes 1: 2 runs, 1 is a replay and does not
     let r2 = apply_with_retry(&mut c, &p2, 2, 1).unwrap();
@@ -238,11 +248,11 @@ fn a_same_id_plan_with_other_content_is_a_replay_not_a_retry() {
     let mut c = client(&sys);
     let before = sys.invocations().len();
     assert!(
-        apply_with_retry(&mut c, &framed(&grant(1, Worker::W1, 1)), 1, 1)
+        apply_with_retry(&mut c, &framed(&sys, &grant(1, Worker::W1, 1)), 1, 1)
             .unwrap()
             .approved
     );
-    let forged = apply_with_retry(&mut c, &framed(&grant(1, Worker::W1, 200)), 1, 1).unwrap();
+    let forged = apply_with_retry(&mut c, &framed(&sys, &grant(1, Worker::W1, 200)), 1, 1).unwrap();
     assert!(!forged.approved);
     assert!(forged
         .violations
@@ -309,10 +319,11 @@ fn a_random_fault_campaign_keeps_exactly_once() {
             ),
             _ => {
                 let p = plan(id, "admin", &[Action::ProcessRestart { pd: w }]);
-                confirm::sign(&p, &pd_verifier::DEV_KEY).unwrap()
+                let key = policy_verifier::auth::epoch_key(&pd_verifier::DEV_KEY, epoch(&sys));
+                confirm::sign(&p, &key).unwrap()
             }
         };
-        let f = framed(&p);
+        let f = framed(&sys, &p);
         // the fault on the first send; the host then retries with the same frame
         match rng.below(6) {
             0 => {}
@@ -338,7 +349,7 @@ fn a_random_fault_campaign_keeps_exactly_once() {
                 // a replay of an older plan slips in first
                 if id > 2 {
                     let old = grant(id - 2, w, 1);
-                    c.send_raw(&framed(&old)).unwrap();
+                    c.send_raw(&framed(&sys, &old)).unwrap();
                 }
             }
         }

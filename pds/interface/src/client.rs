@@ -39,6 +39,10 @@ pub struct LinkClient<S> {
     pending: std::collections::VecDeque<u8>,
     /// frames dropped on the way back (bad CRC etc.), since creation.
     pub dropped: u64,
+    /// the plan key: plans go out sealed (`Request::Sealed`) when set.
+    plan_key: Option<crate::keys::Key>,
+    /// the system's boot epoch, learnt from the first `Status`.
+    epoch: Option<u64>,
 }
 
 impl<S: Read + Write> LinkClient<S> {
@@ -49,6 +53,37 @@ impl<S: Read + Write> LinkClient<S> {
             rx: Box::new(Deframer::new()),
             pending: Default::default(),
             dropped: 0,
+            plan_key: None,
+            epoch: None,
+        }
+    }
+
+    /// seal every plan under `key` (the installation's plan key).
+    pub fn with_plan_key(mut self, key: crate::keys::Key) -> Self {
+        self.plan_key = Some(key);
+        self
+    }
+
+    /// the system's boot epoch (one `Status` the first time).
+    pub fn epoch(&mut self) -> Result<u64, ClientError> {
+        if let Some(e) = self.epoch {
+            return Ok(e);
+        }
+        match self.exchange(&Request::Status)? {
+            Reply::Status(s) => {
+                self.epoch = Some(s.epoch);
+                Ok(s.epoch)
+            }
+            _ => Err(ClientError::Decode),
+        }
+    }
+
+    /// `req` as it goes out: a plan sealed for the system's epoch when this
+    /// client holds the plan key, else unchanged (and refused: `auth.mac`).
+    pub fn seal<'a>(&mut self, req: &Request<'a>) -> Result<Request<'a>, ClientError> {
+        match (req, self.plan_key) {
+            (Request::Apply(_), Some(key)) => Ok(req.sealed(&key, self.epoch()?)),
+            _ => Ok(req.clone()),
         }
     }
 
@@ -89,8 +124,13 @@ impl<S: Read + Write> LinkClient<S> {
         }
     }
 
-    /// one request, one reply.
+    /// one request, one reply; a plan is sealed first ([`Self::seal`]).
     pub fn request(&mut self, req: &Request<'_>) -> Result<Reply, ClientError> {
+        let req = self.seal(req)?;
+        self.exchange(&req)
+    }
+
+    fn exchange(&mut self, req: &Request<'_>) -> Result<Reply, ClientError> {
         let framed = Self::frame_request(req)?;
         self.send_raw(&framed)?;
         self.read_reply()

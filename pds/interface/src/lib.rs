@@ -11,6 +11,7 @@
 pub mod client;
 pub mod manifest;
 pub mod frame;
+pub mod keys;
 pub mod link;
 pub mod msg;
 

@@ -16,10 +16,45 @@ pub const OP_REQUEST: u64 = 1;
 /// a request from the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request<'a> {
-    /// verify and execute a plan given in the policy-verifier wire encoding.
+    /// a plan (policy-verifier wire encoding) without a MAC: the verifier
+    /// refuses it (`auth.mac`) without decoding it. the host's link client
+    /// turns it into [`Request::Sealed`] when it holds the plan key.
     Apply(#[serde(borrow)] &'a [u8]),
     /// report the system's state, read back from the capability PDs.
     Status,
+    /// verify and execute a plan sealed for one boot: `mac` is
+    /// `policy_verifier::auth::plan_mac(plan key, epoch, plan)`.
+    Sealed {
+        /// the boot epoch the sender learnt from `Status`.
+        epoch: u64,
+        /// HMAC-SHA256 over the epoch and the plan bytes.
+        mac: [u8; 32],
+        /// the plan, policy-verifier wire encoding.
+        #[serde(borrow)]
+        plan: &'a [u8],
+    },
+}
+
+impl<'a> Request<'a> {
+    /// `Apply(plan)` sealed under `key` for boot `epoch`; other requests unchanged.
+    pub fn sealed(&self, key: &crate::keys::Key, epoch: u64) -> Request<'a> {
+        match *self {
+            Request::Apply(plan) => Request::Sealed {
+                epoch,
+                mac: policy_verifier::auth::plan_mac(key, epoch, plan),
+                plan,
+            },
+            ref other => other.clone(),
+        }
+    }
+
+    /// the plan bytes a request carries, sealed or not.
+    pub fn plan(&self) -> Option<&'a [u8]> {
+        match *self {
+            Request::Apply(p) | Request::Sealed { plan: p, .. } => Some(p),
+            Request::Status => None,
+        }
+    }
 }
 
 /// the verifier's answer.
@@ -112,6 +147,10 @@ pub struct SystemState {
     pub free_pages: u64,
     /// last approved request id (the verifier's replay guard).
     pub last_request_id: u64,
+    /// this boot's epoch: plans and confirmation tokens are bound to it.
+    pub epoch: u64,
+    /// the verifier PD's keys: none, the public dev keys, or the installation's.
+    pub keys: crate::keys::KeySource,
     /// mutating requests each capability PD carried out since boot, as the
     /// PD itself counts them.
     pub invocations: Invocations,

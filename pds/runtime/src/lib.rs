@@ -43,7 +43,7 @@ pub use base::{
     decode_badge, dispatch, Channel, Child, Event, Handler, MessageInfo, Outcome, RuntimeError,
     SchedContext, Unhandled, MAX_CHANNELS, MSG_MAX_BYTES, MSG_MAX_WORDS,
 };
-pub use region::{MappedVar, Region, RegionError, RegionSpec, SetVar};
+pub use region::{MappedVar, Patched, Region, RegionError, RegionSpec, SetVar};
 
 /// entry point of a PD image as laid out by `microkit.ld` (`_start` is the
 /// first thing in `.text` at 0x200000); what `microkit_pd_restart` is given.

@@ -261,3 +261,39 @@ macro_rules! setvar {
         static $name: $crate::SetVar = $crate::SetVar::new();
     };
 }
+
+/// bytes the image build patches into a PD's ELF after compiling it (the
+/// verifier's keys): the build finds the initial value's marker and writes
+/// over it, so no secret ever passes through cargo or its cache.
+#[repr(transparent)]
+pub struct Patched<const N: usize>(core::cell::UnsafeCell<[u8; N]>);
+
+// safety: the image build writes the bytes before the PD runs; at run time
+// they are only ever read.
+unsafe impl<const N: usize> Sync for Patched<N> {}
+
+impl<const N: usize> Patched<N> {
+    /// the value the ELF carries until the build patches it.
+    pub const fn new(init: [u8; N]) -> Self {
+        Self(core::cell::UnsafeCell::new(init))
+    }
+
+    /// the patched bytes. a volatile read, so the compiler cannot fold the
+    /// build-time value into the code.
+    pub fn get(&self) -> [u8; N] {
+        // safety: the cell is a valid, aligned array for the program's
+        // lifetime and nothing writes it at run time.
+        unsafe { core::ptr::read_volatile(self.0.get()) }
+    }
+}
+
+/// declare bytes the image build patches ([`Patched`]).
+#[macro_export]
+macro_rules! patched {
+    ($name:ident, $len:expr, $init:expr) => {
+        #[allow(non_upper_case_globals)]
+        #[unsafe(no_mangle)]
+        #[used]
+        static $name: $crate::Patched<{ $len }> = $crate::Patched::new($init);
+    };
+}

@@ -12,14 +12,28 @@
 //! PDs one action at a time in order, stopping at the first failure. the
 //! receipt carries the state before and after, both read back from the PDs.
 //!
-//! a resend of the last approved plan, byte for byte, gets its stored
-//! receipt back: the host retries after a lost receipt without the plan
-//! running twice and without a `plan.replay` rejection (one cached entry).
+//! before anything else it checks the frame's MAC under the plan key
+//! (`auth.mac`: no key, no MAC or a wrong one, and nothing is decoded), then
+//! that the plan was sealed for this boot's epoch (`plan.replay`), then the
+//! state invariants on the state it read back (the induction's base case: a
+//! state that breaks one is reported and nothing runs), then the plan.
+//! confirmation tokens are checked under this boot's confirmation key
+//! (`policy_verifier::auth::epoch_key`), so a token from before a restart
+//! is refused after it.
 //!
-//! the confirmation key compiled in is system/dev-confirm.key: dev only.
+//! a resend of the last approved plan, byte for byte (MAC and epoch
+//! included), gets its stored receipt back: the host retries after a lost
+//! receipt without the plan running twice and without a `plan.replay`
+//! rejection (one cached entry).
+//!
+//! the keys come from the hosted system at boot or, on seL4, from the blob
+//! the image build patches into this PD's ELF (`pd_interface::keys`); the
+//! epoch from the hosted system's clock and randomness or, on seL4, the
+//! PL031 real-time clock and the generic timer's counter.
 #![no_std]
 #![forbid(unsafe_code)]
 
+use pd_interface::keys::{KeySource, Keys};
 use pd_interface::link::{
     ExecFailure, Invocations, LinkError, Receipt, Reply, Request, SystemState, Violation,
     WorkerReport, OP_REQUEST,
@@ -29,7 +43,8 @@ use pd_interface::{firmware, frame::MAX_PAYLOAD, memory, process, timer, WorkerI
 use pd_runtime::{Channel, Handler, MessageInfo, Region, RegionError, RuntimeError, Unhandled};
 use policy_verifier::wire::MAX_PLAN_BYTES;
 use policy_verifier::{
-    verify, Action, InventoryQuery, Plan, State, Worker, WorkerState, DEFAULT_POLICY,
+    auth, verify, Action, Invariant, InventoryQuery, Plan, State, Worker, WorkerState,
+    DEFAULT_POLICY,
 };
 
 // the comparison mode that executes unverified plans exists for the hosted
@@ -56,36 +71,8 @@ const _: () = assert!(
     "system/llm-os.system declares another number of workers than policy-verifier's plan format"
 );
 
-/// the dev confirmation key (system/dev-confirm.key, 64 hex digits).
-pub const DEV_KEY: [u8; 32] = hex32(include_str!("../../../system/dev-confirm.key"));
-
-#[allow(
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "evaluated only in the const DEV_KEY: a bad key file fails the build, it never runs"
-)]
-const fn hex32(s: &str) -> [u8; 32] {
-    const fn nib(c: u8) -> u8 {
-        match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => panic!("system/dev-confirm.key must be 64 hex digits"),
-        }
-    }
-    let b = s.as_bytes();
-    assert!(
-        b.len() >= 64,
-        "system/dev-confirm.key must be 64 hex digits"
-    );
-    let mut out = [0u8; 32];
-    let mut i = 0;
-    while i < 32 {
-        out[i] = (nib(b[2 * i]) << 4) | nib(b[2 * i + 1]);
-        i += 1;
-    }
-    out
-}
+/// the dev confirmation key (system/dev-confirm.key; public, tests only).
+pub const DEV_KEY: [u8; 32] = pd_interface::keys::DEV_CONFIRM_KEY;
 
 /// what faults the verifier PD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,11 +103,15 @@ impl From<RuntimeError> for VerifierError {
     }
 }
 
-/// the verifier's state: the shared region, the replay guard, the
-/// receipt of the last approved plan and the count and running hash of the
-/// plans it ran.
+/// the verifier's state: the shared region, the keys, this boot's epoch,
+/// the replay guard, the receipt of the last approved plan and the count
+/// and running hash of the plans it ran.
 pub struct Verifier {
     shared: Region,
+    keys: Option<Keys>,
+    epoch: u64,
+    /// this boot's confirmation key (`auth::epoch_key`).
+    confirm_key: [u8; 32],
     last_request_id: u64,
     last: Option<Cached>,
     executed: Executed,
@@ -128,9 +119,10 @@ pub struct Verifier {
     unverified: bool,
 }
 
-/// the last approved plan (its exact wire bytes) and the receipt it got.
+/// the last approved plan (its exact wire bytes and MAC) and the receipt it got.
 struct Cached {
     plan: heapless::Vec<u8, MAX_PLAN_BYTES>,
+    mac: [u8; 32],
     receipt: Receipt,
 }
 
@@ -175,7 +167,11 @@ fn call<Req: serde::Serialize, Rep: serde::de::DeserializeOwned>(
 }
 
 /// read the real state from the capability PDs (the `system.query` view).
-pub fn read_state(last_request_id: u64) -> Result<SystemState, ExecFailure> {
+pub fn read_state(
+    last_request_id: u64,
+    epoch: u64,
+    keys: KeySource,
+) -> Result<SystemState, ExecFailure> {
     let procs = match call(PROCESS, &process::Request::Query)? {
         process::Reply::Workers(w) => w,
         _ => return Err(ExecFailure::BadReply),
@@ -192,6 +188,8 @@ pub fn read_state(last_request_id: u64) -> Result<SystemState, ExecFailure> {
         pool_pages: pool.pool_pages,
         free_pages: pool.free_pages,
         last_request_id,
+        epoch,
+        keys,
         invocations: Invocations {
             process: procs
                 .iter()
@@ -331,10 +329,15 @@ fn violation(action: usize, name: &str) -> Violation {
 }
 
 impl Verifier {
-    /// the Microkit `init`.
-    pub fn init(shared: Region) -> Self {
+    /// the Microkit `init`: `keys` none (an image built without them)
+    /// refuses every plan; `epoch` is this boot's, never 0.
+    pub fn init(shared: Region, keys: Option<Keys>, epoch: u64) -> Self {
+        let epoch = epoch.max(1);
         Self {
             shared,
+            keys,
+            epoch,
+            confirm_key: keys.map_or([0; 32], |k| auth::epoch_key(&k.confirm, epoch)),
             // the replay guard starts where the policy says, not at 0
             last_request_id: DEFAULT_POLICY.initial.last_request_id,
             last: None,
@@ -344,20 +347,50 @@ impl Verifier {
         }
     }
 
+    fn key_source(&self) -> KeySource {
+        self.keys.map_or(KeySource::None, |k| k.source)
+    }
+
+    fn state(&self) -> Result<SystemState, ExecFailure> {
+        read_state(self.last_request_id, self.epoch, self.key_source()).map(|s| self.executed.stamp(s))
+    }
+
+    /// a receipt that refuses a plan before verification: `name` at action 0.
+    fn refusal(&self, request_id: u64, names: &[Invariant]) -> Reply {
+        let Ok(now) = self.state() else {
+            return Reply::Error(LinkError::Unavailable);
+        };
+        let mut receipt = Receipt {
+            request_id,
+            approved: false,
+            executed: 0,
+            failed_action: None,
+            failure: None,
+            violations: heapless::Vec::new(),
+            state_before: now,
+            state_after: now,
+            inventory: None,
+        };
+        for inv in names {
+            let _ = receipt.violations.push(violation(0, inv.name()));
+        }
+        Reply::Receipt(receipt)
+    }
+
     /// hosted red-team comparison only: a verifier that approves every plan
     /// without checking it, to measure what the checks prevent. the feature
     /// cannot be built for seL4 (a `compile_error!` guards it).
     #[cfg(feature = "unverified")]
-    pub fn init_unverified(shared: Region) -> Self {
+    pub fn init_unverified(shared: Region, keys: Option<Keys>, epoch: u64) -> Self {
         Self {
             unverified: true,
-            ..Self::init(shared)
+            ..Self::init(shared, keys, epoch)
         }
     }
 
     #[cfg(feature = "unverified")]
     fn judge(&self, state: &State, plan: &Plan) -> policy_verifier::Verdict {
-        let v = verify(&DEFAULT_POLICY, state, plan, &DEV_KEY);
+        let v = verify(&DEFAULT_POLICY, state, plan, &self.confirm_key);
         if !self.unverified {
             return v;
         }
@@ -371,10 +404,11 @@ impl Verifier {
 
     #[cfg(not(feature = "unverified"))]
     fn judge(&self, state: &State, plan: &Plan) -> policy_verifier::Verdict {
-        verify(&DEFAULT_POLICY, state, plan, &DEV_KEY)
+        verify(&DEFAULT_POLICY, state, plan, &self.confirm_key)
     }
 
-    /// verify and, if approved, execute one plan.
+    /// verify and, if approved, execute one plan (its frame already
+    /// authenticated for this boot).
     pub fn apply(&mut self, plan: &Plan) -> Reply {
         let mut buf = [0u8; MAX_PLAN_BYTES];
         let mut wire = heapless::Vec::<u8, MAX_PLAN_BYTES>::new();
@@ -386,10 +420,21 @@ impl Verifier {
 
     /// `apply` of a plan that arrived as `bytes` (what the running hash covers).
     fn apply_bytes(&mut self, plan: &Plan, bytes: &[u8]) -> Reply {
-        let Ok(before) = read_state(self.last_request_id).map(|s| self.executed.stamp(s)) else {
+        let Ok(before) = self.state() else {
             return Reply::Error(LinkError::Unavailable);
         };
-        let verdict = self.judge(&model_state(&before), plan);
+        let model = model_state(&before);
+        // the base case: the state read back must keep every state invariant
+        // before any plan is judged against it
+        let broken = policy_verifier::verify::state_violations(&DEFAULT_POLICY, &model);
+        if !broken.is_empty() {
+            let mut names: heapless::Vec<Invariant, 16> = heapless::Vec::new();
+            for inv in broken.iter() {
+                let _ = names.push(inv);
+            }
+            return self.refusal(plan.request_id, &names);
+        }
+        let verdict = self.judge(&model, plan);
         let mut receipt = Receipt {
             request_id: plan.request_id,
             approved: verdict.approved,
@@ -424,8 +469,8 @@ impl Verifier {
                     }
                 }
             }
-            match read_state(self.last_request_id) {
-                Ok(after) => receipt.state_after = self.executed.stamp(after),
+            match self.state() {
+                Ok(after) => receipt.state_after = after,
                 Err(f) => {
                     if receipt.failure.is_none() {
                         receipt.failure = Some(f);
@@ -440,32 +485,46 @@ impl Verifier {
     pub fn serve(&mut self, request: &[u8]) -> Reply {
         match postcard::from_bytes::<Request<'_>>(request) {
             Err(_) => Reply::Error(LinkError::BadRequest),
-            Ok(Request::Status) => match read_state(self.last_request_id) {
-                Ok(s) => Reply::Status(self.executed.stamp(s)),
+            Ok(Request::Status) => match self.state() {
+                Ok(s) => Reply::Status(s),
                 Err(_) => Reply::Error(LinkError::Unavailable),
             },
-            Ok(Request::Apply(bytes)) => {
-                if let Some(c) = self.last.as_ref().filter(|c| c.plan.as_slice() == bytes) {
+            // no MAC: nothing is decoded
+            Ok(Request::Apply(_)) => self.refusal(0, &[Invariant::AuthMac]),
+            Ok(Request::Sealed { epoch, mac, plan: bytes }) => {
+                let authentic = self
+                    .keys
+                    .is_some_and(|k| auth::plan_mac_ok(&k.plan, epoch, bytes, &mac));
+                if !authentic {
+                    return self.refusal(0, &[Invariant::AuthMac]);
+                }
+                if let Some(c) = self
+                    .last
+                    .as_ref()
+                    .filter(|c| c.mac == mac && c.plan.as_slice() == bytes)
+                {
                     // the same plan again: the host lost the receipt and retries
                     return Reply::Receipt(c.receipt.clone());
                 }
-                match policy_verifier::wire::decode(bytes) {
-                    Ok(plan) => {
-                        let reply = self.apply_bytes(&plan, bytes);
-                        if let (Reply::Receipt(r), Ok(plan)) =
-                            (&reply, heapless::Vec::from_slice(bytes))
-                        {
-                            if r.approved {
-                                self.last = Some(Cached {
-                                    plan,
-                                    receipt: r.clone(),
-                                });
-                            }
-                        }
-                        reply
-                    }
-                    Err(_) => Reply::Error(LinkError::BadPlan),
+                let plan = match policy_verifier::wire::decode(bytes) {
+                    Ok(plan) => plan,
+                    Err(_) => return Reply::Error(LinkError::BadPlan),
+                };
+                if epoch != self.epoch {
+                    // sealed for another boot: approved (or not) before a restart
+                    return self.refusal(plan.request_id, &[Invariant::PlanReplay]);
                 }
+                let reply = self.apply_bytes(&plan, bytes);
+                if let (Reply::Receipt(r), Ok(copy)) = (&reply, heapless::Vec::from_slice(bytes)) {
+                    if r.approved {
+                        self.last = Some(Cached {
+                            plan: copy,
+                            mac,
+                            receipt: r.clone(),
+                        });
+                    }
+                }
+                reply
             }
         }
     }

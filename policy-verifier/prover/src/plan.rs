@@ -258,9 +258,10 @@ fn pass_setup(p: &Prover<'_>) -> Pass {
         }
         len = Int::add(&[&len, &s.present.ite(&Int::from_u64(1), &Int::from_u64(0))]);
     }
-    let header = verify::header(&d, p.rules, &ctx, &slots);
+    let lim = &p.policy.limits;
+    let header = verify::header(&d, p.rules, lim, &ctx, &slots);
     let size_ok = definitions::plan_size_ok(&d, &len);
-    let replay_ok = definitions::replay_ok(&d, &ctx.last_request_id, &ctx.request_id);
+    let replay_ok = definitions::replay_ok(&d, lim.replay_window, &ctx.last_request_id, &ctx.request_id);
     Pass { d, slots, ctx, header, size_ok, replay_ok, hyps }
 }
 

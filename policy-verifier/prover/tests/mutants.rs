@@ -159,6 +159,9 @@ enum Bug {
     GrantForObservers,
     /// `<=` for `<` in the replay check: the last id is accepted again.
     ReplayLe,
+    /// the replay window dropped: any higher id passes, and one plan with
+    /// id `u64::MAX` locks every later plan out.
+    NoReplayWindow,
     /// `process.restart` not destructive.
     RestartNotDestructive,
     /// the `mem.reclaim_stopped` check skipped.
@@ -225,10 +228,12 @@ impl<D: Domain> Rules<D> for Bug {
             _ => kind.destructive(),
         }
     }
-    fn fresh(&self, d: &D, last: &D::Int, request_id: &D::Int) -> D::Bool {
+    fn fresh(&self, d: &D, lim: &Limits, last: &D::Int, request_id: &D::Int) -> D::Bool {
+        let within = d.le(request_id, &d.add(last, &d.int(lim.replay_window)));
         match self {
-            Bug::ReplayLe => d.le(last, request_id),
-            _ => d.lt(last, request_id),
+            Bug::ReplayLe => d.and(&d.le(last, request_id), &within),
+            Bug::NoReplayWindow => d.lt(last, request_id),
+            _ => rules::fresh_request(d, lim, last, request_id),
         }
     }
 }
@@ -237,11 +242,12 @@ impl<D: Domain> Rules<D> for Bug {
 fn every_planted_bug_fails_a_proof() {
     // each bug, alone, fails at least the obligations listed (and never
     // passes everything); the proofs alone catch it, no test plan needed.
-    let expect: [(Bug, &[&str]); 9] = [
+    let expect: [(Bug, &[&str]); 10] = [
         (Bug::MaxActionsPlusOne, &["plan/soundness/plan.size", "plan/naming/plan.size"]),
         (Bug::MaxActionsMinusOne, &["plan/naming/plan.size"]),
         (Bug::GrantForObservers, &["plan/soundness/auth.tier", "plan/naming/auth.tier"]),
         (Bug::ReplayLe, &["plan/soundness/plan.replay", "plan/naming/plan.replay"]),
+        (Bug::NoReplayWindow, &["plan/soundness/plan.replay", "plan/naming/plan.replay"]),
         (Bug::RestartNotDestructive, &["plan/soundness/auth.confirm", "plan/confirmation"]),
         (Bug::NoReclaimStopped, &["precondition/memory.reclaim/mem.reclaim_stopped"]),
         (Bug::NoRestartMark, &["plan/state", "plan/invariant"]),
