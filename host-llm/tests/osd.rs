@@ -199,7 +199,8 @@ fn each_client_gets_its_own_receipt_and_a_broken_or_idle_client_blocks_nobody() 
                 let s = UnixStream::connect(sock).unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
                 let mut c = Raw { r: BufReader::new(s.try_clone().unwrap()), s };
-                let id = 100 + i;
+                // ids 1..=8: all within the replay window of a fresh boot
+                let id = 1 + i;
                 c.send(&json!({"id": 7, "op": "apply", "plan": grant_plan(id), "origin": {"backend": "file"}}));
                 (id, c.recv())
             })

@@ -1,10 +1,10 @@
 //! verifier PD: the only way from the host to a capability.
 //!
 //! holds: the policy (policy.toml, compiled into policy-verifier), the
-//! confirmation key, and the only PPC channels to the capability PDs
-//! (process, memory, timer, firmware). talks to: link (PPC in, through the
-//! shared `link_verifier` region), the four capability PDs (PPC out). it
-//! maps no device and no pool memory.
+//! plan and confirmation keys, and the only PPC channels to the capability
+//! PDs (process, memory, timer, firmware). talks to: link (PPC in, through
+//! the shared `link_verifier` region), the four capability PDs (PPC out). it
+//! maps no pool memory; its one device is the PL031 clock, read-only.
 //!
 //! for each plan it reads the real state back from the capability PDs, runs
 //! policy-verifier's `verify` on it (the one model; there is no second copy
