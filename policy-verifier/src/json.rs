@@ -75,7 +75,8 @@ pub struct JsonPlan {
     /// plan format version; must be 1.
     #[schemars(range(min = 1, max = 1))]
     pub version: u64,
-    /// strictly greater than the last accepted request id.
+    /// above the last accepted request id, by at most the policy's
+    /// `replay_window` (16 by default).
     pub request_id: u64,
     /// a session named in the policy.
     #[schemars(length(min = 1, max = 32))]

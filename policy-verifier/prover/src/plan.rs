@@ -23,7 +23,7 @@
 //!
 //! | name | statement (with `J(P)`, nothing failed yet, the action present) |
 //! |---|---|
-//! | `plan/soundness/N` | the action passes ⇒ it breaks no `N`; for `plan.size`, `plan.replay`: no plan-level violation ⇒ 1..=16 actions, a fresh id |
+//! | `plan/soundness/N` | the action passes ⇒ it breaks no `N`; for `plan.size`, `plan.replay`: no plan-level violation ⇒ 1..=16 actions, a fresh id (last < id ≤ last + window) |
 //! | `plan/completeness` | it breaks nothing ⇒ it passes; and 1..=16 actions with a fresh id have no plan-level violation |
 //! | `plan/naming/N` | it fails ⇒ it is named `N` exactly when it breaks `N`; `plan.size`, `plan.replay` are named at plan level exactly when they break |
 //! | `plan/first_failure` | a failure is kept: once failed, index, names and state never change; the action's index is recorded when it is the first to fail |
