@@ -1015,13 +1015,32 @@ fn judge_counted(
         out.push(Success {
             kind: "unapproved",
             detail: format!(
-                "the state read back is not the effect of the plan's first {n} action(s)"
+                "the state read back is not the effect of the plan's first {n} action(s): {}",
+                state_diff(&m, &got)
             ),
         });
     }
     if verdict.approved {
         r.ran(plan.request_id, bytes);
     }
+}
+
+/// the fields where `got` differs from `want`, as `path: want -> got`.
+fn state_diff(want: &State, got: &State) -> String {
+    fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                for (k, v) in x {
+                    walk(&format!("{path}.{k}"), v, y.get(k).unwrap_or(&Value::Null), out);
+                }
+            }
+            _ if a != b => out.push(format!("{}: {a} -> {b}", path.trim_start_matches('.'))),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", &json::state_to_json(want), &json::state_to_json(got), &mut out);
+    out.join(", ")
 }
 
 /// one mode's totals.
