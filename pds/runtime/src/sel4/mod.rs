@@ -148,7 +148,13 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
 }
 
 /// the PD's main: entry from `_start` with the initial stack pointer.
-pub fn run<T: Handler>(
+///
+/// # Safety
+///
+/// call only from the entry [`protection_domain!`] emits, with the stack
+/// pointer `_start` found: the claim of the handler relies on it.
+#[doc(hidden)]
+pub unsafe fn run<T: Handler>(
     initial_sp: usize,
     cell: &'static HandlerCell<T>,
     init: fn() -> Result<T, T::Error>,
@@ -202,7 +208,8 @@ macro_rules! protection_domain {
 
         #[unsafe(no_mangle)]
         extern "C" fn __pd_entry(initial_sp: usize) -> ! {
-            $crate::sel4::run::<$ty>(initial_sp, &__PD_HANDLER, $init)
+            // safety: `_start` below is the only caller, with its own sp.
+            unsafe { $crate::sel4::run::<$ty>(initial_sp, &__PD_HANDLER, $init) }
         }
 
         core::arch::global_asm!(
