@@ -491,7 +491,7 @@ pub fn run_case(
     };
     let judged = match cfg.target {
         Target::Hosted => {
-            let sys: Handle = match HostedSystem::boot_with(cfg.system, BootOptions { unverified })
+            let sys: Handle = match HostedSystem::boot_with(cfg.system, BootOptions { unverified, ..BootOptions::default() })
             {
                 Ok(h) => h,
                 Err(e) => {

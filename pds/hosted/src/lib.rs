@@ -39,6 +39,9 @@ pub struct BootOptions {
     /// the red-team comparison mode: the verifier PD approves every plan
     /// unchecked (pd-verifier's hosted-only `unverified` feature).
     pub unverified: bool,
+    /// the policy the verifier PD enforces instead of the compiled-in
+    /// `DEFAULT_POLICY` (e.g. one with `[invariants]`, for tests).
+    pub policy: Option<&'static policy_verifier::Policy>,
 }
 
 /// the system description the PDs were built from: the repository's, or
@@ -291,12 +294,16 @@ fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootE
                     manifest::verifier::region::LINK_BUF,
                 )?))
             }),
-            "verifier.elf" => init_fn(|env| {
-                Ok(pd_verifier::Verifier::init(region(
-                    env,
-                    manifest::verifier::region::LINK_BUF,
-                )?))
-            }),
+            "verifier.elf" => {
+                let policy = opts.policy;
+                init_fn(move |env| {
+                    let shared = region(env, manifest::verifier::region::LINK_BUF)?;
+                    Ok(match policy {
+                        Some(p) => pd_verifier::Verifier::init_with_policy(shared, p),
+                        None => pd_verifier::Verifier::init(shared),
+                    })
+                })
+            }
             "timer.elf" => {
                 let clock = Mutex::new(Some(timer.clock()));
                 init_fn(move |_| {

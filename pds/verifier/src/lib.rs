@@ -29,7 +29,7 @@ use pd_interface::{firmware, frame::MAX_PAYLOAD, memory, process, timer, WorkerI
 use pd_runtime::{Channel, Handler, MessageInfo, Region, RegionError, RuntimeError, Unhandled};
 use policy_verifier::wire::MAX_PLAN_BYTES;
 use policy_verifier::{
-    verify, Action, InventoryQuery, Plan, State, Worker, WorkerState, DEFAULT_POLICY,
+    verify, Action, InventoryQuery, Plan, Policy, State, Worker, WorkerState, DEFAULT_POLICY,
 };
 
 // the comparison mode that executes unverified plans exists for the hosted
@@ -121,6 +121,9 @@ impl From<RuntimeError> for VerifierError {
 /// plans it ran.
 pub struct Verifier {
     shared: Region,
+    /// the policy plans are verified against: `DEFAULT_POLICY` (compiled in
+    /// from system/policy.toml, or `LLM_OS_POLICY` at build time) on seL4.
+    policy: &'static Policy,
     last_request_id: u64,
     last: Option<Cached>,
     executed: Executed,
@@ -333,10 +336,17 @@ fn violation(action: usize, name: &str) -> Violation {
 impl Verifier {
     /// the Microkit `init`.
     pub fn init(shared: Region) -> Self {
+        Self::init_with_policy(shared, &DEFAULT_POLICY)
+    }
+
+    /// a verifier for another policy than the compiled-in one (the hosted
+    /// system's `--policy`; the seL4 image compiles its policy in).
+    pub fn init_with_policy(shared: Region, policy: &'static Policy) -> Self {
         Self {
             shared,
+            policy,
             // the replay guard starts where the policy says, not at 0
-            last_request_id: DEFAULT_POLICY.initial.last_request_id,
+            last_request_id: policy.initial.last_request_id,
             last: None,
             executed: Executed::default(),
             #[cfg(feature = "unverified")]
@@ -357,7 +367,7 @@ impl Verifier {
 
     #[cfg(feature = "unverified")]
     fn judge(&self, state: &State, plan: &Plan) -> policy_verifier::Verdict {
-        let v = verify(&DEFAULT_POLICY, state, plan, &DEV_KEY);
+        let v = verify(self.policy, state, plan, &DEV_KEY);
         if !self.unverified {
             return v;
         }
@@ -371,7 +381,7 @@ impl Verifier {
 
     #[cfg(not(feature = "unverified"))]
     fn judge(&self, state: &State, plan: &Plan) -> policy_verifier::Verdict {
-        verify(&DEFAULT_POLICY, state, plan, &DEV_KEY)
+        verify(self.policy, state, plan, &DEV_KEY)
     }
 
     /// verify and, if approved, execute one plan.
@@ -405,8 +415,9 @@ impl Verifier {
             let _ = receipt.violations.push(violation(0, inv.name()));
         }
         if let Some((i, set)) = verdict.failed {
-            for inv in set.iter() {
-                let _ = receipt.violations.push(violation(i, inv.name()));
+            // built-in names, then the policy file's own invariants.
+            for name in policy_verifier::custom::names(self.policy, set) {
+                let _ = receipt.violations.push(violation(i, name));
             }
         }
         if verdict.approved {
