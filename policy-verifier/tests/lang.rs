@@ -2,6 +2,7 @@
 //! the bounds (no panic, no overflow, no deep recursion on any input), the
 //! interpreter against a direct computation, and a policy-file invariant
 //! enforced by `verify`.
+#![cfg(feature = "std")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod common;
