@@ -11,7 +11,6 @@ use crate::domain::Domain;
 use crate::expr::{BinOp, Expr, Field, Global, Node, Quant, Ty, Var, MAX_HEIGHT, MAX_VARS};
 use crate::invariant::InvariantSet;
 use crate::model::{Limits, Name, Policy};
-use crate::plan::N_WORKERS;
 use crate::definitions::{self, Definitional};
 use crate::rules::{Model, OpTerm, Rules, WorkerTerm};
 
@@ -272,6 +271,3 @@ pub fn names<'a>(policy: &'a Policy, set: InvariantSet) -> impl Iterator<Item = 
         .map(|i| -> &'a str { i.name() })
         .chain(set.customs().filter_map(move |k| policy.invariants.get(k).map(|c| c.name.as_str())))
 }
-
-/// the worker count an expression is parsed for.
-pub const WORKERS: usize = N_WORKERS;

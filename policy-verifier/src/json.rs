@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::custom::{self, CustomInvariant, CustomInvariants};
 use crate::invariant::{Invariant, InvariantSet};
 use crate::model::{Name, Policy, Session, State, Tier, WorkerState, MAX_SESSIONS};
-use crate::plan::{Action, ActionKind, JsonAction, Plan, Worker, MAX_ACTIONS, MAX_REASON, MAX_SESSION, PLAN_VERSION};
+use crate::plan::{Action, ActionKind, JsonAction, Plan, Worker, MAX_ACTIONS, MAX_REASON, MAX_SESSION, N_WORKERS, PLAN_VERSION};
 use crate::policy_file::{self, PolicyFile};
 use crate::verify::{self, Verdict};
 use crate::Limits;
@@ -310,7 +310,7 @@ pub fn parse_policy(text: &str) -> Result<Policy, InputError> {
             timer_max_us: l.timer_max_us,
             page_size: l.page_size,
         },
-        initial: State { workers: [w; 4], pool_pages: l.pool_pages, last_request_id: i.last_request_id },
+        initial: State { workers: [w; N_WORKERS], pool_pages: l.pool_pages, last_request_id: i.last_request_id },
         sessions,
         invariants: custom_invariants(&file)?,
     };

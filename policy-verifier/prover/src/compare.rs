@@ -16,7 +16,7 @@
 //! definition of rounding-up division: an answer is a claim about the real
 //! verifier, a witness one it replays.
 
-use policy_verifier::custom::{accepts_policy, eval_bool, holds_policy};
+use policy_verifier::custom::{accepts_policy, eval_bool};
 use policy_verifier::expr::Expr;
 use policy_verifier::plan::ActionKind;
 use policy_verifier::rules::{step, Model, OpTerm};
@@ -26,6 +26,7 @@ use z3::ast::{Bool, Int};
 use z3::{Params, SatResult, Solver};
 
 use crate::counterexample::{self, Counterexample, Replay};
+use crate::lang::{self, holds_policy};
 use crate::symbolic::{sym_action, sym_state, Z3};
 use crate::Verifier;
 
@@ -220,7 +221,7 @@ pub fn query(policy: &Policy, expr: &Expr, op: Option<ActionKind>, key: &[u8], t
         solver.assert(&a.domain);
         solver.assert(holds_policy(d, policy, m));
         solver.assert(accepts_policy(d, &Verifier, policy, m, &a.op));
-        solver.assert(eval_bool(d, &policy.limits, &step(d, m, &a.op), expr));
+        solver.assert(lang::holds(&policy.limits, &step(d, m, &a.op), expr));
         solver.assert(d.abstraction());
         solver.assert(d.definitions());
         match solver.check() {

@@ -35,17 +35,18 @@
 
 use std::time::Instant;
 
-use policy_verifier::custom::{accepts_policy, eval_bool, holds_policy, CustomInvariant, CustomInvariants};
+use policy_verifier::custom::{accepts_policy, CustomInvariant, CustomInvariants};
 use policy_verifier::definitions::{holds, pre_holds};
 use policy_verifier::domain::Concrete;
 use policy_verifier::model::Name;
 use policy_verifier::plan::ActionKind;
 use policy_verifier::rules::{step, Model};
 use policy_verifier::{Action, Invariant, Policy};
-use z3::ast::Bool;
+use z3::ast::{Ast, Bool};
 use z3::{Params, SatResult, Solver};
 
 use crate::counterexample::{self, Counterexample, Witness};
+use crate::lang::{self, holds_policy};
 use crate::differential::{self, DomainOp};
 use crate::plan::{self, PlanGoal};
 use crate::rules::Rules;
@@ -402,16 +403,16 @@ impl<'a> Prover<'a> {
                 (Bool::from_bool(true), check.eq(pre_holds(d, m, &after, &a.op, inv)))
             }
             (Kind::Soundness, Some(inv), _) => (accepts(), holds(d, lim, &after, inv)),
-            (Kind::Soundness, None, Some(c)) => (accepts(), eval_bool(d, lim, &after, &c.expr)),
+            (Kind::Soundness, None, Some(c)) => (accepts(), lang::holds(lim, &after, &c.expr)),
             // a claim is not in `Inv`: it is assumed of the state before.
             (Kind::Claim, None, Some(c)) => {
-                (Bool::and(&[accepts(), eval_bool(d, lim, m, &c.expr)]), eval_bool(d, lim, &after, &c.expr))
+                (Bool::and(&[accepts(), lang::holds(lim, m, &c.expr)]), lang::holds(lim, &after, &c.expr))
             }
             (Kind::Completeness, Some(inv), _) => {
                 (Bool::and(&[pre(), holds(d, lim, &after, inv)]), self.rules.check(d, lim, m, &a.op, inv))
             }
             (Kind::Completeness, None, Some(c)) => (
-                Bool::and(&[pre(), eval_bool(d, lim, &after, &c.expr)]),
+                Bool::and(&[pre(), lang::holds(lim, &after, &c.expr)]),
                 self.rules.check_custom(d, lim, m, &a.op, c),
             ),
             (Kind::Completeness, None, None) => (Bool::and(&[pre(), holds_policy(d, policy, &after)]), accepts()),
@@ -477,7 +478,11 @@ impl<'a> Prover<'a> {
         let m0 = Model::from_state(&Concrete, &p.initial);
         let ok = match (spec.invariant, self.custom(spec)) {
             (Some(inv), _) => holds(&Concrete, &p.limits, &m0, inv),
-            (None, Some(c)) => eval_bool(&Concrete, &p.limits, &m0, &c.expr),
+            // the definition's translation, on the literal state.
+            (None, Some(c)) => {
+                let z: Model<Z3> = Model::from_state(&Z3::new(), &p.initial);
+                lang::holds(&p.limits, &z, &c.expr).simplify().as_bool() == Some(true)
+            }
             (None, None) => false,
         };
         ob.result = if ok { Outcome::Proved } else { Outcome::Failed };

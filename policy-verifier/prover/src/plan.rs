@@ -31,7 +31,7 @@
 //! | `plan/invariant` | `J` holds at the start and is kept by every action |
 //! | `plan/confirmation` | the token is asked for exactly when some present action stops or restarts a worker |
 
-use policy_verifier::custom::{eval_bool, holds_policy, MAX_CUSTOM};
+use policy_verifier::custom::MAX_CUSTOM;
 use policy_verifier::definitions::{self, holds, pre_holds, tier_ok, PLAN_ACTIONS_MAX};
 use policy_verifier::plan::{ActionKind, Plan, MAX_ACTIONS, N_WORKERS, PLAN_VERSION};
 use policy_verifier::rules::{self, Model};
@@ -41,6 +41,7 @@ use z3::ast::{Bool, Int};
 use z3::SatResult;
 
 use crate::counterexample::{self, Counterexample};
+use crate::lang::{self, holds_policy};
 use crate::obligation::{blank, solve, Obligation, Outcome, Prover, Spec};
 use crate::symbolic::{in_u64, sym_state, SymSlot, Z3};
 
@@ -196,7 +197,7 @@ fn step_setup(p: &Prover<'_>) -> Step {
         b.add_if(&d, inv, &holds(&d, lim, &after, inv).not());
     }
     for (k, c) in p.policy.invariants.enforced() {
-        b.add_custom_if(&d, k, &eval_bool(&d, lim, &after, &c.expr).not());
+        b.add_custom_if(&d, k, &lang::holds(lim, &after, &c.expr).not());
     }
     let bad = Names::ite(&d, &slot.present, &b, &Names::none(&d));
     let after = rules::ite_model(&d, &slot.present, &after, mm);

@@ -88,6 +88,16 @@ impl<D: Domain> Rules<D> for RefusesStops {
     }
 }
 
+/// the PD's rules evaluating another text than the policy's: what an
+/// interpreter that misreads an operator would do.
+struct Misreads(policy_verifier::expr::Expr);
+
+impl<D: Domain> Rules<D> for Misreads {
+    fn check_custom(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>, _: &CustomInvariant) -> D::Bool {
+        policy_verifier::custom::eval_bool(d, lim, &policy_verifier::rules::step(d, m, a), &self.0)
+    }
+}
+
 fn custom_failures(p: &Policy, rules: &dyn Rules<Z3>) -> Vec<String> {
     let _turn = Z3_TURN.lock().unwrap_or_else(|e| e.into_inner());
     let prover = Prover::new(p, rules, &KEY).timeout_ms(120_000);
@@ -101,7 +111,7 @@ fn custom_failures(p: &Policy, rules: &dyn Rules<Z3>) -> Vec<String> {
 }
 
 #[test]
-fn a_verifier_that_drops_or_overdoes_the_file_check_fails_its_proofs() {
+fn a_verifier_that_drops_overdoes_or_misreads_the_file_check_fails_its_proofs() {
     let p = json::parse_policy(MAX_STOPPED).expect("example policy");
     // dropped: stopping a third worker is approved, in one step and in a
     // plan, the loop no longer keeps its invariant and a rejected third stop
@@ -125,6 +135,20 @@ fn a_verifier_that_drops_or_overdoes_the_file_check_fails_its_proofs() {
         "plan/naming/proc.max_stopped",
     ];
     assert_eq!(f, refused, "{f:?}");
+    // the obligations state the invariant through a translation of their
+    // own (`policy_prover::lang`), not through the interpreter: reading
+    // `<=` as `<` is incomplete wherever two workers are stopped, and
+    // reading 2 as 3 lets the third stop through.
+    let strict = Misreads(expr::parse("count(w, !w.running) < 2", N_WORKERS).unwrap());
+    let f = custom_failures(&p, &strict);
+    assert!(f.iter().any(|n| n == "completeness/memory.grant/proc.max_stopped"), "{f:?}");
+    assert!(f.iter().all(|n| n.starts_with("completeness/") || n.starts_with("plan/")), "{f:?}");
+    assert!(!f.iter().any(|n| n.starts_with("plan/soundness")), "{f:?}");
+    let loose = Misreads(expr::parse("count(w, !w.running) <= 3", N_WORKERS).unwrap());
+    let f = custom_failures(&p, &loose);
+    assert!(f.iter().any(|n| n == "soundness/process.stop/proc.max_stopped"), "{f:?}");
+    assert!(f.iter().any(|n| n == "plan/soundness/proc.max_stopped"), "{f:?}");
+    assert!(!f.iter().any(|n| n.starts_with("completeness/")), "{f:?}");
 }
 
 #[test]
@@ -218,4 +242,32 @@ fn query_answers_with_a_witness_or_no() {
     let e = expr::parse("count(w, !w.running) >= 3", N_WORKERS).expect("parses");
     assert_eq!(query(&strict, &e, None, &KEY, 10_000).possible, Some(false));
     assert_eq!(query(&p, &e, None, &KEY, 10_000).possible, Some(true));
+}
+
+#[test]
+fn the_interpreter_and_the_definitions_translation_agree_on_every_form() {
+    use policy_prover::symbolic::sym_state;
+    use z3::{SatResult, Solver};
+    let p = DEFAULT_POLICY;
+    // every operator, quantifier, field and global at least once.
+    let texts = [
+        "count(w, !w.running) <= 2",
+        "all(w, w.pages <= quota_pages) && any(w, w.running)",
+        "sum(w, w.pages) + 3 * workers - pool_pages < 7 || worker1.priority > priority_ceiling",
+        "all(w, w.timer => w.timer_period_us >= timer_min_us && w.timer_period_us <= timer_max_us)",
+        "all(v, all(w, v.budget_us * 1000 != w.period_us - budget_min_us)) => period_max_us == cpu_util_permille",
+        "count(w, any(v, v.pages > w.pages)) >= 1 || sum(w, w.timer_period_us) == page_size",
+        "not (worker3.timer and worker0.budget_us > worker0.period_us) or false or true",
+    ];
+    for t in texts {
+        let e = expr::parse(t, N_WORKERS).unwrap();
+        let d = Z3::new();
+        let s = sym_state("s.", p.initial.pool_pages);
+        let checked = policy_verifier::custom::eval_bool(&d, &p.limits, &s.model, &e);
+        let defined = policy_prover::lang::holds(&p.limits, &s.model, &e);
+        let solver = Solver::new();
+        solver.assert(&s.domain);
+        solver.assert(checked.eq(&defined).not());
+        assert_eq!(solver.check(), SatResult::Unsat, "`{t}`: {:?}", solver.get_model());
+    }
 }
