@@ -111,7 +111,14 @@ fn the_doc_states_what_the_commands_answer() {
     let v = json_of(&out);
     assert_eq!(v["failed"], 0, "{v}");
     let names: Vec<&str> = v["obligations"].as_array().into_iter().flatten().filter_map(|o| o["name"].as_str()).collect();
-    for n in ["consistency/proc.max_stopped", "soundness/process.stop/proc.max_stopped", "vacuity/process.stop"] {
+    for n in [
+        "consistency/proc.max_stopped",
+        "soundness/process.stop/proc.max_stopped",
+        "completeness/process.stop/proc.max_stopped",
+        "plan/soundness/proc.max_stopped",
+        "plan/naming/proc.max_stopped",
+        "vacuity/process.stop",
+    ] {
         assert!(names.contains(&n), "{n}");
     }
     assert!(v["total_ms"].as_f64().is_some_and(|t| t < 60_000.0), "{}", v["total_ms"]);
