@@ -304,8 +304,9 @@ pub trait Rules<D: Domain> {
     }
 
     /// the check of a policy-file invariant before `a`: the invariant holds
-    /// on the state `a` produces (its check is its definition, read after
-    /// the step).
+    /// on the state `a` produces, by the interpreter (`crate::custom`).
+    /// `verify::advance` calls it for every enforced one; the proofs state
+    /// the invariant through a translation of their own.
     fn check_custom(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>, c: &CustomInvariant) -> D::Bool {
         crate::custom::eval_bool(d, lim, &self.step(d, m, a), &c.expr)
     }
