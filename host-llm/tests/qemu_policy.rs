@@ -102,7 +102,9 @@ fn qemu_verifier_enforces_a_policy_file_invariant() {
     let running = |st: &Value| -> usize {
         st["state"]["workers"].as_object().map_or(0, |w| w.values().filter(|w| w["running"] == true).count())
     };
-    assert_eq!(running(&st), 4, "nothing was stopped: {out}");
+    let workers = st["state"]["workers"].as_object().map_or(0, |w| w.len());
+    assert!(workers >= 4, "the test stops worker0..worker3: {out}");
+    assert_eq!(running(&st), workers, "nothing was stopped: {out}");
 
     // two stops keep the invariant and run.
     let two = plan_file(&run_dir, "two.json", &stops(2, &["worker0", "worker1"]));
@@ -115,7 +117,7 @@ fn qemu_verifier_enforces_a_policy_file_invariant() {
     assert_eq!(code, 1, "{out}");
     assert_eq!(r["violations"][0]["invariant"], "proc.max_stopped", "{out}");
     let (_, st, out) = sh.cmd(&["status"]);
-    assert_eq!(running(&st), 2, "{out}");
+    assert_eq!(running(&st), workers - 2, "{out}");
     let (code, _, out) = sh.cmd(&["boot", "--stop"]);
     assert_eq!(code, 0, "{out}");
     let _ = std::fs::remove_dir_all(&run_dir);
