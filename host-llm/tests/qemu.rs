@@ -233,6 +233,23 @@ fn qemu_end_to_end() {
     let (_, st, _) = sh.cmd(&["status"]);
     assert_eq!(st["state"], before, "a rejected plan changed the state");
 
+    // a confirmed restart: the worker starts again from its entry on a fresh
+    // stack and keeps running (no fault loop that leaves it stopped)
+    let restarts0 = st["observed"]["workers"]["worker0"]["restarts"].as_u64().expect("restarts");
+    let restart = plan_file(&run_dir, "restart.json", &json!({"version":1,"request_id":9,"session":"admin",
+        "reason":"restart","actions":[{"op":"process.restart","pd":"worker0"}]}));
+    let (code, r, out) = sh.cmd(&["apply", "--system", "qemu", "--yes", "--json", "--plan", restart.to_str().unwrap()]);
+    assert_eq!((code, r["executed"].as_u64()), (0, Some(1)), "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, st, _) = sh.cmd(&["status"]);
+    let w0 = &st["observed"]["workers"]["worker0"];
+    assert_eq!(
+        (st["state"]["workers"]["worker0"]["running"].as_bool(), w0["faults"].as_u64(), w0["restarts"].as_u64()),
+        (Some(true), Some(0), Some(restarts0 + 1)),
+        "the restarted worker0 faulted or stopped: {w0}"
+    );
+    println!("restart on seL4: worker0 running, 0 faults, restarts {restarts0} -> {}", restarts0 + 1);
+
     // an intent planned by an llm (a scripted openai-compatible server on
     // loopback) runs on seL4: the planner sees qemu's state, the effect is
     // read back from the PDs
@@ -260,7 +277,7 @@ fn qemu_end_to_end() {
     let (code, v, out) = sh.cmd(&["audit", "--verify", "--json"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!((v["live"]["system"].as_str(), v["live"]["match"].as_bool()), (Some("qemu"), Some(true)), "{out}");
-    assert_eq!(v["live"]["plans_executed"], 2, "{out}");
+    assert_eq!(v["live"]["plans_executed"], 3, "{out}"); // design example, restart, llm plan
 
     // a worker fault is handled: worker3 ticks, then its code is zeroed
     let tick = plan_file(&run_dir, "tick.json", &json!({"version":1,"request_id":200,"session":"ops","reason":"tick",

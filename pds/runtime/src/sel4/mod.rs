@@ -16,7 +16,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::base::{
     self, Channel, Child, MessageInfo, Outcome, RuntimeError, SchedContext, MSG_MAX_WORDS,
@@ -99,38 +99,35 @@ fn set_cap(i: usize, cptr: u64) {
     }
 }
 
-/// storage for a PD's handler (so large handlers do not live on the stack),
-/// claimed once: the first [`run`] on it takes it, any later one crashes, so
-/// no second `&mut` to the handler can exist even if `init` calls `run`.
-pub struct HandlerCell<T> {
-    value: UnsafeCell<MaybeUninit<T>>,
-    taken: AtomicBool,
-}
+/// storage for a PD's handler (so large handlers do not live on the stack).
+///
+/// claimed by [`run`] at the entry only, with sp at the stack top: at boot,
+/// or after the parent rewrote pc and sp (a fault restart or
+/// `process.restart`). the thread that held an earlier `&mut` is gone with
+/// its stack, so the new handler replaces the old one; a `run` from deeper in
+/// the stack (from `init`, say) crashes instead of aliasing it.
+pub struct HandlerCell<T>(UnsafeCell<MaybeUninit<T>>);
 
 // safety: a Microkit PD has exactly one thread, and the cell's content is
-// reached only through the one `&mut` that the `taken` claim hands out.
+// reached only through the one `&mut` that a claim at the entry hands out.
 unsafe impl<T> Sync for HandlerCell<T> {}
 
 impl<T> HandlerCell<T> {
     /// empty storage.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        Self {
-            value: UnsafeCell::new(MaybeUninit::uninit()),
-            taken: AtomicBool::new(false),
-        }
+        Self(UnsafeCell::new(MaybeUninit::uninit()))
     }
 
-    /// store `h` and hand out the only reference to it; `None` if the cell
-    /// was claimed before.
-    #[allow(clippy::mut_from_ref, reason = "the `taken` claim makes the one &mut unique")]
-    fn claim(&'static self, h: T) -> Option<&'static mut T> {
-        if self.taken.swap(true, Ordering::AcqRel) {
-            return None;
-        }
-        // safety: `taken` was false, so this is the first and only claim:
-        // nothing else refers to the cell's content, now or later.
-        Some(unsafe { (*self.value.get()).write(h) })
+    /// store `h` and hand out the only reference to it. only [`run`] calls
+    /// this, after checking that it runs on a fresh stack.
+    #[allow(clippy::mut_from_ref, reason = "a claim happens only on a fresh stack: the one &mut is unique")]
+    fn claim(&'static self, h: T) -> &'static mut T {
+        // safety: `run` checked that sp was the stack top at the entry, so no
+        // frame of an earlier execution (which might hold a claim) is live:
+        // boot, or a restart that discarded that execution. the old value is
+        // overwritten, not dropped: handlers own no heap.
+        unsafe { (*self.0.get()).write(h) }
     }
 }
 
@@ -151,15 +148,28 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
 }
 
 /// the PD's main: entry from `_start` with the initial stack pointer.
-pub fn run<T: Handler>(
+///
+/// # Safety
+///
+/// call only from the entry [`protection_domain!`] emits, with the stack
+/// pointer `_start` found: the claim of the handler relies on it.
+#[doc(hidden)]
+pub unsafe fn run<T: Handler>(
     initial_sp: usize,
     cell: &'static HandlerCell<T>,
     init: fn() -> Result<T, T::Error>,
 ) -> ! {
-    IPC_BUFFER.store(initial_sp + PAGE_SIZE, Ordering::Relaxed);
+    let ipc = initial_sp.wrapping_add(PAGE_SIZE);
+    // a second entry is a restart only if it starts at the stack top, as the
+    // tool and the parent's restart place it; a `run` from deeper in the
+    // stack (from `init`, say) must not alias the handler
+    let before = IPC_BUFFER.load(Ordering::Acquire);
+    if before != 0 && before != ipc {
+        crash(3)
+    }
+    IPC_BUFFER.store(ipc, Ordering::Release);
     let Ok(h) = init() else { crash(1) };
-    // a second `run` (from `init`, say) must not alias the handler
-    let Some(handler) = cell.claim(h) else { crash(3) };
+    let handler = cell.claim(h);
     // libmicrokit acks every IRQ once after start (seL4 issue 1536)
     let irqs = microkit_irqs.get();
     for ch in 0..base::MAX_CHANNELS {
@@ -198,7 +208,8 @@ macro_rules! protection_domain {
 
         #[unsafe(no_mangle)]
         extern "C" fn __pd_entry(initial_sp: usize) -> ! {
-            $crate::sel4::run::<$ty>(initial_sp, &__PD_HANDLER, $init)
+            // safety: `_start` below is the only caller, with its own sp.
+            unsafe { $crate::sel4::run::<$ty>(initial_sp, &__PD_HANDLER, $init) }
         }
 
         core::arch::global_asm!(
@@ -274,13 +285,20 @@ pub(crate) fn pp_call(ch: Channel, info: MessageInfo) -> Result<MessageInfo, Run
 }
 
 pub(crate) fn child_restart(child: Child, entry: usize) -> Result<(), RuntimeError> {
-    // seL4_TCB_WriteRegisters(tcb, resume = true, arch_flags = 0, count = 1, {pc})
+    // the child starts on a fresh stack: the tool gives every PD of the image
+    // the same `pd_stack_top`, which is ours (the IPC buffer's page minus one).
+    // with the old sp the child would start wherever it stopped, deeper each
+    // restart, and derive a wrong IPC buffer from it.
+    let stack_top = IPC_BUFFER.load(Ordering::Relaxed).wrapping_sub(PAGE_SIZE);
+    // seL4_TCB_WriteRegisters(tcb, resume = true, arch_flags = 0, count = 2,
+    // {pc, sp}): seL4_UserContext on aarch64 begins pc, sp
     set_mr(0, 1);
-    set_mr(1, 1);
+    set_mr(1, 2);
     set_mr(2, entry as u64);
+    set_mr(3, stack_top as u64);
     check(sys_call(
         BASE_TCB_CAP + child.index() as u64,
-        MessageInfo::new(TCB_WRITE_REGISTERS, 3),
+        MessageInfo::new(TCB_WRITE_REGISTERS, 4),
     ))
 }
 
