@@ -6,6 +6,14 @@
 #[allow(dead_code)]
 mod policy_file;
 
+#[path = "src/expr.rs"]
+#[allow(dead_code)]
+mod expr;
+
+#[path = "src/invariant.rs"]
+#[allow(dead_code)]
+mod invariant;
+
 use std::{env, fs, path::PathBuf};
 
 fn main() {
@@ -39,6 +47,17 @@ fn main() {
     for _ in file.sessions.len()..policy_file::MAX_SESSIONS {
         sessions.push_str("    None,\n");
     }
+    let mut invariants = String::new();
+    let parsed = policy_file::parse_invariants(&file).unwrap_or_else(|e| panic!("policy file {}: {e}", path.display()));
+    for (name, e, enforced) in &parsed {
+        invariants.push_str(&format!(
+            "    Some(CustomInvariant {{ name: Name::from_str_const({name:?}), enforced: {enforced}, expr: {} }}),\n",
+            expr_literal(e)
+        ));
+    }
+    for _ in parsed.len()..policy_file::MAX_INVARIANTS {
+        invariants.push_str("    None,\n");
+    }
     let out = format!(
         "/// the default policy, generated from `system/policy.toml`.\n\
          pub const DEFAULT_POLICY: Policy = Policy {{\n\
@@ -46,7 +65,8 @@ fn main() {
          budget_min_us: {}, period_max_us: {}, timer_min_us: {}, timer_max_us: {}, page_size: {}, replay_window: {} }},\n\
          initial: State {{ workers: [WorkerState {{ running: {}, priority: {}, budget_us: {}, period_us: {}, \
          pages: {}, timer_period_us: None }}; N_WORKERS], pool_pages: {}, last_request_id: {} }},\n\
-         sessions: [\n{sessions}],\n}};\n",
+         sessions: [\n{sessions}],\n\
+         invariants: CustomInvariants {{ items: [\n{invariants}] }},\n}};\n",
         l.quota_pages,
         l.priority_ceiling,
         l.cpu_util_permille,
@@ -66,4 +86,23 @@ fn main() {
     );
     let dest = PathBuf::from(env::var("OUT_DIR").unwrap_or_default()).join("default_policy.rs");
     fs::write(&dest, out).unwrap_or_else(|e| panic!("write {}: {e}", dest.display()));
+}
+
+/// the rust literal of a parsed expression (`Expr::from_nodes`).
+fn expr_literal(e: &expr::Expr) -> String {
+    use expr::{Node, Var};
+    let node = |n: &Node| match *n {
+        Node::Num(v) => format!("Node::Num({v})"),
+        Node::Lit(b) => format!("Node::Lit({b})"),
+        Node::Global(g) => format!("Node::Global(Global::{g:?})"),
+        Node::Field(Var::Bound(l), f) => format!("Node::Field(Var::Bound({l}), Field::{f:?})"),
+        Node::Field(Var::Worker(w), f) => format!("Node::Field(Var::Worker({w}), Field::{f:?})"),
+        Node::Not(a) => format!("Node::Not({a})"),
+        Node::Bin(op, a, b) => format!("Node::Bin(BinOp::{op:?}, {a}, {b})"),
+        Node::Quant(q, l, b) => format!("Node::Quant(Quant::{q:?}, {l}, {b})"),
+    };
+    let mut nodes: Vec<String> = e.nodes().iter().map(node).collect();
+    let len = nodes.len();
+    nodes.resize(expr::MAX_NODES, "Node::Lit(false)".to_string());
+    format!("Expr::from_nodes([{}], {len})", nodes.join(", "))
 }

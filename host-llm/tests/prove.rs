@@ -37,9 +37,11 @@ fn check_all_proved(out: &Output, v: &Value) {
             assert!(!o[field].is_null(), "{field} in {o}");
         }
         let kind = o["kind"].as_str().unwrap_or("");
-        assert!(["soundness", "completeness", "precondition", "vacuity", "plan", "domain"].contains(&kind), "{o}");
-        // step obligations name their op; plan and domain ones have none.
-        assert_eq!(o["action"].is_null(), ["plan", "domain"].contains(&kind), "{o}");
+        let kinds = ["soundness", "completeness", "precondition", "vacuity", "plan", "domain", "consistency", "claim"];
+        assert!(kinds.contains(&kind), "{o}");
+        // step obligations name their op; plan, domain and consistency ones
+        // (about the initial state) have none.
+        assert_eq!(o["action"].is_null(), ["plan", "domain", "consistency"].contains(&kind), "{o}");
         // well inside the timeout: at most half of it in the slowest query.
         let (margin, timeout) = (o["margin_ms"].as_f64().unwrap_or(0.0), o["timeout_ms"].as_f64().unwrap_or(0.0));
         assert!(margin > timeout / 2.0, "{o}");

@@ -107,42 +107,69 @@ impl core::fmt::Display for Invariant {
     }
 }
 
-/// a set of invariants, as a bit mask (no heap).
+/// a set of invariants, as bit masks (no heap): the built-in names, and
+/// the slots of the policy's custom invariants (`crate::custom`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct InvariantSet(u16);
+pub struct InvariantSet {
+    builtin: u16,
+    custom: u16,
+}
 
 impl InvariantSet {
     /// no invariant.
-    pub const EMPTY: InvariantSet = InvariantSet(0);
+    pub const EMPTY: InvariantSet = InvariantSet { builtin: 0, custom: 0 };
 
     /// adds one.
     pub fn insert(&mut self, i: Invariant) {
-        self.0 |= 1u16 << (i as u8);
+        self.builtin |= 1u16 << (i as u8);
     }
 
     /// whether it holds `i`.
     pub fn contains(self, i: Invariant) -> bool {
-        self.0 & (1u16 << (i as u8)) != 0
+        self.builtin & (1u16 << (i as u8)) != 0
+    }
+
+    /// adds custom invariant slot `k` (slots beyond 15 are dropped; a policy
+    /// holds at most `custom::MAX_CUSTOM`).
+    pub fn insert_custom(&mut self, k: usize) {
+        if let Some(bit) = u32::try_from(k).ok().and_then(|k| 1u16.checked_shl(k)) {
+            self.custom |= bit;
+        }
+    }
+
+    /// whether it holds custom slot `k`.
+    pub fn contains_custom(self, k: usize) -> bool {
+        u32::try_from(k).ok().and_then(|k| 1u16.checked_shl(k)).is_some_and(|bit| self.custom & bit != 0)
+    }
+
+    /// the custom slots it holds, in order.
+    pub fn customs(self) -> impl Iterator<Item = usize> {
+        (0..16usize).filter(move |k| self.contains_custom(*k))
     }
 
     /// true when empty.
     pub fn is_empty(self) -> bool {
-        self.0 == 0
+        self.builtin == 0 && self.custom == 0
     }
 
     /// the union.
     pub fn union(self, other: InvariantSet) -> InvariantSet {
-        InvariantSet(self.0 | other.0)
+        InvariantSet { builtin: self.builtin | other.builtin, custom: self.custom | other.custom }
     }
 
-    /// members in report order.
+    /// built-in members in report order (custom ones: [`InvariantSet::customs`]).
     pub fn iter(self) -> impl Iterator<Item = Invariant> {
         Invariant::ALL.iter().copied().filter(move |i| self.contains(*i))
     }
 
-    /// the raw mask (wire form).
+    /// the raw mask of built-in names (wire form).
     pub const fn bits(self) -> u16 {
-        self.0
+        self.builtin
+    }
+
+    /// the raw mask of custom slots.
+    pub const fn custom_bits(self) -> u16 {
+        self.custom
     }
 
     /// from the raw mask; unknown bits are dropped.

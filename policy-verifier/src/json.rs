@@ -11,9 +11,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::custom::{self, CustomInvariant, CustomInvariants};
 use crate::invariant::{Invariant, InvariantSet};
 use crate::model::{Name, Policy, Session, State, Tier, WorkerState, MAX_SESSIONS};
-use crate::plan::{Action, ActionKind, JsonAction, Plan, Worker, MAX_ACTIONS, MAX_REASON, MAX_SESSION, PLAN_VERSION};
+use crate::plan::{Action, ActionKind, JsonAction, Plan, Worker, MAX_ACTIONS, MAX_REASON, MAX_SESSION, N_WORKERS, PLAN_VERSION};
 use crate::policy_file::{self, PolicyFile};
 use crate::verify::{self, Verdict};
 use crate::Limits;
@@ -244,7 +245,7 @@ pub fn parse_state(text: &[u8], policy: &Policy) -> Result<State, InputError> {
     }
     let bad = verify::state_violations(policy, &s);
     if !bad.is_empty() {
-        let names: Vec<&str> = bad.iter().map(Invariant::name).collect();
+        let names: Vec<&str> = custom::names(policy, bad).collect();
         return Err(InputError::new(
             "state.invariant",
             format!("state breaks {}: no reachable state does", names.join(", ")),
@@ -311,15 +312,26 @@ pub fn parse_policy(text: &str) -> Result<Policy, InputError> {
             page_size: l.page_size,
             replay_window: l.replay_window,
         },
-        initial: State { workers: [w; 4], pool_pages: l.pool_pages, last_request_id: i.last_request_id },
+        initial: State { workers: [w; N_WORKERS], pool_pages: l.pool_pages, last_request_id: i.last_request_id },
         sessions,
+        invariants: custom_invariants(&file)?,
     };
     let bad = verify::state_violations(&policy, &policy.initial);
     if !bad.is_empty() {
-        let names: Vec<&str> = bad.iter().map(Invariant::name).collect();
+        let names: Vec<&str> = custom::names(&policy, bad).collect();
         return Err(InputError::new("policy.invalid", format!("the initial state breaks {}", names.join(", "))));
     }
     Ok(policy)
+}
+
+/// the `[invariants]` table of a policy file, parsed.
+fn custom_invariants(file: &PolicyFile) -> Result<CustomInvariants, InputError> {
+    let parsed = policy_file::parse_invariants(file).map_err(|m| InputError::new("policy.invalid", m))?;
+    let mut out = CustomInvariants::NONE;
+    for (slot, (name, expr, enforced)) in out.items.iter_mut().zip(parsed) {
+        *slot = Some(CustomInvariant { name: Name::from_str_const(&name), expr, enforced });
+    }
+    Ok(out)
 }
 
 /// utilisation of the running workers of `s`, per mille.
@@ -411,8 +423,18 @@ pub fn violations_json(policy: &Policy, before: &State, plan: &Plan, v: &Verdict
     push(0, v.plan_violations, before, plan.actions.first());
     if let Some((i, set)) = v.failed {
         push(i, set, &v.state, plan.actions.get(i));
+        for k in set.customs() {
+            if let Some(c) = policy.invariants.get(k) {
+                out.push(json!({"action": i, "invariant": c.name.as_str(), "detail": describe_custom(c)}));
+            }
+        }
     }
     out
+}
+
+/// why a custom invariant fails: its definition.
+fn describe_custom(c: &CustomInvariant) -> String {
+    format!("the state after this action breaks `{}`", c.expr)
 }
 
 /// the verdict of `llmsh check`: `{"approved":…,"violations":[…]}` and, when

@@ -7,6 +7,8 @@
 //! - [`rules`]: the checks and step function, written once over a
 //!   [`domain::Domain`] so the prover reads the same code the PD runs.
 //! - [`definitions`]: what each named rule means, apart from its check.
+//! - [`expr`], [`custom`]: state invariants written as data in the policy
+//!   file, one interpreter over the same `Domain`.
 //! - [`verify`]: whole plans, all or nothing.
 //! - [`wire`], [`confirm`], [`auth`]: postcard framing, HMAC confirmation
 //!   tokens, plan MACs and per-boot keys.
@@ -17,7 +19,9 @@
 pub mod auth;
 pub mod confirm;
 pub mod definitions;
+pub mod custom;
 pub mod domain;
+pub mod expr;
 pub mod invariant;
 pub mod model;
 pub mod plan;

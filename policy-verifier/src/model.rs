@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+#[allow(unused_imports, reason = "the generated policy names them when it has invariants")]
+use crate::custom::{CustomInvariant, CustomInvariants};
+#[allow(unused_imports, reason = "the generated policy names them when it has invariants")]
+use crate::expr::{BinOp, Expr, Field, Global, Node, Quant, Var, MAX_NODES};
 use crate::plan::{Worker, N_WORKERS};
 
 /// a worker as the verifier models it.
@@ -169,6 +173,8 @@ pub struct Policy {
     pub initial: State,
     /// up to 8 sessions.
     pub sessions: [Option<Session>; MAX_SESSIONS],
+    /// the state invariants of the policy file's `[invariants]` table.
+    pub invariants: CustomInvariants,
 }
 
 impl Policy {

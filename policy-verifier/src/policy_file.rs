@@ -17,6 +17,89 @@ pub struct PolicyFile {
     pub initial: InitialFile,
     /// session name -> tier and token budget.
     pub sessions: std::collections::BTreeMap<String, SessionFile>,
+    /// `[invariants]`: name -> an expression of the invariant language
+    /// (`crate::expr`), enforced by the verifier, or a table
+    /// `{ expr = "...", enforce = false }` for a claim the proofs test.
+    #[serde(default)]
+    pub invariants: std::collections::BTreeMap<String, InvariantFile>,
+}
+
+/// one entry of `[invariants]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum InvariantFile {
+    /// `"name" = "expression"`: enforced.
+    Text(String),
+    /// `"name" = { expr = "expression", enforce = false }`.
+    Table(InvariantTable),
+}
+
+/// the table form of an invariant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvariantTable {
+    /// the expression.
+    pub expr: String,
+    /// checked by the verifier (default) or only proved.
+    #[serde(default = "yes")]
+    pub enforce: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl InvariantFile {
+    /// the expression text.
+    pub fn expr(&self) -> &str {
+        match self {
+            InvariantFile::Text(t) => t,
+            InvariantFile::Table(t) => &t.expr,
+        }
+    }
+
+    /// whether the verifier checks it.
+    pub fn enforced(&self) -> bool {
+        match self {
+            InvariantFile::Text(_) => true,
+            InvariantFile::Table(t) => t.enforce,
+        }
+    }
+}
+
+/// most invariants a policy file may define (`custom::MAX_CUSTOM`).
+pub const MAX_INVARIANTS: usize = 8;
+
+/// whether `name` is a well-formed invariant name: dot-separated parts of
+/// lowercase letters, digits and `_`, 1..=32 bytes.
+pub fn valid_invariant_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SESSION_NAME
+        && name.split('.').all(|part| {
+            !part.is_empty() && part.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        })
+}
+
+/// parses every invariant of `file` for `workers` workers, in name order.
+pub fn parse_invariants(file: &PolicyFile) -> Result<Vec<(String, crate::expr::Expr, bool)>, String> {
+    if file.invariants.len() > MAX_INVARIANTS {
+        return Err(format!("at most {MAX_INVARIANTS} invariants in `[invariants]`"));
+    }
+    let workers = usize::try_from(file.limits.workers).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    for (name, inv) in &file.invariants {
+        if !valid_invariant_name(name) {
+            return Err(format!(
+                "invariant name `{name}` must be 1..={MAX_SESSION_NAME} bytes of dot-separated lowercase words"
+            ));
+        }
+        if crate::invariant::Invariant::from_name(name).is_some() {
+            return Err(format!("invariant `{name}` is a built-in name"));
+        }
+        let e = crate::expr::parse(inv.expr(), workers).map_err(|e| format!("invariant `{name}`: {e}"))?;
+        out.push((name.clone(), e, inv.enforced()));
+    }
+    Ok(out)
 }
 
 /// `[limits]`.
@@ -118,6 +201,7 @@ pub fn validate(file: &PolicyFile) -> Result<(), String> {
     if file.sessions.len() > MAX_SESSIONS {
         return Err(format!("at most {MAX_SESSIONS} sessions"));
     }
+    parse_invariants(file)?;
     for (name, s) in &file.sessions {
         if name.is_empty() || name.len() > MAX_SESSION_NAME {
             return Err(format!("session name `{name}` must be 1..={MAX_SESSION_NAME} bytes"));

@@ -18,6 +18,7 @@
 //! changes), the definition declaratively (it looks at the whole state). the
 //! proofs tie the two; a researcher adding an invariant writes both.
 
+use crate::custom::CustomInvariant;
 use crate::domain::Domain;
 use crate::invariant::Invariant;
 use crate::model::{Limits, State, Tier, WorkerState};
@@ -307,6 +308,14 @@ pub trait Rules<D: Domain> {
     /// one named check, as [`check`].
     fn check(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>, inv: Invariant) -> D::Bool {
         check(d, lim, m, a, inv)
+    }
+
+    /// the check of a policy-file invariant before `a`: the invariant holds
+    /// on the state `a` produces, by the interpreter (`crate::custom`).
+    /// `verify::advance` calls it for every enforced one; the proofs state
+    /// the invariant through a translation of their own.
+    fn check_custom(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>, c: &CustomInvariant) -> D::Bool {
+        crate::custom::eval_bool(d, lim, &self.step(d, m, a), &c.expr)
     }
 
     /// every model check at once, as [`accepts`].

@@ -3,6 +3,7 @@
 //! step, before the first invocation").
 
 use crate::confirm;
+use crate::custom::{self, CustomInvariants, MAX_CUSTOM};
 use crate::definitions;
 use crate::domain::{Concrete, Domain};
 use crate::invariant::{Invariant, InvariantSet};
@@ -36,10 +37,12 @@ pub fn state_violations(policy: &Policy, s: &State) -> InvariantSet {
             out.insert(inv);
         }
     }
+    custom::violations(&Concrete, policy, &m, &mut out);
     out
 }
 
-/// the checks one action fails in model `m` (model names only).
+/// the checks one action fails in model `m` (built-in model names only;
+/// [`verify`] adds the policy file's invariants).
 pub fn action_violations(policy: &Policy, m: &Model<Concrete>, a: &Action) -> InvariantSet {
     let op = lower(a);
     let mut out = InvariantSet::EMPTY;
@@ -57,11 +60,16 @@ pub fn lower(a: &Action) -> rules::OpTerm<Concrete> {
     a.map(|w| w.index() as u128, |n| u128::from(*n))
 }
 
-/// how many names there are (the length of a [`Names`]).
+/// how many built-in names there are.
 pub const N_NAMES: usize = Invariant::ALL.len();
 
-/// a set of names over a domain: one boolean per name, by `Invariant as usize`.
-pub struct Names<D: Domain>(pub [D::Bool; N_NAMES]);
+/// the length of a [`Names`]: the built-in names, then one slot per
+/// invariant the policy file may define.
+pub const N_SLOTS: usize = N_NAMES + MAX_CUSTOM;
+
+/// a set of names over a domain: one boolean per built-in name, by
+/// `Invariant as usize`, then one per policy-file invariant, by its slot.
+pub struct Names<D: Domain>(pub [D::Bool; N_SLOTS]);
 
 impl<D: Domain> Clone for Names<D> {
     fn clone(&self) -> Self {
@@ -83,6 +91,18 @@ impl<D: Domain> Names<D> {
     /// adds `inv` when `c`.
     pub fn add_if(&mut self, d: &D, inv: Invariant, c: &D::Bool) {
         if let Some(b) = self.0.get_mut(inv as usize) {
+            *b = d.or(b, c);
+        }
+    }
+
+    /// whether the policy file's invariant in slot `k` is in the set.
+    pub fn get_custom(&self, d: &D, k: usize) -> D::Bool {
+        N_NAMES.checked_add(k).and_then(|i| self.0.get(i)).cloned().unwrap_or_else(|| d.bool(false))
+    }
+
+    /// adds the policy file's invariant in slot `k` when `c`.
+    pub fn add_custom_if(&mut self, d: &D, k: usize, c: &D::Bool) {
+        if let Some(b) = N_NAMES.checked_add(k).and_then(|i| self.0.get_mut(i)) {
             *b = d.or(b, c);
         }
     }
@@ -239,6 +259,7 @@ pub fn advance<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(
     d: &D,
     rules: &R,
     lim: &Limits,
+    invariants: &CustomInvariants,
     ctx: &Context<D>,
     confirmed: &D::Bool,
     i: &D::Int,
@@ -254,6 +275,11 @@ pub fn advance<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(
         for inv in Invariant::STATE.iter().chain(Invariant::PRECONDITIONS.iter()) {
             let bad = d.and(g, &d.not(&rules.check(d, lim, m, op, *inv)));
             v.add_if(d, *inv, &bad);
+        }
+        // the policy file's enforced invariants, on the state the action produces.
+        for (k, c) in invariants.enforced() {
+            let bad = d.and(g, &d.not(&rules.check_custom(d, lim, m, op, c)));
+            v.add_custom_if(d, k, &bad);
         }
         let rank_needed = d.int(definitions::tier_rank(Some(rules.tier(kind))));
         v.add_if(d, Invariant::AuthTier, &d.and(g, &d.lt(&ctx.tier_rank, &rank_needed)));
@@ -292,6 +318,7 @@ pub fn run<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(
     d: &D,
     rules: &R,
     lim: &Limits,
+    invariants: &CustomInvariants,
     m0: &Model<D>,
     ctx: &Context<D>,
     slots: &[S],
@@ -302,7 +329,7 @@ pub fn run<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(
         if d.known(&d.and(&d.not(&p.failed), &s.present(d))) == Some(false) {
             break;
         }
-        p = advance(d, rules, lim, ctx, &h.confirmed, &d.int(i as u64), &p, s);
+        p = advance(d, rules, lim, invariants, ctx, &h.confirmed, &d.int(i as u64), &p, s);
     }
     finish(d, &h, &p)
 }
@@ -319,12 +346,17 @@ pub fn verify(policy: &Policy, s: &State, plan: &Plan, key: &[u8]) -> Verdict {
         // the token is checked once, only when some action needs it.
         token_valid: plan.has_destructive() && confirm::is_valid(plan, key),
     };
-    let v = run(d, &Verifier, &policy.limits, &Model::from_state(d, s), &ctx, &plan.actions);
+    let v = run(d, &Verifier, &policy.limits, &policy.invariants, &Model::from_state(d, s), &ctx, &plan.actions);
     let set = |n: &Names<Concrete>| {
         let mut out = InvariantSet::EMPTY;
         for inv in Invariant::ALL {
             if n.get(d, *inv) {
                 out.insert(*inv);
+            }
+        }
+        for k in 0..MAX_CUSTOM {
+            if n.get_custom(d, k) {
+                out.insert_custom(k);
             }
         }
         out

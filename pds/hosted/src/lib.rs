@@ -46,13 +46,16 @@ pub struct BootOptions {
     /// this pool size, as a capability PD whose state disagrees with the
     /// policy would (the verifier must refuse to run on such a state).
     pub misreport_pool_pages: Option<u64>,
+    /// the policy the verifier PD enforces instead of the compiled-in
+    /// `DEFAULT_POLICY` (e.g. one with `[invariants]`, for tests).
+    pub policy: Option<&'static policy_verifier::Policy>,
 }
 
 impl Default for BootOptions {
     /// the public dev keys: for tests, and reported as such in every status
     /// and receipt (`keys: dev`).
     fn default() -> Self {
-        Self { unverified: false, keys: Keys::dev(), misreport_pool_pages: None }
+        Self { unverified: false, keys: Keys::dev(), misreport_pool_pages: None, policy: None }
     }
 }
 
@@ -328,13 +331,17 @@ fn boot(sys: &sdf::SystemDescription, opts: BootOptions) -> Result<Handle, BootE
                     epoch,
                 ))
             }),
-            "verifier.elf" => init_fn(move |env| {
-                Ok(pd_verifier::Verifier::init(
-                    region(env, manifest::verifier::region::LINK_BUF)?,
-                    Some(keys),
-                    epoch,
-                ))
-            }),
+            "verifier.elf" => {
+                let policy = opts.policy.unwrap_or(&policy_verifier::DEFAULT_POLICY);
+                init_fn(move |env| {
+                    Ok(pd_verifier::Verifier::init_with_policy(
+                        region(env, manifest::verifier::region::LINK_BUF)?,
+                        policy,
+                        Some(keys),
+                        epoch,
+                    ))
+                })
+            }
             "timer.elf" => {
                 let clock = Mutex::new(Some(timer.clock()));
                 init_fn(move |_| {

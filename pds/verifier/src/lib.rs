@@ -43,7 +43,7 @@ use pd_interface::{firmware, frame::MAX_PAYLOAD, memory, process, timer, WorkerI
 use pd_runtime::{Channel, Handler, MessageInfo, Region, RegionError, RuntimeError, Unhandled};
 use policy_verifier::wire::MAX_PLAN_BYTES;
 use policy_verifier::{
-    auth, verify, Action, Invariant, InventoryQuery, Plan, State, Worker, WorkerState,
+    auth, verify, Action, Invariant, InventoryQuery, Plan, Policy, State, Worker, WorkerState,
     DEFAULT_POLICY,
 };
 
@@ -112,6 +112,9 @@ pub struct Verifier {
     epoch: u64,
     /// this boot's confirmation key (`auth::epoch_key`).
     confirm_key: [u8; 32],
+    /// the policy plans are verified against: `DEFAULT_POLICY` (compiled in
+    /// from system/policy.toml, or `LLM_OS_POLICY` at build time) on seL4.
+    policy: &'static Policy,
     last_request_id: u64,
     last: Option<Cached>,
     executed: Executed,
@@ -332,14 +335,21 @@ impl Verifier {
     /// the Microkit `init`: `keys` none (an image built without them)
     /// refuses every plan; `epoch` is this boot's, never 0.
     pub fn init(shared: Region, keys: Option<Keys>, epoch: u64) -> Self {
+        Self::init_with_policy(shared, &DEFAULT_POLICY, keys, epoch)
+    }
+
+    /// a verifier for another policy than the compiled-in one (the hosted
+    /// system's tests; the seL4 image compiles its policy in).
+    pub fn init_with_policy(shared: Region, policy: &'static Policy, keys: Option<Keys>, epoch: u64) -> Self {
         let epoch = epoch.max(1);
         Self {
             shared,
             keys,
             epoch,
             confirm_key: keys.map_or([0; 32], |k| auth::epoch_key(&k.confirm, epoch)),
+            policy,
             // the replay guard starts where the policy says, not at 0
-            last_request_id: DEFAULT_POLICY.initial.last_request_id,
+            last_request_id: policy.initial.last_request_id,
             last: None,
             executed: Executed::default(),
             #[cfg(feature = "unverified")]
@@ -390,7 +400,7 @@ impl Verifier {
 
     #[cfg(feature = "unverified")]
     fn judge(&self, state: &State, plan: &Plan) -> policy_verifier::Verdict {
-        let v = verify(&DEFAULT_POLICY, state, plan, &self.confirm_key);
+        let v = verify(self.policy, state, plan, &self.confirm_key);
         if !self.unverified {
             return v;
         }
@@ -404,7 +414,7 @@ impl Verifier {
 
     #[cfg(not(feature = "unverified"))]
     fn judge(&self, state: &State, plan: &Plan) -> policy_verifier::Verdict {
-        verify(&DEFAULT_POLICY, state, plan, &self.confirm_key)
+        verify(self.policy, state, plan, &self.confirm_key)
     }
 
     /// verify and, if approved, execute one plan (its frame already
@@ -426,7 +436,7 @@ impl Verifier {
         let model = model_state(&before);
         // the base case: the state read back must keep every state invariant
         // before any plan is judged against it
-        let broken = policy_verifier::verify::state_violations(&DEFAULT_POLICY, &model);
+        let broken = policy_verifier::verify::state_violations(self.policy, &model);
         if !broken.is_empty() {
             let mut names: heapless::Vec<Invariant, 16> = heapless::Vec::new();
             for inv in broken.iter() {
@@ -450,8 +460,9 @@ impl Verifier {
             let _ = receipt.violations.push(violation(0, inv.name()));
         }
         if let Some((i, set)) = verdict.failed {
-            for inv in set.iter() {
-                let _ = receipt.violations.push(violation(i, inv.name()));
+            // built-in names, then the policy file's own invariants.
+            for name in policy_verifier::custom::names(self.policy, set) {
+                let _ = receipt.violations.push(violation(i, name));
             }
         }
         if verdict.approved {

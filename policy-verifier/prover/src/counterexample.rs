@@ -43,6 +43,10 @@ pub struct Replay {
     /// the state invariants the state after the action breaks (the action is
     /// applied whether or not it was approved).
     pub after_breaks: Vec<Invariant>,
+    /// the policy file's own invariants the verdict names.
+    pub custom_violations: Vec<String>,
+    /// the policy file's own invariants (enforced or claimed) the state after breaks.
+    pub custom_after_breaks: Vec<String>,
 }
 
 /// an accepted plan from the policy's initial state (non-vacuity).
@@ -65,10 +69,10 @@ pub(crate) fn extract(
     let state = state_of(model, m);
     let action = action_of(model, a)?;
     let plan = plan_of(policy, key, &state, &[action], &spec.name())?;
-    let name = spec.invariant.map_or("every state invariant".to_string(), |i| format!("`{}`", i.name()));
+    let name = spec.subject().map_or("every state invariant".to_string(), |i| format!("`{i}`"));
     let expect = match spec.kind {
-        Kind::Soundness => format!("approved, yet `state_after` breaks {name}"),
-        Kind::Completeness if spec.invariant.is_some() => {
+        Kind::Soundness | Kind::Claim => format!("approved, yet `state_after` breaks {name}"),
+        Kind::Completeness if spec.subject().is_some() => {
             format!("rejected at action 0 naming {name}, yet the state after the action keeps {name}")
         }
         Kind::Precondition => format!("the check {name} and its definition disagree on this action"),
@@ -93,10 +97,22 @@ pub fn replay(policy: &Policy, key: &[u8], state: &State, plan: &Plan) -> Replay
         names = names.union(set);
     }
     let after = plan.actions.iter().fold(*state, |s, a| verify::apply(&s, a));
+    let custom_names = |set: policy_verifier::InvariantSet| -> Vec<String> {
+        set.customs().filter_map(|k| policy.invariants.get(k)).map(|c| c.name.as_str().to_string()).collect()
+    };
+    let m = policy_verifier::rules::Model::from_state(&policy_verifier::domain::Concrete, &after);
+    let custom_after_breaks = policy
+        .invariants
+        .iter()
+        .filter(|(_, c)| !policy_verifier::custom::eval_bool(&policy_verifier::domain::Concrete, &policy.limits, &m, &c.expr))
+        .map(|(_, c)| c.name.as_str().to_string())
+        .collect();
     Replay {
         approved: v.approved,
         violations: names.iter().collect(),
         after_breaks: verify::state_violations(policy, &after).iter().collect(),
+        custom_violations: custom_names(names),
+        custom_after_breaks,
     }
 }
 
@@ -149,7 +165,7 @@ pub(crate) fn action_of(model: &z3::Model, a: &OpTerm<Z3>) -> Option<Action> {
 
 /// a plan of `actions` for `state`: an admin session of the policy, the next
 /// request id, confirmed with `key`.
-fn plan_of(policy: &Policy, key: &[u8], state: &State, actions: &[Action], reason: &str) -> Option<Plan> {
+pub(crate) fn plan_of(policy: &Policy, key: &[u8], state: &State, actions: &[Action], reason: &str) -> Option<Plan> {
     let session = policy
         .sessions
         .iter()
@@ -228,11 +244,13 @@ impl Counterexample {
 impl Replay {
     /// `{"approved":…,"violations":[…],"after_breaks":[…]}`
     pub fn to_json(&self) -> Value {
-        let names = |v: &[Invariant]| v.iter().map(|i| i.name()).collect::<Vec<_>>();
+        let names = |v: &[Invariant], custom: &[String]| {
+            v.iter().map(|i| i.name().to_string()).chain(custom.iter().cloned()).collect::<Vec<_>>()
+        };
         json!({
             "approved": self.approved,
-            "violations": names(&self.violations),
-            "after_breaks": names(&self.after_breaks),
+            "violations": names(&self.violations, &self.custom_violations),
+            "after_breaks": names(&self.after_breaks, &self.custom_after_breaks),
         })
     }
 }

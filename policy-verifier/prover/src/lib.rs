@@ -11,8 +11,10 @@
 //!
 //! libz3 comes from the pinned `z3-solver` wheel: see README.md.
 
+pub mod compare;
 pub mod counterexample;
 pub mod differential;
+pub mod lang;
 pub mod obligation;
 pub mod plan;
 pub mod rules;
@@ -21,14 +23,15 @@ pub mod symbolic;
 use serde_json::{json, Value};
 
 pub use counterexample::{Counterexample, Replay, Witness, WriteError, Written};
-pub use obligation::{all_specs, Kind, Obligation, Outcome, Prover, Spec, DEFAULT_TIMEOUT_MS};
+pub use obligation::{all_specs, specs_for, CustomRef, Kind, Obligation, Outcome, Prover, Spec, DEFAULT_TIMEOUT_MS};
+pub use compare::{compare, query, Comparison, Difference, QueryAnswer};
 pub use rules::{Rules, Verifier};
 pub use symbolic::Z3;
 
 /// a finished run: every obligation in order and the wall time.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// in [`all_specs`] order.
+    /// in [`specs_for`] order.
     pub obligations: Vec<Obligation>,
     /// wall time of the whole run, milliseconds.
     pub total_ms: f64,
@@ -47,9 +50,19 @@ impl Report {
         self.obligations.iter().filter(|o| o.result == Outcome::Proved).count()
     }
 
+    /// every obligation, proved or not.
+    pub fn len(&self) -> usize {
+        self.obligations.len()
+    }
+
+    /// no obligation at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// obligations failed or unknown.
     pub fn failed(&self) -> usize {
-        self.obligations.len().saturating_sub(self.proved())
+        self.len().saturating_sub(self.proved())
     }
 
     /// `{"obligations":[…],"proved":n,"failed":m,"total_ms":t}`; `written`
@@ -63,7 +76,7 @@ impl Report {
                 let mut v = serde_json::Map::new();
                 v.insert("name".into(), json!(o.spec.name()));
                 v.insert("kind".into(), json!(o.spec.kind.name()));
-                v.insert("invariant".into(), json!(o.spec.invariant.map(|i| i.name())));
+                v.insert("invariant".into(), json!(o.spec.subject()));
                 v.insert("action".into(), json!(o.spec.action.map(|a| a.name())));
                 v.insert("result".into(), json!(o.result.name()));
                 v.insert("ms".into(), json!(round3(o.ms)));

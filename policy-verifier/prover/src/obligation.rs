@@ -21,17 +21,32 @@
 //!
 //! per domain operation: `domain/op`, `Concrete` and Z3 agree on the
 //! extremes of u64.
+//!
+//! the policy file's invariants (`[invariants]`, `policy_verifier::custom`)
+//! are obligations of the same kinds. `Inv` holds the built-in state
+//! invariants and the enforced ones of the file, `accepts` the built-in
+//! checks and `check_C` (`C` on the state the action produces) for each
+//! enforced `C`. for an enforced `C`: `soundness/a/C`, `completeness/a/C`,
+//! `plan/soundness/C`, `plan/naming/C`; for a claim (`enforce = false`),
+//! `claim/a/C`: `Inv(s) ∧ C(s) ∧ accepts(s, a) ⇒ C(step(s, a))`, which the
+//! other rules prove or refute. `consistency/I` for every state invariant,
+//! built-in or the file's: the policy's initial state satisfies it (with
+//! soundness, `I` then holds in every reachable state).
 
 use std::time::Instant;
 
-use policy_verifier::definitions::{holds, holds_all, pre_holds};
+use policy_verifier::custom::{accepts_policy, CustomInvariant, CustomInvariants};
+use policy_verifier::definitions::{holds, pre_holds};
+use policy_verifier::domain::Concrete;
+use policy_verifier::model::Name;
 use policy_verifier::plan::ActionKind;
 use policy_verifier::rules::{step, Model};
-use policy_verifier::{Invariant, Policy};
-use z3::ast::Bool;
+use policy_verifier::{Action, Invariant, Policy};
+use z3::ast::{Ast, Bool};
 use z3::{Params, SatResult, Solver};
 
 use crate::counterexample::{self, Counterexample, Witness};
+use crate::lang::{self, holds_policy};
 use crate::differential::{self, DomainOp};
 use crate::plan::{self, PlanGoal};
 use crate::rules::Rules;
@@ -52,10 +67,15 @@ pub enum Kind {
     Plan,
     /// the concrete and the symbolic domain agree.
     Domain,
+    /// the policy's initial state satisfies a state invariant.
+    Consistency,
+    /// the rules keep a policy-file invariant they do not check.
+    Claim,
 }
 
 impl Kind {
-    /// `soundness`, `completeness`, `precondition`, `vacuity`, `plan`, `domain`.
+    /// `soundness`, `completeness`, `precondition`, `vacuity`, `plan`,
+    /// `domain`, `consistency`, `claim`.
     pub const fn name(self) -> &'static str {
         match self {
             Kind::Soundness => "soundness",
@@ -64,8 +84,21 @@ impl Kind {
             Kind::Vacuity => "vacuity",
             Kind::Plan => "plan",
             Kind::Domain => "domain",
+            Kind::Consistency => "consistency",
+            Kind::Claim => "claim",
         }
     }
+}
+
+/// a policy-file invariant an obligation is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomRef {
+    /// its slot in the policy (`CustomInvariants::get`).
+    pub slot: u8,
+    /// its name, e.g. `proc.max_stopped`.
+    pub name: Name,
+    /// checked by the verifier, or a claim.
+    pub enforced: bool,
 }
 
 /// one obligation, before it is discharged.
@@ -75,8 +108,10 @@ pub struct Spec {
     pub kind: Kind,
     /// the action kind it quantifies over (step obligations only).
     pub action: Option<ActionKind>,
-    /// the name it is about, if one.
+    /// the built-in name it is about, if one.
     pub invariant: Option<Invariant>,
+    /// the policy-file invariant it is about, if one.
+    pub custom: Option<CustomRef>,
     /// which plan statement (plan obligations only).
     pub plan: Option<PlanGoal>,
     /// which operation (domain obligations only).
@@ -85,45 +120,95 @@ pub struct Spec {
 
 impl Spec {
     const fn step(kind: Kind, action: ActionKind, invariant: Option<Invariant>) -> Spec {
-        Spec { kind, action: Some(action), invariant, plan: None, op: None }
+        Spec { kind, action: Some(action), invariant, custom: None, plan: None, op: None }
+    }
+
+    const fn about(kind: Kind, action: Option<ActionKind>, c: CustomRef) -> Spec {
+        Spec { kind, action, invariant: None, custom: Some(c), plan: None, op: None }
+    }
+
+    /// the name of the invariant it is about: built-in or the policy file's.
+    pub fn subject(&self) -> Option<&str> {
+        match (self.invariant, &self.custom) {
+            (Some(i), _) => Some(i.name()),
+            (None, Some(c)) => Some(c.name.as_str()),
+            (None, None) => None,
+        }
     }
 
     /// e.g. `soundness/memory.grant/mem.quota`, `completeness/memory.grant/accepts`,
     /// `vacuity/process.start`, `plan/naming/first`, `plan/soundness/auth.tier`,
-    /// `domain/add`.
+    /// `domain/add`, `consistency/proc.max_stopped`, `claim/process.stop/proc.max_stopped`.
     pub fn name(&self) -> String {
         let action = self.action.map_or("?", |a| a.name());
-        match (self.kind, self.invariant) {
+        match (self.kind, self.subject()) {
             (Kind::Plan, i) => {
                 let goal = self.plan.map_or("?", PlanGoal::name);
                 match i {
-                    Some(i) => format!("plan/{goal}/{}", i.name()),
+                    Some(i) => format!("plan/{goal}/{i}"),
                     None => format!("plan/{goal}"),
                 }
             }
             (Kind::Domain, _) => format!("domain/{}", self.op.map_or("?", DomainOp::name)),
-            (k, Some(i)) => format!("{}/{action}/{}", k.name(), i.name()),
+            (Kind::Consistency, i) => format!("consistency/{}", i.unwrap_or("?")),
+            (k, Some(i)) => format!("{}/{action}/{i}", k.name()),
             (Kind::Completeness, None) => format!("completeness/{action}/accepts"),
             (k, None) => format!("{}/{action}", k.name()),
         }
     }
 }
 
-/// every obligation, in report order: the domain agreements, then per
-/// action kind soundness for each state invariant, completeness for each
-/// state invariant and for the whole acceptance, each precondition's
-/// definition and non-vacuity; then the plan obligations.
+/// the obligations about the checks, independent of the policy file: the
+/// domain agreements, then per action kind soundness for each state
+/// invariant, completeness for each state invariant and for the whole
+/// acceptance, each precondition's definition and non-vacuity; then the
+/// plan obligations.
 pub fn all_specs() -> Vec<Spec> {
+    build(&CustomInvariants::NONE, false)
+}
+
+/// every obligation of `policy`, in report order: [`all_specs`] with the
+/// consistency of each state invariant after the domain agreements, and the
+/// obligations of the policy file's invariants beside the built-in ones of
+/// the same kind.
+pub fn specs_for(policy: &Policy) -> Vec<Spec> {
+    build(&policy.invariants, true)
+}
+
+fn refs(customs: &CustomInvariants) -> Vec<CustomRef> {
+    customs
+        .iter()
+        .filter_map(|(k, c)| Some(CustomRef { slot: u8::try_from(k).ok()?, name: c.name, enforced: c.enforced }))
+        .collect()
+}
+
+fn build(customs: &CustomInvariants, consistency: bool) -> Vec<Spec> {
+    let customs = refs(customs);
     let mut out = Vec::new();
     for op in DomainOp::ALL {
-        out.push(Spec { kind: Kind::Domain, action: None, invariant: None, plan: None, op: Some(op) });
+        out.push(Spec { kind: Kind::Domain, action: None, invariant: None, custom: None, plan: None, op: Some(op) });
+    }
+    if consistency {
+        for inv in Invariant::STATE {
+            out.push(Spec { kind: Kind::Consistency, action: None, invariant: Some(inv), custom: None, plan: None, op: None });
+        }
+        for c in &customs {
+            out.push(Spec::about(Kind::Consistency, None, *c));
+        }
     }
     for &action in ActionKind::ALL {
         for inv in Invariant::STATE {
             out.push(Spec::step(Kind::Soundness, action, Some(inv)));
         }
+        for c in &customs {
+            let kind = if c.enforced { Kind::Soundness } else { Kind::Claim };
+            out.push(Spec::about(kind, Some(action), *c));
+        }
         for inv in Invariant::STATE {
             out.push(Spec::step(Kind::Completeness, action, Some(inv)));
+        }
+        for c in customs.iter().filter(|c| c.enforced) {
+            out.push(Spec::about(Kind::Completeness, Some(action), *c));
         }
         out.push(Spec::step(Kind::Completeness, action, None));
         for inv in Invariant::PRECONDITIONS {
@@ -132,7 +217,12 @@ pub fn all_specs() -> Vec<Spec> {
         out.push(Spec::step(Kind::Vacuity, action, None));
     }
     for (goal, invariant) in plan::goals() {
-        out.push(Spec { kind: Kind::Plan, action: None, invariant, plan: Some(goal), op: None });
+        out.push(Spec { kind: Kind::Plan, action: None, invariant, custom: None, plan: Some(goal), op: None });
+    }
+    for goal in [PlanGoal::Soundness, PlanGoal::Naming] {
+        for c in customs.iter().filter(|c| c.enforced) {
+            out.push(Spec { plan: Some(goal), ..Spec::about(Kind::Plan, None, *c) });
+        }
     }
     out
 }
@@ -240,9 +330,19 @@ impl<'a> Prover<'a> {
         self
     }
 
-    /// discharges every obligation of [`all_specs`].
+    /// discharges every obligation of [`specs_for`] the policy.
     pub fn run_all(&self) -> Vec<Obligation> {
-        all_specs().iter().map(|s| self.run(s)).collect()
+        specs_for(self.policy).iter().map(|s| self.run(s)).collect()
+    }
+
+    /// the policy under proof.
+    pub fn policy(&self) -> &'a Policy {
+        self.policy
+    }
+
+    /// the policy-file invariant `spec` is about.
+    pub(crate) fn custom(&self, spec: &Spec) -> Option<&'a CustomInvariant> {
+        spec.custom.and_then(|c| self.policy.invariants.get(usize::from(c.slot)))
     }
 
     /// discharges one obligation with a fresh solver.
@@ -250,7 +350,8 @@ impl<'a> Prover<'a> {
         let t = Instant::now();
         let mut ob = match spec.kind {
             Kind::Vacuity => self.vacuity(spec),
-            Kind::Soundness | Kind::Completeness | Kind::Precondition => self.implication(spec),
+            Kind::Soundness | Kind::Completeness | Kind::Precondition | Kind::Claim => self.implication(spec),
+            Kind::Consistency => self.consistency(spec),
             Kind::Plan => plan::discharge(self, spec),
             Kind::Domain => self.domain(spec),
         };
@@ -293,25 +394,33 @@ impl<'a> Prover<'a> {
         let a = sym_action(action, "a.");
         let m = &s.model;
         let after = step(d, m, &a.op);
-        let (hyp, goal) = match (spec.kind, spec.invariant) {
-            (Kind::Precondition, Some(inv)) => {
+        let policy = self.policy;
+        let accepts = || accepts_policy(d, self.rules, policy, m, &a.op);
+        let pre = || self.rules.preconditions(d, lim, m, &a.op);
+        let (hyp, goal) = match (spec.kind, spec.invariant, self.custom(spec)) {
+            (Kind::Precondition, Some(inv), _) => {
                 let check = self.rules.check(d, lim, m, &a.op, inv);
                 (Bool::from_bool(true), check.eq(pre_holds(d, m, &after, &a.op, inv)))
             }
-            (Kind::Soundness, Some(inv)) => (self.rules.accepts(d, lim, m, &a.op), holds(d, lim, &after, inv)),
-            (Kind::Soundness, None) => (self.rules.accepts(d, lim, m, &a.op), holds_all(d, lim, &after)),
-            (_, Some(inv)) => (
-                Bool::and(&[self.rules.preconditions(d, lim, m, &a.op), holds(d, lim, &after, inv)]),
-                self.rules.check(d, lim, m, &a.op, inv),
+            (Kind::Soundness, Some(inv), _) => (accepts(), holds(d, lim, &after, inv)),
+            (Kind::Soundness, None, Some(c)) => (accepts(), lang::holds(lim, &after, &c.expr)),
+            // a claim is not in `Inv`: it is assumed of the state before.
+            (Kind::Claim, None, Some(c)) => {
+                (Bool::and(&[accepts(), lang::holds(lim, m, &c.expr)]), lang::holds(lim, &after, &c.expr))
+            }
+            (Kind::Completeness, Some(inv), _) => {
+                (Bool::and(&[pre(), holds(d, lim, &after, inv)]), self.rules.check(d, lim, m, &a.op, inv))
+            }
+            (Kind::Completeness, None, Some(c)) => (
+                Bool::and(&[pre(), lang::holds(lim, &after, &c.expr)]),
+                self.rules.check_custom(d, lim, m, &a.op, c),
             ),
-            (_, None) => (
-                Bool::and(&[self.rules.preconditions(d, lim, m, &a.op), holds_all(d, lim, &after)]),
-                self.rules.accepts(d, lim, m, &a.op),
-            ),
+            (Kind::Completeness, None, None) => (Bool::and(&[pre(), holds_policy(d, policy, &after)]), accepts()),
+            _ => return blank(spec),
         };
-        let before = holds_all(d, lim, m);
+        let before = holds_policy(d, policy, m);
         let clean = Bool::new_const("prefer.clean_after");
-        let clean_after = clean.implies(holds_all(d, lim, &after));
+        let clean_after = clean.implies(holds_policy(d, policy, &after));
         let solver = self.solver();
         solver.assert(&s.domain);
         solver.assert(&a.domain);
@@ -334,7 +443,7 @@ impl<'a> Prover<'a> {
                 // after keeps every invariant is rejected for this check alone.
                 let unmarked: Vec<Bool> = m.workers.iter().map(|w| w.restarted.not()).collect();
                 let mut preferred = unmarked.clone();
-                if spec.kind != Kind::Soundness {
+                if !matches!(spec.kind, Kind::Soundness | Kind::Claim) {
                     preferred.push(clean);
                 }
                 // the first model stays the answer when a preferred one
@@ -359,11 +468,43 @@ impl<'a> Prover<'a> {
         ob
     }
 
+    /// consistency: the definition evaluated on the policy's initial state,
+    /// no search. a failure comes with that state, which `llmsh check
+    /// --state` refuses.
+    fn consistency(&self, spec: &Spec) -> Obligation {
+        let t = Instant::now();
+        let mut ob = blank(spec);
+        let p = self.policy;
+        let m0 = Model::from_state(&Concrete, &p.initial);
+        let ok = match (spec.invariant, self.custom(spec)) {
+            (Some(inv), _) => holds(&Concrete, &p.limits, &m0, inv),
+            // the definition's translation, on the literal state.
+            (None, Some(c)) => {
+                let z: Model<Z3> = Model::from_state(&Z3::new(), &p.initial);
+                lang::holds(&p.limits, &z, &c.expr).simplify().as_bool() == Some(true)
+            }
+            (None, None) => false,
+        };
+        ob.result = if ok { Outcome::Proved } else { Outcome::Failed };
+        if !ok {
+            let name = spec.subject().unwrap_or("?");
+            ob.counterexample = counterexample::plan_of(p, self.key, &p.initial, &[Action::SystemQuery {}], &spec.name())
+                .map(|plan| Counterexample {
+                    state: p.initial,
+                    replay: counterexample::replay(p, self.key, &p.initial, &plan),
+                    plan,
+                    expect: format!("the initial state breaks `{name}`: `llmsh check --state` refuses it (state.invariant)"),
+                    needs_restart_marks: false,
+                });
+        }
+        ob.slowest_query_ms = t.elapsed().as_secs_f64() * 1000.0;
+        ob
+    }
+
     /// non-vacuity: an action of the kind accepted in the initial state, or
     /// after one accepted action of any kind.
     fn vacuity(&self, spec: &Spec) -> Obligation {
         let d = &Z3::new();
-        let lim = &self.policy.limits;
         let mut ob = blank(spec);
         let Some(action) = spec.action else { return ob };
         let s0: Model<Z3> = Model::from_state(d, &self.policy.initial);
@@ -383,13 +524,13 @@ impl<'a> Prover<'a> {
                 Some(k) => {
                     let first = sym_action(k, "v.first.");
                     solver.assert(&first.domain);
-                    solver.assert(self.rules.accepts(d, lim, &s0, &first.op));
+                    solver.assert(accepts_policy(d, self.rules, self.policy, &s0, &first.op));
                     let m = step(d, &s0, &first.op);
                     ops.push(first.op);
                     m
                 }
             };
-            solver.assert(self.rules.accepts(d, lim, &m, &last.op));
+            solver.assert(accepts_policy(d, self.rules, self.policy, &m, &last.op));
             // a witness must be one under the real `ceil`, not an abstraction.
             solver.assert(d.abstraction());
             solver.assert(d.definitions());

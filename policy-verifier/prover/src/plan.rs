@@ -31,15 +31,17 @@
 //! | `plan/invariant` | `J` holds at the start and is kept by every action |
 //! | `plan/confirmation` | the token is asked for exactly when some present action stops or restarts a worker |
 
-use policy_verifier::definitions::{self, holds, holds_all, pre_holds, tier_ok, PLAN_ACTIONS_MAX};
+use policy_verifier::custom::MAX_CUSTOM;
+use policy_verifier::definitions::{self, holds, pre_holds, tier_ok, PLAN_ACTIONS_MAX};
 use policy_verifier::plan::{ActionKind, Plan, MAX_ACTIONS, N_WORKERS, PLAN_VERSION};
 use policy_verifier::rules::{self, Model};
 use policy_verifier::verify::{self, Context, Names, Progress};
-use policy_verifier::{confirm, Action, Invariant, Tier};
+use policy_verifier::{confirm, Action, Invariant, Policy, Tier};
 use z3::ast::{Bool, Int};
 use z3::SatResult;
 
 use crate::counterexample::{self, Counterexample};
+use crate::lang::{self, holds_policy};
 use crate::obligation::{blank, solve, Obligation, Outcome, Prover, Spec};
 use crate::symbolic::{in_u64, sym_state, SymSlot, Z3};
 
@@ -124,9 +126,10 @@ fn names(prefix: &str) -> Names<Z3> {
     Names(core::array::from_fn(|i| Bool::new_const(format!("{prefix}{i}"))))
 }
 
-/// `J`: nothing failed ⇒ the invariants hold and the marks are the counts.
-fn invariant(d: &Z3, lim: &policy_verifier::Limits, p: &Progress<Z3>, counts: &[Int]) -> Bool {
-    let mut parts = vec![holds_all(d, lim, &p.m)];
+/// `J`: nothing failed ⇒ the invariants (the built-in ones and the policy
+/// file's enforced ones) hold and the marks are the counts.
+fn invariant(d: &Z3, policy: &Policy, p: &Progress<Z3>, counts: &[Int]) -> Bool {
+    let mut parts = vec![holds_policy(d, policy, &p.m)];
     for (w, c) in p.m.workers.iter().zip(counts) {
         parts.push(w.restarted.eq(c.ge(Int::from_u64(1))));
     }
@@ -165,7 +168,7 @@ fn step_setup(p: &Prover<'_>) -> Step {
     );
     hyps.push(Bool::and(&[slot.present.clone(), needs]).implies(confirmed.eq(&ctx.token_valid)));
 
-    let next = verify::advance(&d, p.rules, lim, &ctx, &confirmed, &i, &prog, &slot);
+    let next = verify::advance(&d, p.rules, lim, &p.policy.invariants, &ctx, &confirmed, &i, &prog, &slot);
 
     // the definitions' side.
     let mm = &prog.m;
@@ -193,6 +196,9 @@ fn step_setup(p: &Prover<'_>) -> Step {
     for inv in Invariant::STATE {
         b.add_if(&d, inv, &holds(&d, lim, &after, inv).not());
     }
+    for (k, c) in p.policy.invariants.enforced() {
+        b.add_custom_if(&d, k, &lang::holds(lim, &after, &c.expr).not());
+    }
     let bad = Names::ite(&d, &slot.present, &b, &Names::none(&d));
     let after = rules::ite_model(&d, &slot.present, &after, mm);
     let restart_here = Bool::and(&[slot.present.clone(), slot.is(ActionKind::ProcessRestart)]);
@@ -204,8 +210,8 @@ fn step_setup(p: &Prover<'_>) -> Step {
             Int::add(&[c, &mine.ite(&Int::from_u64(1), &Int::from_u64(0))])
         })
         .collect();
-    let j = invariant(&d, lim, &prog, &counts);
-    let j_next = invariant(&d, lim, &next, &counts_next);
+    let j = invariant(&d, p.policy, &prog, &counts);
+    let j_next = invariant(&d, p.policy, &next, &counts_next);
     hyps.push(j.clone());
     Step { d, slot, ctx, p: prog, next, counts, counts_next, bad, after, j, j_next, hyps }
 }
@@ -225,8 +231,9 @@ fn model_eq(a: &Model<Z3>, b: &Model<Z3>) -> Bool {
     Bool::and(&all)
 }
 
-fn names_eq(d: &Z3, a: &Names<Z3>, b: &Names<Z3>) -> Bool {
-    Bool::and(&Invariant::ALL.iter().map(|i| a.get(d, *i).eq(b.get(d, *i))).collect::<Vec<_>>())
+/// every slot equal: the built-in names and the policy file's.
+fn names_eq(a: &Names<Z3>, b: &Names<Z3>) -> Bool {
+    Bool::and(&a.0.iter().zip(b.0.iter()).map(|(x, y)| x.eq(y)).collect::<Vec<_>>())
 }
 
 /// the plan-level pass over [`SLOTS`] symbolic actions.
@@ -274,6 +281,7 @@ fn pass_goal(s: &Pass, spec: &Spec) -> Option<Bool> {
             .iter()
             .filter(|i| !matches!(i, Invariant::PlanSize | Invariant::PlanReplay))
             .map(|i| pv.get(d, *i).not())
+            .chain((0..MAX_CUSTOM).map(|k| pv.get_custom(d, k).not()))
             .collect::<Vec<_>>(),
     );
     match (spec.plan?, spec.invariant) {
@@ -311,6 +319,13 @@ fn step_goal(p: &Prover<'_>, s: &Step, spec: &Spec) -> Bool {
     let fresh = Bool::and(&[pre.failed.not(), s.slot.present.clone()]);
     let now = Bool::and(&[pre.failed.not(), nx.failed.clone()]);
     let breaks = s.bad.any(d);
+    if let Some(k) = spec.custom.map(|c| usize::from(c.slot)) {
+        return match spec.plan {
+            Some(PlanGoal::Soundness) => Bool::and(&[fresh, now.not()]).implies(s.bad.get_custom(d, k).not()),
+            Some(PlanGoal::Naming) => now.implies(nx.failed_names.get_custom(d, k).eq(s.bad.get_custom(d, k))),
+            _ => Bool::from_bool(false),
+        };
+    }
     match (spec.plan, spec.invariant) {
         (Some(PlanGoal::Soundness), Some(inv)) => {
             Bool::and(&[fresh, now.not()]).implies(s.bad.get(d, inv).not())
@@ -327,7 +342,7 @@ fn step_goal(p: &Prover<'_>, s: &Step, spec: &Spec) -> Bool {
             pre.failed.implies(Bool::and(&[
                 nx.failed.clone(),
                 nx.failed_at.eq(&pre.failed_at),
-                names_eq(d, &nx.failed_names, &pre.failed_names),
+                names_eq(&nx.failed_names, &pre.failed_names),
                 model_eq(&nx.held, &pre.held),
             ])),
         ]),
@@ -352,8 +367,8 @@ fn step_goal(p: &Prover<'_>, s: &Step, spec: &Spec) -> Bool {
             let start = verify::begin(d, &m0.model);
             let zeros: Vec<Int> = (0..N_WORKERS).map(|_| Int::from_u64(0)).collect();
             let unmarked = Bool::and(&m0.model.workers.iter().map(|w| w.restarted.not()).collect::<Vec<_>>());
-            let base = Bool::and(&[m0.domain, holds_all(d, &p.policy.limits, &m0.model), unmarked])
-                .implies(invariant(d, &p.policy.limits, &start, &zeros));
+            let base = Bool::and(&[m0.domain, holds_policy(d, p.policy, &m0.model), unmarked])
+                .implies(invariant(d, p.policy, &start, &zeros));
             let _ = (&s.counts, &s.counts_next);
             Bool::and(&[base, s.j.implies(&s.j_next)])
         }
