@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::invariant::{Invariant, InvariantSet};
 use crate::model::{Name, Policy, Session, State, Tier, WorkerState, MAX_SESSIONS};
-use crate::plan::{Action, ActionKind, JsonAction, Plan, Worker, MAX_ACTIONS, MAX_REASON, MAX_SESSION, PLAN_VERSION};
+use crate::plan::{Action, ActionKind, JsonAction, Plan, Worker, MAX_ACTIONS, MAX_REASON, MAX_SESSION, N_WORKERS, PLAN_VERSION};
 use crate::policy_file::{self, PolicyFile};
 use crate::verify::{self, Verdict};
 use crate::Limits;
@@ -201,7 +201,7 @@ struct JsonState {
     last_request_id: u64,
 }
 
-/// parses a state; it must name exactly worker0..worker3, have the policy's
+/// parses a state; it must name exactly the system's workers, have the policy's
 /// pool and satisfy every state invariant of `policy` (the verifier only
 /// ever reaches such states).
 pub fn parse_state(text: &[u8], policy: &Policy) -> Result<State, InputError> {
@@ -281,6 +281,14 @@ pub fn parse_policy(text: &str) -> Result<Policy, InputError> {
         toml::from_str(text).map_err(|e| InputError::new("policy.syntax", e.to_string().trim().to_lowercase()))?;
     policy_file::validate(&file).map_err(|m| InputError::new("policy.invalid", m))?;
     let l = &file.limits;
+    // the worker set is the system's (system/), compiled into every PD: a
+    // policy for another worker count describes another system
+    if usize::try_from(l.workers).ok() != Some(N_WORKERS) {
+        return Err(InputError::new(
+            "policy.invalid",
+            format!("`limits.workers` is {}; this system has {N_WORKERS} workers (system/llm-os.system)", l.workers),
+        ));
+    }
     let i = &file.initial;
     let mut sessions = [None; MAX_SESSIONS];
     for (slot, (name, s)) in sessions.iter_mut().zip(file.sessions.iter()) {
@@ -311,7 +319,7 @@ pub fn parse_policy(text: &str) -> Result<Policy, InputError> {
             page_size: l.page_size,
             replay_window: l.replay_window,
         },
-        initial: State { workers: [w; 4], pool_pages: l.pool_pages, last_request_id: i.last_request_id },
+        initial: State { workers: [w; N_WORKERS], pool_pages: l.pool_pages, last_request_id: i.last_request_id },
         sessions,
     };
     let bad = verify::state_violations(&policy, &policy.initial);

@@ -152,7 +152,8 @@ impl Executed {
 }
 
 fn wid(w: Worker) -> WorkerId {
-    // `Worker::index` is 0..=3 by construction
+    // `Worker::index` is below N_WORKERS by construction, and the two
+    // crates' N_WORKERS agree (asserted above)
     WorkerId::new(w.index()).unwrap_or(WorkerId::ALL[0])
 }
 
