@@ -238,9 +238,8 @@ pub fn model_state(s: &SystemState) -> State {
         pages: r.pages,
         timer_period_us: r.timer_period_us,
     };
-    let [a, b, c, d] = &s.workers;
     State {
-        workers: [w(a), w(b), w(c), w(d)],
+        workers: s.workers.each_ref().map(w),
         pool_pages: s.pool_pages,
         last_request_id: s.last_request_id,
     }
