@@ -84,8 +84,33 @@ fn main() {
         l.pool_pages,
         i.last_request_id,
     );
-    let dest = PathBuf::from(env::var("OUT_DIR").unwrap_or_default()).join("default_policy.rs");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap_or_default());
+    let dest = out_dir.join("default_policy.rs");
     fs::write(&dest, out).unwrap_or_else(|e| panic!("write {}: {e}", dest.display()));
+    let dest = out_dir.join("workers.rs");
+    fs::write(&dest, workers_rs(l.workers)).unwrap_or_else(|e| panic!("write {}: {e}", dest.display()));
+}
+
+/// the worker set, `[limits] workers` of the policy file (which
+/// system-manifest checks against the .system file's worker PDs).
+fn workers_rs(n: u64) -> String {
+    let mut out = format!(
+        "/// the number of workers: `[limits] workers` of `system/policy.toml`, as\n\
+         /// many as `system/llm-os.system` declares worker PDs.\n\
+         pub const N_WORKERS: usize = {n};\n\n\
+         /// the workers' names, by index.\n\
+         pub(crate) const NAMES: [&str; N_WORKERS] = [{}];\n\n\
+         impl Worker {{\n\
+         \x20   /// all workers in index order.\n\
+         \x20   pub const ALL: [Worker; N_WORKERS] = [{}];\n",
+        (0..n).map(|i| format!("\"worker{i}\"")).collect::<Vec<_>>().join(", "),
+        (0..n).map(|i| format!("Worker({i})")).collect::<Vec<_>>().join(", ")
+    );
+    for i in 0..n {
+        out.push_str(&format!("    /// `worker{i}`.\n    pub const W{i}: Worker = Worker({i});\n"));
+    }
+    out.push_str("}\n");
+    out
 }
 
 /// the rust literal of a parsed expression (`Expr::from_nodes`).

@@ -28,7 +28,10 @@ fn plan(session: &str, actions: &[Action]) -> Plan {
 /// budgets, timers, reads.
 fn operator_actions() -> Vec<Action> {
     use Action as A;
-    use Worker::*;
+    const W0: Worker = Worker::W0;
+    const W1: Worker = Worker::W1;
+    const W2: Worker = Worker::W2;
+    const W3: Worker = Worker::W3;
     vec![
         A::MemoryGrant { pd: W1, pages: 16 },
         A::ProcessSetPriority { pd: W1, priority: 90 },
@@ -77,6 +80,7 @@ fn measure(name: &str, p: &Plan, expect_approved: bool) -> f64 {
 }
 
 fn main() {
+    println!("verify: {} workers (system/policy.toml or LLM_OS_POLICY)", policy_verifier::N_WORKERS);
     let ops = plan("ops", &operator_actions());
 
     // an admin plan with a stop and a restart: one HMAC-SHA256 per plan.

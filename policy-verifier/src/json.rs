@@ -202,7 +202,7 @@ struct JsonState {
     last_request_id: u64,
 }
 
-/// parses a state; it must name exactly worker0..worker3, have the policy's
+/// parses a state; it must name exactly the system's workers, have the policy's
 /// pool and satisfy every state invariant of `policy` (the verifier only
 /// ever reaches such states).
 pub fn parse_state(text: &[u8], policy: &Policy) -> Result<State, InputError> {
@@ -282,6 +282,14 @@ pub fn parse_policy(text: &str) -> Result<Policy, InputError> {
         toml::from_str(text).map_err(|e| InputError::new("policy.syntax", e.to_string().trim().to_lowercase()))?;
     policy_file::validate(&file).map_err(|m| InputError::new("policy.invalid", m))?;
     let l = &file.limits;
+    // the worker set is the system's (system/), compiled into every PD: a
+    // policy for another worker count describes another system
+    if usize::try_from(l.workers).ok() != Some(N_WORKERS) {
+        return Err(InputError::new(
+            "policy.invalid",
+            format!("`limits.workers` is {}; this system has {N_WORKERS} workers (system/llm-os.system)", l.workers),
+        ));
+    }
     let i = &file.initial;
     let mut sessions = [None; MAX_SESSIONS];
     for (slot, (name, s)) in sessions.iter_mut().zip(file.sessions.iter()) {

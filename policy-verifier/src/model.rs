@@ -40,23 +40,24 @@ pub struct State {
 impl State {
     /// the state of one worker.
     pub fn worker(&self, w: Worker) -> &WorkerState {
-        let [a, b, c, d] = &self.workers;
-        match w {
-            Worker::W0 => a,
-            Worker::W1 => b,
-            Worker::W2 => c,
-            Worker::W3 => d,
+        // a `Worker` is always below N_WORKERS: the fallback to the first is
+        // never taken, and keeps this free of panics
+        let [first, rest @ ..] = &self.workers;
+        match w.index().checked_sub(1) {
+            None => first,
+            Some(j) => rest.get(j).unwrap_or(first),
         }
     }
 
     /// mutable access to one worker.
     pub fn worker_mut(&mut self, w: Worker) -> &mut WorkerState {
-        let [a, b, c, d] = &mut self.workers;
-        match w {
-            Worker::W0 => a,
-            Worker::W1 => b,
-            Worker::W2 => c,
-            Worker::W3 => d,
+        let [first, rest @ ..] = &mut self.workers;
+        match w.index().checked_sub(1) {
+            None => first,
+            Some(j) => match rest.get_mut(j) {
+                Some(x) => x,
+                None => first,
+            },
         }
     }
 

@@ -106,7 +106,7 @@ pub fn parse_invariants(file: &PolicyFile) -> Result<Vec<(String, crate::expr::E
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsFile {
-    /// must be 4: the plan format names worker0..worker3.
+    /// 1..=[`MAX_WORKERS`]; plans name them worker0..worker<n-1>.
     pub workers: u64,
     /// bytes per page.
     pub page_size: u64,
@@ -169,6 +169,10 @@ pub struct SessionFile {
     pub users: Option<Vec<String>>,
 }
 
+/// most workers a system may have: the model keeps them in fixed arrays,
+/// and a plan names a worker in one byte on the wire.
+pub const MAX_WORKERS: u64 = 32;
+
 /// most sessions a policy may name (the verifier PD keeps them in a fixed table).
 pub const MAX_SESSIONS: usize = 8;
 /// the widest replay window a policy may name: small, so ids are never
@@ -180,8 +184,8 @@ pub const MAX_SESSION_NAME: usize = 32;
 /// checks that do not need the verifier types; returns a lowercase message.
 pub fn validate(file: &PolicyFile) -> Result<(), String> {
     let l = &file.limits;
-    if l.workers != 4 {
-        return Err(format!("`limits.workers` is {}; the plan format fixes it at 4", l.workers));
+    if l.workers == 0 || l.workers > MAX_WORKERS {
+        return Err(format!("`limits.workers` is {}; it must be in 1..={MAX_WORKERS}", l.workers));
     }
     if l.page_size == 0 {
         return Err("`limits.page_size` must be positive".into());

@@ -22,7 +22,7 @@ use policy_verifier::model::Name;
 use policy_verifier::verify::{self, state_violations, verify};
 use policy_verifier::{
     confirm, json, policy_file, wire, Action, ActionKind, Invariant, InvariantSet, Plan, RuleClass,
-    State, Tier, Worker, WorkerState, DEFAULT_POLICY, MAX_ACTIONS,
+    State, Tier, Worker, WorkerState, DEFAULT_POLICY, MAX_ACTIONS, N_WORKERS,
 };
 use proptest::prelude::*;
 
@@ -689,7 +689,8 @@ fn policy_file_validation_table() {
     let good: policy_file::PolicyFile = toml::from_str(&text).unwrap();
     assert_eq!(policy_file::validate(&good), Ok(()));
     let bad: Vec<(&str, Edit)> = vec![
-        ("workers 5", Box::new(|f| f.limits.workers = 5)),
+        ("no workers", Box::new(|f| f.limits.workers = 0)),
+        ("33 workers", Box::new(|f| f.limits.workers = 33)),
         ("page size 0", Box::new(|f| f.limits.page_size = 0)),
         ("budget min 0", Box::new(|f| f.limits.budget_min_us = 0)),
         (
@@ -746,6 +747,7 @@ fn policy_file_validation_table() {
             Box::new(|f| f.limits.timer_min_us = f.limits.timer_max_us),
         ),
         ("ceiling 254", Box::new(|f| f.limits.priority_ceiling = 254)),
+        ("32 workers", Box::new(|f| f.limits.workers = 32)),
         (
             "32-byte session name",
             Box::new(|f| {
@@ -768,6 +770,16 @@ fn policy_file_validation_table() {
         change(&mut f);
         assert_eq!(policy_file::validate(&f), Ok(()), "{what} was refused");
     }
+    // a policy for another worker count is well formed but describes another
+    // system: `--policy` refuses it against this build's workers
+    let other = text.replace(
+        &format!("workers = {N_WORKERS}"),
+        &format!("workers = {}", N_WORKERS + 1),
+    );
+    assert_ne!(other, text);
+    let e = json::parse_policy(&other).unwrap_err();
+    assert_eq!(e.code, "policy.invalid", "{e:?}");
+    assert!(e.message.contains("workers"), "{e:?}");
 }
 
 #[test]

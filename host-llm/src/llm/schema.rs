@@ -379,10 +379,8 @@ mod tests {
         assert_eq!(timer["properties"]["period_ms"]["minimum"], json!(1));
         assert_eq!(timer["properties"]["period_ms"]["maximum"], json!(10_000));
         assert!(timer["properties"].get("period_us").is_none());
-        assert_eq!(
-            s["definitions"]["Worker"]["enum"],
-            json!(["worker0", "worker1", "worker2", "worker3"])
-        );
+        let names: Vec<String> = (0..policy_verifier::N_WORKERS).map(|i| format!("worker{i}")).collect();
+        assert_eq!(s["definitions"]["Worker"]["enum"], json!(names));
     }
 
     #[test]

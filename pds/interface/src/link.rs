@@ -139,7 +139,7 @@ pub struct WorkerReport {
 /// the whole system as read back from the capability PDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SystemState {
-    /// worker0..worker3.
+    /// by worker index.
     pub workers: [WorkerReport; N_WORKERS],
     /// pages in the memory pool.
     pub pool_pages: u64,

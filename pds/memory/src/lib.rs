@@ -218,8 +218,8 @@ mod tests {
     fn boots_with_the_initial_pages() {
         let (m, _, ledger) = setup();
         let info = m.info();
-        assert_eq!(info.pages, [32; 4]);
-        assert_eq!(info.free_pages, 512 - 128);
+        assert_eq!(info.pages, [32; N_WORKERS]);
+        assert_eq!(info.free_pages, 512 - 32 * N_WORKERS as u64);
         let mut b = [0u8; 1];
         ledger.map(false).read(33, &mut b).unwrap();
         assert_eq!(b[0], 2, "page 33 is worker1's");

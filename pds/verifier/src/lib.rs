@@ -155,7 +155,8 @@ impl Executed {
 }
 
 fn wid(w: Worker) -> WorkerId {
-    // `Worker::index` is 0..=3 by construction
+    // `Worker::index` is below N_WORKERS by construction, and the two
+    // crates' N_WORKERS agree (asserted above)
     WorkerId::new(w.index()).unwrap_or(WorkerId::ALL[0])
 }
 
@@ -240,9 +241,8 @@ pub fn model_state(s: &SystemState) -> State {
         pages: r.pages,
         timer_period_us: r.timer_period_us,
     };
-    let [a, b, c, d] = &s.workers;
     State {
-        workers: [w(a), w(b), w(c), w(d)],
+        workers: s.workers.each_ref().map(w),
         pool_pages: s.pool_pages,
         last_request_id: s.last_request_id,
     }

@@ -24,7 +24,7 @@ pub enum WorkerError {
     Unhandled(Unhandled),
     /// a region access outside its mapping.
     Region(RegionError),
-    /// its name is not `worker0..worker3`.
+    /// its name is not one of the manifest's workers (`worker<i>`).
     BadName,
 }
 

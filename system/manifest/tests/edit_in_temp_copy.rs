@@ -25,7 +25,43 @@ const SYSTEM_EDITS: &[(&str, &str, &str)] = &[
     ("timer's channel id to process", r#"<end pd="timer" id="6" />"#, r#"<end pd="timer" id="9" />"#),
     ("verifier's channel id to firmware", r#"<end pd="verifier" id="4" pp="true" notify="false" />"#, r#"<end pd="verifier" id="7" pp="true" notify="false" />"#),
 ];
-const POLICY_EDIT: (&str, &str) = ("quota_pages = 256", "quota_pages = 200");
+const POLICY_EDITS: &[(&str, &str)] = &[("quota_pages = 256", "quota_pages = 200"), ("workers = 4", "workers = 6")];
+
+/// the edited copy's workers: two more than system/ has.
+const EDITED_WORKERS: usize = 6;
+
+/// `text` with `add` inserted after the one line holding `after`.
+fn insert_after(text: &str, after: &str, add: &str) -> String {
+    assert_eq!(text.matches(after).count(), 1, "`{after}` is no longer in llm-os.system");
+    let at = text.find(after).unwrap();
+    let eol = at + text[at..].find('\n').unwrap() + 1;
+    format!("{}{add}{}", &text[..eol], &text[eol..])
+}
+
+/// workers 4 and 5 wired as worker3 is: a status page, the process PD's
+/// children and their scheduling contexts, a timer channel each.
+fn add_two_workers(sys: &str) -> String {
+    let mut sys = sys.to_owned();
+    for i in [5usize, 4] {
+        sys = insert_after(&sys, r#"<memory_region name="status_w3" size="0x1000" />"#, &format!(
+            "    <memory_region name=\"status_w{i}\" size=\"0x1000\" />\n"));
+        sys = insert_after(&sys, r#"<map mr="status_w3" vaddr="0x3003000" perms="r" setvar_vaddr="status3_vaddr" />"#, &format!(
+            "        <map mr=\"status_w{i}\" vaddr=\"0x300{i}000\" perms=\"r\" setvar_vaddr=\"status{i}_vaddr\" />\n"));
+        sys = insert_after(&sys, r#"<cap_sc slot="4" pd="worker3" />"#, &format!(
+            "            <cap_sc slot=\"{}\" pd=\"worker{i}\" />\n", i + 1));
+        sys = insert_after(&sys, r#"<map mr="status_w3" vaddr="0x3100000" perms="rw" setvar_vaddr="status_vaddr" />"#, &format!(
+            "        </protection_domain>\n\
+             \x20       <protection_domain name=\"worker{i}\" id=\"{i}\" priority=\"100\" budget=\"10000\" period=\"10000\">\n\
+             \x20           <program_image path=\"worker.elf\" />\n\
+             \x20           <map mr=\"pool\" vaddr=\"0x10000000\" perms=\"rw\" setvar_vaddr=\"pool_vaddr\" />\n\
+             \x20           <map mr=\"ledger\" vaddr=\"0x3000000\" perms=\"r\" setvar_vaddr=\"ledger_vaddr\" />\n\
+             \x20           <map mr=\"status_w{i}\" vaddr=\"0x3100000\" perms=\"rw\" setvar_vaddr=\"status_vaddr\" />\n"));
+        sys = insert_after(&sys, r#"<end pd="worker3" id="0" notify="false" />"#, &format!(
+            "    </channel>\n    <channel>\n        <end pd=\"timer\" id=\"{}\" />\n        <end pd=\"worker{i}\" id=\"0\" notify=\"false\" />\n",
+            i + 3));
+    }
+    sys
+}
 
 fn edited() -> (String, String) {
     let mut sys = read("system/llm-os.system");
@@ -33,9 +69,13 @@ fn edited() -> (String, String) {
         assert_eq!(sys.matches(from).count(), 1, "edit `{what}` no longer applies");
         sys = sys.replacen(from, to, 1);
     }
-    let pol = read("system/policy.toml");
-    assert_eq!(pol.matches(POLICY_EDIT.0).count(), 1);
-    (sys, pol.replacen(POLICY_EDIT.0, POLICY_EDIT.1, 1))
+    let sys = add_two_workers(&sys);
+    let mut pol = read("system/policy.toml");
+    for (from, to) in POLICY_EDITS {
+        assert_eq!(pol.matches(from).count(), 1, "edit `{from}` no longer applies");
+        pol = pol.replacen(from, to, 1);
+    }
+    (sys, pol)
 }
 
 #[test]
@@ -52,6 +92,9 @@ fn generated_code_follows_an_edit_of_system() {
     assert!(module("link").contains(r#"RegionSpec::from_manifest("link_buf", 0x3000, true)"#));
     assert!(module("verifier").contains(r#"RegionSpec::from_manifest("link_buf", 0x3000, true)"#));
     assert!(codegen::policy_rs(&m).contains("pub const QUOTA_PAGES: u64 = 200;"));
+    assert_eq!(m.workers.len(), EDITED_WORKERS);
+    assert!(codegen::policy_rs(&m).contains(&format!("pub const N_WORKERS: usize = {EDITED_WORKERS};")));
+    assert!(module("process").contains("pub const WORKERS: [Child; 6]"), "{}", module("process"));
 }
 
 #[test]
