@@ -24,7 +24,14 @@ fn workdir(name: &str) -> PathBuf {
 }
 
 fn llmsh(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_llmsh")).current_dir(dir).args(args).output().expect("llmsh runs")
+    // the example plan's token is made with the dev confirmation key, as
+    // the doc says (`LLM_OS_DEV_KEYS=1`)
+    Command::new(env!("CARGO_BIN_EXE_llmsh"))
+        .current_dir(dir)
+        .env("LLM_OS_DEV_KEYS", "1")
+        .args(args)
+        .output()
+        .expect("llmsh runs")
 }
 
 /// the `llmsh …` lines of the doc's sh blocks, with their expected exit codes.

@@ -4,17 +4,23 @@
 //! and invokes no capability PD for it.
 
 use hosted_system::{default_system_path, BootOptions, Handle, HostedSystem};
-use pd_interface::link::{Receipt, Reply, Request};
+use pd_interface::link::{Receipt, Reply, Request, SystemState};
 use policy_verifier::{confirm, json, wire, Action, Plan, Policy, Worker};
-
-const KEY: [u8; 32] = pd_verifier::DEV_KEY;
 
 fn boot(policy: &'static Policy) -> Handle {
     let opts = BootOptions { policy: Some(policy), ..BootOptions::default() };
     HostedSystem::boot_with(&default_system_path(), opts).expect("the hosted system boots")
 }
 
-fn plan(id: u64, actions: &[Action]) -> Plan {
+fn status(sys: &Handle) -> SystemState {
+    match sys.request(&Request::Status).expect("a reply") {
+        Reply::Status(s) => s,
+        other => panic!("expected a status, got {other:?}"),
+    }
+}
+
+/// an admin plan with the human's token for this boot (dev key, its epoch).
+fn plan(sys: &Handle, id: u64, actions: &[Action]) -> Plan {
     let p = Plan {
         version: 1,
         request_id: id,
@@ -23,7 +29,8 @@ fn plan(id: u64, actions: &[Action]) -> Plan {
         actions: heapless::Vec::from_slice(actions).unwrap(),
         confirmation: None,
     };
-    confirm::sign(&p, &KEY).unwrap()
+    let key = policy_verifier::auth::epoch_key(&pd_verifier::DEV_KEY, status(sys).epoch);
+    confirm::sign(&p, &key).unwrap()
 }
 
 fn apply(sys: &Handle, p: &Plan) -> Receipt {
@@ -41,9 +48,9 @@ fn the_running_verifier_enforces_a_policy_file_invariant() {
     let policy: &'static Policy = Box::leak(Box::new(json::parse_policy(text).expect("example policy")));
     let sys = boot(policy);
     let stop = |pd| Action::ProcessStop { pd };
-    let r = apply(&sys, &plan(1, &[stop(Worker::W0), stop(Worker::W1)]));
+    let r = apply(&sys, &plan(&sys, 1, &[stop(Worker::W0), stop(Worker::W1)]));
     assert!(r.approved && r.executed == 2, "{r:?}");
-    let r = apply(&sys, &plan(2, &[Action::SystemQuery {}, stop(Worker::W2)]));
+    let r = apply(&sys, &plan(&sys, 2, &[Action::SystemQuery {}, stop(Worker::W2)]));
     assert!(!r.approved, "{r:?}");
     assert_eq!(r.executed, 0);
     let names: Vec<(u8, &str)> = r.violations.iter().map(|v| (v.action, v.invariant.as_str())).collect();
@@ -52,5 +59,5 @@ fn the_running_verifier_enforces_a_policy_file_invariant() {
     assert_eq!(r.state_after.workers.iter().filter(|w| !w.running).count(), 2);
     // the compiled-in default policy accepts the same plan.
     let sys = HostedSystem::boot(&default_system_path()).expect("boots");
-    assert!(apply(&sys, &plan(1, &[stop(Worker::W0), stop(Worker::W1), stop(Worker::W2)])).approved);
+    assert!(apply(&sys, &plan(&sys, 1, &[stop(Worker::W0), stop(Worker::W1), stop(Worker::W2)])).approved);
 }

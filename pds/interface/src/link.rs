@@ -211,6 +211,83 @@ mod tests {
     extern crate std;
     use super::*;
 
+    /// the largest receipt the verifier can write: every number at its
+    /// widest varint, every string and list full. a rejected plan carries
+    /// violations and no inventory; an approved one the inventory and none.
+    fn widest_receipt(approved: bool) -> Receipt {
+        let w = WorkerReport {
+            running: true,
+            priority: u64::MAX,
+            budget_us: u64::MAX,
+            period_us: u64::MAX,
+            pages: u64::MAX,
+            timer_period_us: Some(u64::MAX),
+            faults: u32::MAX,
+            restarts: u32::MAX,
+            progress: u64::MAX,
+            ticks: u64::MAX,
+            consumed_us: u64::MAX,
+            throttled: true,
+        };
+        let state = SystemState {
+            workers: [w; N_WORKERS],
+            pool_pages: u64::MAX,
+            free_pages: u64::MAX,
+            last_request_id: u64::MAX,
+            epoch: u64::MAX,
+            keys: crate::keys::KeySource::Installation,
+            invocations: Invocations { process: u64::MAX, memory: u64::MAX, timer: u64::MAX },
+            plans_executed: u64::MAX,
+            plans_hash: [0xff; 32],
+        };
+        let mut violations = heapless::Vec::new();
+        let mut inventory = None;
+        if approved {
+            let mut inv = crate::firmware::Inventory {
+                cpus: u8::MAX,
+                cpu_model: heapless::String::try_from("x".repeat(32).as_str()).unwrap(),
+                memory: heapless::Vec::new(),
+                devices: heapless::Vec::new(),
+            };
+            while inv.memory.push(crate::firmware::MemoryRange { base: u64::MAX, size: u64::MAX }).is_ok() {}
+            let d = crate::firmware::Device {
+                name: heapless::String::try_from("n".repeat(24).as_str()).unwrap(),
+                compatible: heapless::String::try_from("c".repeat(32).as_str()).unwrap(),
+                base: u64::MAX,
+                size: u64::MAX,
+                irq: Some(u32::MAX),
+            };
+            while inv.devices.push(d.clone()).is_ok() {}
+            inventory = Some(inv);
+        } else {
+            let v = Violation { action: u8::MAX, invariant: heapless::String::try_from("v".repeat(32).as_str()).unwrap() };
+            while violations.push(v.clone()).is_ok() {}
+        }
+        Receipt {
+            request_id: u64::MAX,
+            approved,
+            executed: u8::MAX,
+            failed_action: Some(u8::MAX),
+            failure: Some(ExecFailure::Refused(u8::MAX)),
+            violations,
+            state_before: state,
+            state_after: state,
+            inventory,
+        }
+    }
+
+    #[test]
+    fn the_widest_receipt_fits_one_frame_for_this_worker_count() {
+        // a receipt that does not fit reaches the host as `TooLarge` although
+        // the plan ran: the payload cap must grow with the worker count
+        let mut buf = std::vec![0u8; 4 * crate::frame::MAX_PAYLOAD];
+        for approved in [false, true] {
+            let used = postcard::to_slice(&Reply::Receipt(widest_receipt(approved)), &mut buf).unwrap().len();
+            std::println!("widest receipt, approved {approved}, {N_WORKERS} workers: {used} bytes of {}", crate::frame::MAX_PAYLOAD);
+            assert!(used <= crate::frame::MAX_PAYLOAD, "{used} bytes for {N_WORKERS} workers");
+        }
+    }
+
     #[test]
     fn request_round_trip_borrows_the_plan_bytes() {
         let plan = [1u8, 2, 3, 0, 255];
