@@ -21,8 +21,8 @@ include!(concat!(env!("OUT_DIR"), "/workers.rs"));
 
 /// a worker PD: the only PDs a plan may name. system PDs are not addressable.
 ///
-/// always an index below [`N_WORKERS`], the worker count system/ sets: the
-/// only ways to make one check it. in json a worker is its name
+/// always an index below [`N_WORKERS`], the worker count system/ sets:
+/// every constructor checks it. in json a worker is its name
 /// (`worker0`, ...); on the wire, its index in one byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Worker(u8);
