@@ -31,8 +31,8 @@
 //! `period_max_us`, `timer_min_us`, `timer_max_us`, `page_size`.
 //! `all`/`any` take a boolean body, `count` a boolean body (an integer
 //! result), `sum` an integer body. integers are exact: the parser rejects an
-//! expression whose value could reach 2^127, so u128 arithmetic in the PD and
-//! Z3's unbounded integers agree on every input.
+//! expression whose value could reach 2^127, so the PD's u128 arithmetic and
+//! the unbounded integers of Z3 agree on every input.
 
 use core::fmt;
 

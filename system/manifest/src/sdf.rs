@@ -1,7 +1,7 @@
 //! the Microkit system description (.system XML), parsed and checked.
 //!
-//! parses Microkit 2.3.0's SDF for the `qemu_virt_aarch64` board as the
-//! Microkit tool does: every rule its parser applies for this board (numbers,
+//! parses Microkit 2.3.0's SDF for the `qemu_virt_aarch64` board as its
+//! own tool does: every rule its parser applies for this board (numbers,
 //! attributes, elements, ids, priorities, stack sizes, page sizes, maps that
 //! overlap or leave the address space, IRQs claimed twice, setvars and cspace
 //! slots used twice, at most 63 PDs, ...) is applied here, so a file this
@@ -258,7 +258,7 @@ fn unknown(n: &Node<'_, '_>) -> SdfError {
 const MAX_ID: i64 = 61;
 /// the maximum PD priority Microkit allows (the monitor has 255).
 const MAX_PRIORITY: u64 = 254;
-/// Microkit's `MAX_PDS`.
+/// the most PDs a Microkit system holds (its `MAX_PDS`).
 pub const MAX_PDS: usize = 63;
 /// cspace slots a `<cspace>` may fill: 1..128 (slot 0 is Microkit's).
 const CAP_SLOTS: u64 = 128;
