@@ -15,69 +15,18 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use board_qemu_virt_aarch64::image::{self, Config};
-use board_qemu_virt_aarch64::qemu::find_qemu;
 use pd_interface::client::LinkClient;
-use pd_interface::keys::{KeySource, Keys};
+use pd_interface::keys::KeySource;
 use pd_interface::link::{LinkError, Receipt, Reply, Request, SystemState};
 use policy_verifier::{auth, confirm, json as pjson, wire};
 use serde_json::{json, Value};
 
 mod fake_openai;
 use fake_openai::fake;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// an llmsh with its own runtime dir (socket, pidfile, console).
-struct Llmsh {
-    run_dir: PathBuf,
-}
-
-impl Llmsh {
-    fn cmd(&self, args: &[&str]) -> (i32, Value, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
-            .args(args)
-            .env("XDG_RUNTIME_DIR", &self.run_dir)
-            // a fresh installation: its keys are made on first use, in the image at build
-            .env("XDG_CONFIG_HOME", self.run_dir.join("cfg"))
-            .env_remove("LLM_OS_DEV_KEYS")
-            .env("LLM_OS_QEMU_GDB", "1")
-            .env("LLMSH_AUDIT_LOG", self.run_dir.join("audit.jsonl"))
-            .output()
-            .expect("llmsh runs");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let v = stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
-        (out.status.code().unwrap_or(-1), v, format!("{stdout}\n{stderr}"))
-    }
-    fn dir(&self) -> PathBuf {
-        self.run_dir.join("llm-os")
-    }
-    /// the installation's keys, as the image carries them.
-    fn keys(&self) -> Keys {
-        pd_interface::keys::store::load(&self.run_dir.join("cfg/llm-os")).expect("keys made on first use")
-    }
-}
-
-/// stops llm-osd (and with it qemu) by the pid `llmsh boot` reported, whatever happens.
-struct Qemu(u32);
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.to_string()).status();
-    }
-}
-
-fn plan_file(dir: &Path, name: &str, plan: &Value) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, plan.to_string()).expect("write plan");
-    p
-}
+mod qemu_harness;
+use qemu_harness::{cannot_run, plan_file, repo, Llmsh, Qemu};
 
 fn status<S: Read + Write>(c: &mut LinkClient<S>) -> SystemState {
     match c.request(&Request::Status).expect("status reply") {
@@ -189,24 +138,14 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 /// a missing SDK or qemu skips with one line for a user, but fails under
 /// `CI=true`: ci must never go green without having booted seL4.
-fn skip(why: &str) {
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true and the seL4 test cannot run: {why}");
-    println!("SKIPPED: {why}");
-}
-
 #[test]
 fn qemu_end_to_end() {
-    let sdk_ok = image::sdk_from_env(Config::Debug);
-    if let Err(e) = sdk_ok {
-        let at = std::env::var("MICROKIT_SDK").unwrap_or_default();
-        return skip(&format!("no Microkit SDK at `{at}` ({e})"));
-    }
-    if find_qemu().is_none() {
-        return skip("qemu-system-aarch64 not found");
+    if cannot_run().is_some() {
+        return;
     }
     let run_dir = std::env::temp_dir().join(format!("llm-os-qemu-test-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir).expect("run dir");
-    let sh = Llmsh { run_dir: run_dir.clone() };
+    let sh = Llmsh { run_dir: run_dir.clone(), policy: None };
     // the raw links below build and boot images in this process: they take
     // the same installation keys as llmsh (set before any thread starts)
     std::env::set_var("XDG_CONFIG_HOME", run_dir.join("cfg"));

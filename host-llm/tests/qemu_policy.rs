@@ -11,58 +11,10 @@
 //! `CI=true`. it rebuilds the PDs with the example policy; the next default
 //! image build rebuilds them back.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use board_qemu_virt_aarch64::image::{self, Config};
-use board_qemu_virt_aarch64::qemu::find_qemu;
 use serde_json::{json, Value};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn skip(why: &str) {
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true and the seL4 test cannot run: {why}");
-    println!("SKIPPED: {why}");
-}
-
-struct Llmsh {
-    run_dir: PathBuf,
-    policy: PathBuf,
-}
-
-impl Llmsh {
-    fn cmd(&self, args: &[&str]) -> (i32, Value, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
-            .args(args)
-            .env("XDG_RUNTIME_DIR", &self.run_dir)
-            .env("LLMSH_AUDIT_LOG", self.run_dir.join("audit.jsonl"))
-            .env("XDG_CONFIG_HOME", self.run_dir.join("cfg"))
-            .env("LLM_OS_POLICY", &self.policy)
-            .output()
-            .expect("llmsh runs");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let v = stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
-        (out.status.code().unwrap_or(-1), v, format!("{stdout}\n{stderr}"))
-    }
-}
-
-/// stops llm-osd (and with it qemu) by the pid `llmsh boot` reported.
-struct Qemu(u32);
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.to_string()).status();
-    }
-}
-
-fn plan_file(dir: &Path, name: &str, plan: &Value) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, plan.to_string()).expect("plan file");
-    p
-}
+mod qemu_harness;
+use qemu_harness::{cannot_run, plan_file, repo, Llmsh, Qemu};
 
 fn stops(id: u64, workers: &[&str]) -> Value {
     let actions: Vec<Value> = workers.iter().map(|w| json!({"op": "process.stop", "pd": w})).collect();
@@ -71,16 +23,12 @@ fn stops(id: u64, workers: &[&str]) -> Value {
 
 #[test]
 fn qemu_verifier_enforces_a_policy_file_invariant() {
-    if let Err(e) = image::sdk_from_env(Config::Debug) {
-        let at = std::env::var("MICROKIT_SDK").unwrap_or_default();
-        return skip(&format!("no Microkit SDK at `{at}` ({e})"));
-    }
-    if find_qemu().is_none() {
-        return skip("qemu-system-aarch64 not found");
+    if cannot_run().is_some() {
+        return;
     }
     let run_dir = std::env::temp_dir().join(format!("llm-os-qemu-policy-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir).expect("run dir");
-    let sh = Llmsh { run_dir: run_dir.clone(), policy: repo().join("tests/policies/max-stopped.toml") };
+    let sh = Llmsh { run_dir: run_dir.clone(), policy: Some(repo().join("tests/policies/max-stopped.toml")) };
 
     let (code, boot, out) = sh.cmd(&["boot", "--system", "qemu"]);
     assert_eq!(code, 0, "boot failed: {out}");
