@@ -26,7 +26,7 @@ use policy_verifier::{Policy, Tier};
 use toktrie::TokEnv;
 
 use super::prompt::Prompt;
-use super::{model_file, schema, Backend, GenOptions, Generation, LlmError};
+use super::{model_file, prefix_cache, schema, Backend, GenOptions, Generation, LlmError};
 
 /// context window: the prompt (~1.2k tokens) plus feedback turns and a plan.
 const N_CTX: u32 = 4096;
@@ -54,6 +54,8 @@ fn backend() -> Result<&'static LlamaBackend, LlmError> {
 /// what a loaded model keeps between requests of one process.
 struct Loaded {
     model: LlamaModel,
+    /// the gguf's path: its identity keys the prefix cache.
+    path: PathBuf,
     tok_env: TokEnv,
     factory: ParserFactory,
 }
@@ -80,6 +82,10 @@ pub struct Throughput {
     pub gen_ms: u64,
     /// time evaluating prompts, ms.
     pub prompt_ms: u64,
+    /// prompt tokens loaded from the prefix cache instead of evaluated.
+    pub cached: u64,
+    /// requests whose prefix came from the cache.
+    pub prefix_hits: u64,
 }
 
 impl LocalBackend {
@@ -125,6 +131,7 @@ impl LocalBackend {
             ));
             self.loaded = Some(Loaded {
                 model,
+                path,
                 tok_env,
                 factory,
             });
@@ -133,24 +140,54 @@ impl LocalBackend {
     }
 }
 
-/// the chat rendered with the model's own template (chatml as a fallback).
-fn render(model: &LlamaModel, prompt: &Prompt) -> String {
-    let chat: Result<Vec<LlamaChatMessage>, _> = prompt
-        .messages
+/// chat messages rendered with the model's own template (chatml as a
+/// fallback); `answer` opens the assistant's turn.
+fn render(model: &LlamaModel, messages: &[(super::prompt::Role, String)], answer: bool) -> String {
+    let chat: Result<Vec<LlamaChatMessage>, _> = messages
         .iter()
         .map(|(r, c)| LlamaChatMessage::new(r.name().to_string(), c.clone()))
         .collect();
     if let (Ok(tmpl), Ok(chat)) = (model.chat_template(None), chat) {
-        if let Ok(s) = model.apply_chat_template(&tmpl, &chat, true) {
+        if let Ok(s) = model.apply_chat_template(&tmpl, &chat, answer) {
             return s;
         }
     }
     let mut s = String::new();
-    for (r, c) in &prompt.messages {
+    for (r, c) in messages {
         s.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", r.name(), c));
     }
-    s.push_str("<|im_start|>assistant\n");
+    if answer {
+        s.push_str("<|im_start|>assistant\n");
+    }
     s
+}
+
+/// the prompt's tokens and where its cacheable prefixes end (ascending
+/// token counts, each short of the whole prompt). a prefix counts only when
+/// its own tokens are the prompt's first tokens, so a cached prefix never
+/// changes the tokens the model sees.
+fn tokens_and_splits(model: &LlamaModel, prompt: &Prompt) -> (String, Vec<LlamaToken>, Vec<usize>) {
+    let text = render(model, &prompt.messages, true);
+    let toks = model.vocab().tokenize(text.as_bytes(), true, true);
+    let mut splits: Vec<usize> = Vec::new();
+    for &cut in &prompt.cache_points {
+        let Some(msgs) = prompt.messages.get(..cut) else { break };
+        if cut == 0 || cut >= prompt.messages.len() {
+            continue;
+        }
+        let prefix = render(model, msgs, false);
+        if !text.starts_with(&prefix) {
+            break;
+        }
+        let pre = model.vocab().tokenize(prefix.as_bytes(), true, true);
+        let longer = splits.last().is_none_or(|l| pre.len() > *l);
+        if longer && pre.len() < toks.len() && toks.starts_with(&pre) {
+            splits.push(pre.len());
+        } else {
+            break;
+        }
+    }
+    (text, toks, splits)
 }
 
 /// llguidance for `tok_env`. (its own forced tokens need a canonical
@@ -279,19 +316,20 @@ impl Backend for LocalBackend {
             .with_n_batch(N_BATCH as u32)
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
-        let mut ctx = loaded
-            .model
-            .new_context(backend()?, params)
-            .map_err(|e| LlmError::Model(format!("cannot create a context: {e}")))?;
-        let text = render(&loaded.model, prompt);
+        let params_key = format!("n_ctx={N_CTX} n_batch={N_BATCH} threads={threads}");
+        let new_ctx = || {
+            loaded
+                .model
+                .new_context(backend()?, params.clone())
+                .map_err(|e| LlmError::Model(format!("cannot create a context: {e}")))
+        };
+        let mut ctx = new_ctx()?;
+        let (text, llama_toks, splits) = tokens_and_splits(&loaded.model, prompt);
         if std::env::var_os("LLMSH_DEBUG_PROMPT").is_some() {
             eprintln!("llmsh: prompt as the model sees it:\n{text}");
         }
-        let prompt_toks: Vec<u32> = loaded
-            .model
-            .vocab()
-            .tokenize(text.as_bytes(), true, true)
-            .into_iter()
+        let prompt_toks: Vec<u32> = llama_toks
+            .iter()
             .map(|t| u32::try_from(t.0).unwrap_or(0))
             .collect();
         let n_prompt = prompt_toks.len() as u64;
@@ -307,10 +345,60 @@ impl Backend for LocalBackend {
             )));
         }
         let mut pos = 0i32;
-        feed(&mut ctx, &prompt_toks, &mut pos)?;
+        // each cacheable prefix is fed as a segment of its own (or loaded
+        // from the cache), then the rest: the same computation with the
+        // cache, without it, or with any of its files missing.
+        let cache_dir = prefix_cache::dir();
+        let keys: Vec<Option<String>> = splits
+            .iter()
+            .map(|n| {
+                if prefix_cache::disabled() {
+                    None
+                } else {
+                    prefix_cache::key(&loaded.path, &params_key, llama_toks.get(..*n).unwrap_or(&[]))
+                }
+            })
+            .collect();
+        let t = Instant::now();
+        let mut have = 0usize;
+        for (n, key) in splits.iter().zip(&keys).rev() {
+            let Some(key) = key else { continue };
+            match prefix_cache::load(&mut ctx, &cache_dir, key, llama_toks.get(..*n).unwrap_or(&[])) {
+                prefix_cache::Load::Hit => {
+                    have = *n;
+                    break;
+                }
+                prefix_cache::Load::Miss => {}
+                prefix_cache::Load::Corrupt => {
+                    trace("a prefix cache file was unusable; removed, rebuilt");
+                    ctx = new_ctx()?;
+                }
+            }
+        }
+        let cached = have as u64;
+        if have > 0 {
+            pos = i32::try_from(have).unwrap_or(i32::MAX);
+            trace(&format!(
+                "{have} prefix tokens loaded from the cache in {} ms",
+                t.elapsed().as_millis()
+            ));
+        }
+        for (n, key) in splits.iter().zip(&keys) {
+            if *n <= have {
+                continue;
+            }
+            feed(&mut ctx, prompt_toks.get(have..*n).unwrap_or(&[]), &mut pos)?;
+            have = *n;
+            if let Some(key) = key {
+                if let Err(e) = prefix_cache::save(&ctx, &cache_dir, key, llama_toks.get(..*n).unwrap_or(&[])) {
+                    trace(&format!("the prefix cache was not saved: {e}"));
+                }
+            }
+        }
+        feed(&mut ctx, prompt_toks.get(have..).unwrap_or(&[]), &mut pos)?;
         let prompt_ms = start.elapsed().as_millis() as u64;
         trace(&format!(
-            "{n_prompt} prompt tokens evaluated in {prompt_ms} ms"
+            "{n_prompt} prompt tokens ({cached} from the cache) ready in {prompt_ms} ms"
         ));
         let gen_start = Instant::now();
 
@@ -414,7 +502,9 @@ impl Backend for LocalBackend {
         ));
         self.stats.sampled += sampled;
         self.stats.forced += forced;
-        self.stats.prompt += n_prompt;
+        self.stats.prompt += n_prompt - cached;
+        self.stats.cached += cached;
+        self.stats.prefix_hits += u64::from(cached > 0);
         self.stats.gen_ms += gen_ms;
         self.stats.prompt_ms += prompt_ms;
         let text = String::from_utf8_lossy(&trie.decode(&out)).into_owned();

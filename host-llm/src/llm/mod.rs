@@ -12,6 +12,8 @@
 pub mod local;
 #[cfg(feature = "local")]
 pub mod model_file;
+#[cfg(feature = "local")]
+pub mod prefix_cache;
 pub mod fidelity;
 pub mod planner;
 pub mod prompt;

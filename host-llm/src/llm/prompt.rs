@@ -1,6 +1,9 @@
 //! the prompt: what the model sees. a short system message with the ops and
-//! the current state, worked examples as earlier chat turns, then the intent.
-//! on a rejection the verifier's findings are fed back as one more turn.
+//! the limits, worked examples as earlier chat turns, the current state, then
+//! the intent. on a rejection the verifier's findings are fed back as one
+//! more turn. the state comes after the examples so that everything before
+//! it depends on the policy and the intent's examples only: the local
+//! backend evaluates that prefix once and keeps its state on disk.
 
 use policy_verifier::{Policy, State, Worker};
 use sha2::{Digest, Sha256};
@@ -39,6 +42,12 @@ pub struct Prompt {
     /// the numbers of the intent in the draft's units ([`intent_numbers`]):
     /// the grammar lets bounded fields take only these where it can.
     pub numbers: Vec<u64>,
+    /// where the local backend may cache the evaluated prompt: ascending
+    /// counts of leading messages, each a prefix many requests share. the
+    /// system message depends on the policy alone, the examples on the
+    /// words of the intent, the state message on the state until it
+    /// changes; the intent itself is never cached.
+    pub cache_points: Vec<usize>,
 }
 
 /// worked examples: (intent, draft). they teach the mapping from words to
@@ -350,9 +359,8 @@ pub fn describe_state(s: &State) -> String {
     out
 }
 
-/// the system message: the ops, the limits, the state.
-pub fn system_message(policy: &Policy, s: &State) -> String {
-    let l = &policy.limits;
+/// the system message: the ops (the policy alone).
+pub fn system_message(policy: &Policy) -> String {
     format!(
         "You plan actions for llm-os. Answer with one JSON plan: a short reason that restates the intent, then the actions, one action for each thing the intent asks.\n\
          ops:\n\
@@ -364,11 +372,17 @@ pub fn system_message(policy: &Policy, s: &State) -> String {
          timer.cancel {{pd}}: stop its timer\n\
          process.start|process.stop|process.restart {{pd}}\n\
          firmware.inventory {{query: cpus|memory|devices|all}}\n\
-         system.query {{}}: read the state\n\
-         limits: at most {} pages per worker, pool {} pages.\n\
-         state:\n{}",
-        l.priority_ceiling,
-        l.quota_pages,
+         system.query {{}}: read the state\n",
+        policy.limits.priority_ceiling,
+    )
+}
+
+/// the limits and the state, right before the intent (the pool is the
+/// state's, so this message is not part of the fixed prefix).
+pub fn state_message(policy: &Policy, s: &State) -> String {
+    format!(
+        "limits: at most {} pages per worker, pool {} pages.\nstate:\n{}",
+        policy.limits.quota_pages,
         s.pool_pages,
         describe_state(s)
     )
@@ -376,16 +390,20 @@ pub fn system_message(policy: &Policy, s: &State) -> String {
 
 /// the first prompt for an intent.
 pub fn build(policy: &Policy, s: &State, intent: &str) -> Prompt {
-    let mut messages = vec![(Role::System, system_message(policy, s))];
+    let mut messages = vec![(Role::System, system_message(policy))];
     for (q, a) in examples_for(intent) {
         messages.push((Role::User, q.to_string()));
         messages.push((Role::Assistant, a.to_string()));
     }
+    let examples = messages.len();
+    messages.push((Role::System, state_message(policy, s)));
+    let state = messages.len();
     messages.push((Role::User, intent.to_string()));
     Prompt {
         messages,
         answer_prefix: None,
         numbers: intent_numbers(intent),
+        cache_points: vec![1, examples, state],
     }
 }
 
@@ -503,8 +521,17 @@ mod tests {
         let p = build(&DEFAULT_POLICY, &s, "give worker1 16 more pages");
         assert!(p
             .messages
-            .first()
+            .get(p.messages.len() - 2)
             .is_some_and(|(_, m)| m.contains("worker1: running, priority 50")));
+        // the cached prefixes: the system message alone is the same for
+        // every intent, the examples hold no state, the intent is never cached
+        assert_eq!(p.cache_points, [1, 1 + 2 * N_EXAMPLES, 2 + 2 * N_EXAMPLES]);
+        for (_, m) in p.messages.iter().take(p.cache_points[1]) {
+            assert!(!m.contains("priority 50,"), "{m}");
+        }
+        let other = build(&DEFAULT_POLICY, &DEFAULT_POLICY.initial, "how many cpus are there?");
+        assert_eq!(p.messages[..1], other.messages[..1]);
+        assert_eq!(p.messages[p.messages.len() - 2], other.messages[other.messages.len() - 2]);
         assert_eq!(
             p.messages.last().map(|(_, m)| m.as_str()),
             Some("give worker1 16 more pages")
