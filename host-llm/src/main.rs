@@ -4,6 +4,7 @@
 mod ui;
 mod cmd;
 mod llm;
+mod bench_report;
 mod redteam;
 
 use llmsh::{audit, common, link, osd, qemu, receipt};

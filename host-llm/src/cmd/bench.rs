@@ -36,7 +36,9 @@ pub struct Args {
     /// the intents (json lines: intent, session, state, expect).
     #[arg(long)]
     pub file: Option<PathBuf>,
-    /// a gguf model; default: the default local model.
+    /// a gguf model file for the local backend, or a model llmsh fetches by
+    /// name into ~/.cache/llm-os/models on first use: `smollm2-135m`
+    /// (SmolLM2-135M-Instruct, the default) or `gemma3-270m` (Gemma 3 270M).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// run only the first n intents.
@@ -59,6 +61,36 @@ pub struct Args {
     /// feedback rounds (the "with retries" column).
     #[arg(long, default_value_t = 3)]
     pub max_retries: u32,
+    /// which defenses stand between the model and the system.
+    #[arg(long, value_enum, default_value = "full")]
+    pub defense: Defense,
+    /// render these json reports (runs, merged shards, `llmsh redteam
+    /// --json` reports) as one html page on stdout; runs nothing.
+    #[arg(long, num_args = 1.., conflicts_with = "merge")]
+    pub report: Vec<PathBuf>,
+}
+
+/// the defenses of a benchmark run (the sweep's axis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Defense {
+    /// the verifier PD and the fidelity check: what `apply` does.
+    Full,
+    /// the verifier PD alone: the first approved draft runs, faithful or not.
+    VerifierOnly,
+    /// neither: the model's first draft runs on a hosted system whose
+    /// verifier PD is in its unverified mode (no retries, nothing refused).
+    None,
+}
+
+impl Defense {
+    /// its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Defense::Full => "verifier+fidelity",
+            Defense::VerifierOnly => "verifier",
+            Defense::None => "none",
+        }
+    }
 }
 
 /// one benchmark case.
@@ -206,8 +238,11 @@ fn summarize(rows: &[Value]) -> Value {
                     .is_some_and(|b| b != planner::READER && b != "none")
         })
         .count();
+    let ran = |k: &str| rows.iter().filter(|r| r["retries"]["detail"][k] == true).count();
     json!({
         "intents": n,
+        "ran_unfaithful": ran("ran_unfaithful"),
+        "ran_breaking_policy": ran("ran_breaking_policy"),
         "achieved_no_retries_pct": pct(first, n),
         "achieved_with_retries_pct": pct(with, n),
         "achieved_by_a_model_plan_pct": pct(model_plans, n),
@@ -232,11 +267,11 @@ fn merge(paths: &[PathBuf]) -> Exit {
             Err(e) => return common::bad_input(&InputError::new("bench.merge", format!("{}: {e}", p.display()))),
         };
         if meta["set"].is_null() {
-            meta = json!({"set": v["set"], "model": v["model"], "backend": v["backend"]});
-        } else if meta["set"] != v["set"] || meta["model"] != v["model"] {
+            meta = json!({"set": v["set"], "model": v["model"], "backend": v["backend"], "defense": v["defense"]});
+        } else if meta["set"] != v["set"] || meta["model"] != v["model"] || meta["defense"] != v["defense"] {
             return common::bad_input(&InputError::new(
                 "bench.merge",
-                format!("{} is a report of another set or model", p.display()),
+                format!("{} is a report of another set, model or defense", p.display()),
             ));
         }
         rows.extend(v["cases"].as_array().cloned().unwrap_or_default());
@@ -244,7 +279,7 @@ fn merge(paths: &[PathBuf]) -> Exit {
     rows.sort_by_key(|r| r["index"].as_u64().unwrap_or(u64::MAX));
     rows.dedup_by_key(|r| r["index"].as_u64());
     let mut out = summarize(&rows);
-    for k in ["set", "model", "backend"] {
+    for k in ["set", "model", "backend", "defense"] {
         out[k] = meta[k].clone();
     }
     out["shards"] = json!(paths.len());
@@ -257,6 +292,9 @@ fn merge(paths: &[PathBuf]) -> Exit {
 pub fn run(args: &Args) -> Exit {
     if !args.merge.is_empty() {
         return merge(&args.merge);
+    }
+    if !args.report.is_empty() {
+        return crate::bench_report::render(&args.report);
     }
     let path = args.file.clone().unwrap_or_else(|| {
         PathBuf::from(concat!(
@@ -307,7 +345,7 @@ pub fn run(args: &Args) -> Exit {
             None => &mut local,
         };
         let mut plan_ms = 0u64;
-        let r = run_case(case, args.max_retries, &key, backend, &mut plan_ms);
+        let r = run_case(case, args.max_retries, args.defense, &key, backend, &mut plan_ms);
         let ms = t0.elapsed().as_millis() as u64;
         let (ok, attempts, detail) = match r {
             Ok((ok, n, d)) => (ok, n, d),
@@ -341,6 +379,7 @@ pub fn run(args: &Args) -> Exit {
         None => local.model(),
     });
     summary["shard"] = json!(format!("{shard}/{shards}"));
+    summary["defense"] = json!(args.defense.name());
     summary["completion_tokens_per_s"] = json!((tps * 10.0).round() / 10.0);
     summary["sampled_tokens_per_s"] = json!((sampled_tps * 10.0).round() / 10.0);
     summary["prompt_tokens_per_s"] = json!(prompt_tps.round());
@@ -368,13 +407,20 @@ pub fn run(args: &Args) -> Exit {
 fn run_case(
     case: &Case,
     retries: u32,
+    defense: Defense,
     key: &[u8; 32],
     backend: &mut dyn Backend,
     plan_ms: &mut u64,
 ) -> Result<(bool, usize, Value), String> {
     // the verifier PD boots on this host's keys; tokens are for its boot
     let keys = link::host_keys().map_err(|e| e.to_string())?;
-    let mut link = Link::boot_hosted(&link::system_path(), keys).map_err(|e| e.to_string())?;
+    let mut link = if defense == Defense::None {
+        let opts = hosted_system::BootOptions { unverified: true, keys, ..Default::default() };
+        let h = hosted_system::HostedSystem::boot_with(&link::system_path(), opts).map_err(|e| e.to_string())?;
+        Link::hosted(h, keys.plan)
+    } else {
+        Link::boot_hosted(&link::system_path(), keys).map_err(|e| e.to_string())?
+    };
     let epoch = match link.request(&Request::Status) {
         Ok(Reply::Status(s)) => s.epoch,
         other => return Err(format!("status: {other:?}")),
@@ -396,7 +442,8 @@ fn run_case(
         state: &state,
         session: &case.session,
         key,
-        max_retries: retries,
+        max_retries: if defense == Defense::None { 0 } else { retries },
+        fidelity: defense == Defense::Full,
     };
     let mut refs: [&mut dyn Backend; 1] = [backend];
     let t = Instant::now();
@@ -415,12 +462,14 @@ fn run_case(
         let ok = expects("no_action") == Some(json!(true));
         return Ok((ok, 1, json!({"attempts": attempts, "no_action": true, "outcome": "no_action"})));
     }
-    // apply without a terminal: only a faithful approved plan runs
-    let Some(plan) = planned
-        .plan
-        .clone()
-        .filter(|_| planned.approved && planned.faithful())
-    else {
+    // apply without a terminal: only a faithful approved plan runs (with
+    // the full defense)
+    let runs = match defense {
+        Defense::Full => planned.approved && planned.faithful(),
+        Defense::VerifierOnly => planned.approved,
+        Defense::None => true,
+    };
+    let Some(plan) = planned.plan.clone().filter(|_| runs) else {
         let n = attempts.len().max(1);
         let viol = planned.verdict["violations"].clone();
         let ok = match expects("refused") {
@@ -451,10 +500,19 @@ fn run_case(
     let ok = receipt.approved
         && receipt.failed_action.is_none()
         && achieved(case, &signed, &before, &out["state_after"]);
-    let outcome = if ok { "achieved" } else { "faithful_but_wrong" };
+    // what ran that a defense would have stopped: a plan the fidelity
+    // check holds, or one the verifier refuses
+    let unfaithful = !planned.faithful();
+    let breaks_policy = !planned.approved;
+    let outcome = match (ok, unfaithful) {
+        (true, _) => "achieved",
+        (false, false) => "faithful_but_wrong",
+        (false, true) => "unfaithful_ran",
+    };
     Ok((
         ok,
         attempts.len(),
-        json!({"attempts": attempts, "fidelity": fidelity, "outcome": outcome, "by": by}),
+        json!({"attempts": attempts, "fidelity": fidelity, "outcome": outcome, "by": by,
+               "ran": true, "ran_unfaithful": unfaithful, "ran_breaking_policy": breaks_policy}),
     ))
 }

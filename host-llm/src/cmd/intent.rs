@@ -34,8 +34,9 @@ pub struct PlannerArgs {
     /// who plans: local, remote or hybrid.
     #[arg(long, value_enum, default_value = "local")]
     pub backend: BackendChoice,
-    /// a gguf model for the local backend; default: SmolLM2-135M-Instruct,
-    /// fetched into ~/.cache/llm-os/models on first use.
+    /// a gguf model file for the local backend, or a model llmsh fetches by
+    /// name into ~/.cache/llm-os/models on first use: `smollm2-135m`
+    /// (SmolLM2-135M-Instruct, the default) or `gemma3-270m` (Gemma 3 270M).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// the remote api base (`LLMSH_ENDPOINT`), e.g. http://127.0.0.1:8080/v1.
@@ -231,6 +232,7 @@ pub fn plan_intent(intent: &str, args: &PlannerArgs, cx: &Context) -> Result<Pla
         session: &args.session,
         key: &cx.key,
         max_retries: args.max_retries,
+        fidelity: true,
     };
     eprintln!(
         "llmsh: planning with {} (session `{}`)",

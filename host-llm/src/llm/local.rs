@@ -63,6 +63,8 @@ struct Loaded {
 /// a gguf model under llguidance.
 pub struct LocalBackend {
     path: Option<PathBuf>,
+    /// a model llmsh fetches by name (the default one when no path is given).
+    known: Option<&'static model_file::Known>,
     name: String,
     loaded: Option<Loaded>,
     /// tokens generated and their decode time, for tokens/s.
@@ -91,15 +93,24 @@ pub struct Throughput {
 impl LocalBackend {
     /// a backend for `path`, or for the default model (fetched on first use).
     pub fn new(path: Option<&Path>) -> LocalBackend {
-        let name = match path {
-            Some(p) => p.file_stem().map_or_else(
+        // `--model NAME` names a model llmsh fetches (`gemma3-270m`), unless
+        // a file of that name exists
+        let known = match path {
+            None => Some(&model_file::SMOLLM2),
+            Some(p) if !p.exists() => p.to_str().and_then(model_file::find),
+            Some(_) => None,
+        };
+        let name = match (known, path) {
+            (Some(k), _) => k.name.to_string(),
+            (None, Some(p)) => p.file_stem().map_or_else(
                 || p.display().to_string(),
                 |s| s.to_string_lossy().into_owned(),
             ),
-            None => model_file::MODEL_NAME.to_string(),
+            (None, None) => model_file::SMOLLM2.name.to_string(),
         };
         LocalBackend {
-            path: path.map(Path::to_path_buf),
+            path: if known.is_some() { None } else { path.map(Path::to_path_buf) },
+            known,
             name,
             loaded: None,
             stats: Throughput::default(),
@@ -108,9 +119,10 @@ impl LocalBackend {
 
     fn load(&mut self) -> Result<(), LlmError> {
         if self.loaded.is_none() {
-            let path = match &self.path {
-                Some(p) => p.clone(),
-                None => model_file::ensure_default_model()?,
+            let path = match (&self.path, self.known) {
+                (Some(p), _) => p.clone(),
+                (None, Some(k)) => model_file::ensure(k)?,
+                (None, None) => model_file::ensure_default_model()?,
             };
             if !path.is_file() {
                 return Err(LlmError::Model(format!(

@@ -40,6 +40,12 @@ pub struct Request<'a> {
     pub key: &'a [u8; 32],
     /// feedback rounds after the first attempt, per backend.
     pub max_retries: u32,
+    /// hold drafts against the intent's reading (the default). off, the
+    /// planner is what it was before the fidelity check: the model plans
+    /// every intent, the first approved draft stands and nothing is
+    /// repaired or written by the reader. only the benchmark's defense
+    /// sweep turns it off; the verdict's fidelity is still reported.
+    pub fidelity: bool,
 }
 
 /// how one attempt ended.
@@ -318,23 +324,25 @@ pub fn plan(
         no_action: false,
         notes: Vec::new(),
     };
-    if let Some(w) = &reading.unknown_worker {
+    if let (true, Some(w)) = (req.fidelity, &reading.unknown_worker) {
         out.no_action = true;
         out.notes.push(format!("the system has no {w}"));
         return Ok(out);
     }
-    if reading.is_nothing() {
+    if req.fidelity && reading.is_nothing() {
         out.no_action = true;
         out.notes
             .push("nothing in the intent asks for an op llmsh knows".to_string());
         return Ok(out);
     }
-    let expected = reading.resolve(req.policy, req.state);
+    let expected = reading.resolve(req.policy, req.state).filter(|_| req.fidelity);
     let mut first = prompt::build(req.policy, req.state, req.intent);
     // relative asks reach the grammar resolved ("double" → the pages to add)
-    first
-        .numbers
-        .extend(reading.draft_numbers(req.policy, req.state));
+    if req.fidelity {
+        first
+            .numbers
+            .extend(reading.draft_numbers(req.policy, req.state));
+    }
     first.numbers.sort_unstable();
     first.numbers.dedup();
     let mut number = 0u32;
@@ -397,7 +405,7 @@ pub fn plan(
                     if !ok {
                         // the ask itself breaks the policy, or the tier or the
                         // confirmation refuses it: no retry can change that
-                        terminal = (fid.exact && fid.faithful())
+                        terminal = (req.fidelity && fid.exact && fid.faithful())
                             || viol.iter().any(|x| {
                                 matches!(x["invariant"].as_str(), Some("auth.tier" | "auth.confirm"))
                             });
@@ -406,7 +414,7 @@ pub fn plan(
                             findings(&viol).join("; ")
                         );
                         (Outcome::Rejected(viol), f)
-                    } else if fid.faithful() {
+                    } else if fid.faithful() || !req.fidelity {
                         (Outcome::Approved, String::new())
                     } else if fid.actions.iter().all(|a| *a == fidelity::Status::Faithful) {
                         let f = format!(
@@ -570,6 +578,7 @@ mod tests {
             session,
             key,
             max_retries: 3,
+            fidelity: true,
         }
     }
 
@@ -718,6 +727,35 @@ mod tests {
                 _ => assert_eq!(j["actions"][0]["op"], "process.restart"),
             }
         }
+    }
+
+    /// the benchmark's "fidelity off" defense is the planner of old: the
+    /// model's first approved draft stands, unfaithful or not, and nonsense
+    /// goes to the model.
+    #[test]
+    fn with_the_fidelity_check_off_the_first_approved_draft_stands() {
+        let key = [7u8; 32];
+        let s = DEFAULT_POLICY.initial;
+        for (intent, draft) in [
+            ("give worker2 20 more pages", r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker1","pages":20}]}"#),
+            ("banana purple elephant", r#"{"reason":"r","actions":[{"op":"memory.grant","pd":"worker3","pages":24}]}"#),
+        ] {
+            let mut b = Scripted { answers: vec![draft; 4], seen: vec![], tokens: 1 };
+            let mut r = req(&s, "ops", &key);
+            r.intent = intent;
+            r.fidelity = false;
+            let out = plan(&r, &mut [&mut b], |_| {}).expect("plans");
+            assert!(!out.no_action, "{intent}");
+            assert_eq!(out.attempts.len(), 1, "{intent}: one draft, no repair");
+            assert_eq!(out.attempts[0].outcome, Outcome::Approved, "{intent}");
+            assert!(out.approved && !out.faithful(), "{intent}: {:?}", out.fidelity);
+            assert_eq!(out.plan.map(|p| json::plan_to_json(&p)["actions"][0]["pd"].clone()), Some(json!(draft_pd(draft))));
+        }
+    }
+
+    fn draft_pd(draft: &str) -> String {
+        let v: Value = serde_json::from_str(draft).expect("json");
+        v["actions"][0]["pd"].as_str().unwrap_or("").to_string()
     }
 
     #[test]

@@ -196,6 +196,7 @@ fn planner_thread(
                 session: &job.args.session,
                 key: &job.key,
                 max_retries: job.args.max_retries,
+                fidelity: true,
             };
             let progress = progress::Planning::start();
             let r = planner::plan(&req, &mut refs, |a| progress.attempt_done(&a.summary()));
