@@ -1,4 +1,4 @@
-//! the red-team runner (issue 7): runs tests/redteam/cases.jsonl against a
+//! the red-team runner: runs tests/redteam/cases.jsonl against a
 //! fresh hosted system per case and judges every invocation that reaches a
 //! capability PD.
 //!

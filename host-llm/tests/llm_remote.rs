@@ -558,14 +558,30 @@ fn cached_model() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// a python that imports `llama_cpp.server`: `LLMSH_LLAMA_PYTHON`, the
+/// venv `.ci/run` installs it into, or `python3`.
+fn llama_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("llm-os/llama-server-venv/bin/python3"));
+    std::env::var_os("LLMSH_LLAMA_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(venv)
+        .chain([PathBuf::from("python3")])
+        .find(|py| {
+            Command::new(py)
+                .args(["-c", "import llama_cpp.server"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
 #[test]
 fn plans_against_a_real_llama_cpp_python_server() {
-    let has_server = Command::new("python3")
-        .args(["-c", "import llama_cpp.server"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let Some(model) = cached_model().filter(|_| has_server) else {
-        println!("SKIPPED: llama-cpp-python[server] or the cached default model is missing (pip install 'llama-cpp-python[server]')");
+    let (Some(python), Some(model)) = (llama_python(), cached_model()) else {
+        println!("SKIPPED: llama-cpp-python[server] or the cached default model is missing (.ci/run installs the server into ~/.cache/llm-os/llama-server-venv)");
         return;
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -573,7 +589,7 @@ fn plans_against_a_real_llama_cpp_python_server() {
         .map(|a| a.port())
         .expect("a free port");
     let _server = Server(
-        Command::new("python3")
+        Command::new(&python)
             .args(["-m", "llama_cpp.server", "--host", "127.0.0.1", "--port", &port.to_string(), "--n_ctx", "4096"])
             .arg("--model")
             .arg(&model)

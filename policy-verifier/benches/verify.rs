@@ -1,4 +1,4 @@
-//! the verifier's cost per action (issue 3: goal <= 200 ns per action on the
+//! the verifier's cost per action (goal: <= 200 ns per action on the
 //! host), for 16-action plans: approved without a destructive op, approved
 //! with one (the HMAC of `auth.confirm` included), and rejected at the last
 //! action. `cargo bench -p policy-verifier --bench verify`; prints ns/action.

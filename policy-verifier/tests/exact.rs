@@ -1,5 +1,5 @@
 //! exact verdicts against oracles that do not share code with the verifier
-//! (issue 7, mutation testing): the plan corpus with its expected names, an
+//! (mutation testing): the plan corpus with its expected names, an
 //! independent reference checker written in plain integer arithmetic
 //! (`verify_drt`), and accept/reject tables for the small pieces (the
 //! domain's operations, names, sets, policy validation, wire bounds).

@@ -1,4 +1,4 @@
-//! link faults on the hosted system (issue 7): bit flips, truncation,
+//! link faults on the hosted system: bit flips, truncation,
 //! duplication, reordering, replay and lost receipts on the framed byte
 //! stream. judged at the capability PDs through the invocation log: no
 //! action runs twice or without an approved plan, and every approved plan
