@@ -606,7 +606,7 @@ fn plans_against_a_real_llama_cpp_python_server() {
     let url = format!("http://127.0.0.1:{port}/v1");
     let dir = tmp("llamacpp");
     let out = llmsh(
-        &["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &url, "--json", "--remote-timeout", "60"],
+        &["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &url, "--json", "--remote-timeout", "240", "--remote-deadline", "600"],
         &dir,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -283,13 +283,34 @@ fn is_multi(draft: &str) -> bool {
     draft.matches("\"op\"").count() > 1
 }
 
+/// whether every worker an example's draft names exists in this build's
+/// system: the table is written for the default 4 workers, and an example
+/// about a worker the system lacks would teach the model a name the
+/// verifier refuses.
+fn names_only_workers_below(draft: &str, n: usize) -> bool {
+    serde_json::from_str::<serde_json::Value>(draft).is_ok_and(|v| {
+        v["actions"].as_array().is_some_and(|a| {
+            a.iter().all(|x| match x.get("pd") {
+                None => true,
+                Some(pd) => pd.as_str().and_then(policy_verifier::Worker::from_name).is_some_and(|w| w.index() < n),
+            })
+        })
+    })
+}
+
 /// the examples for `intent`: the [`N_EXAMPLES`] most similar (jaccard over
 /// content words), least similar first so the closest sits next to the intent.
 pub fn examples_for(intent: &str) -> Vec<(&'static str, &'static str)> {
+    examples_among(intent, policy_verifier::N_WORKERS)
+}
+
+/// [`examples_for`] on a system of `n` workers.
+fn examples_among(intent: &str, n: usize) -> Vec<(&'static str, &'static str)> {
     let q = words(intent);
     let mut scored: Vec<(f64, usize)> = EXAMPLES
         .iter()
         .enumerate()
+        .filter(|(_, (_, draft))| names_only_workers_below(draft, n))
         .map(|(i, (e, _))| {
             let w = words(e);
             let inter = q.intersection(&w).count() as f64;
@@ -450,7 +471,16 @@ mod tests {
             request_id: 1,
             session: "admin".into(),
         };
-        for (q, a) in EXAMPLES {
+        for n in 1..=policy_verifier::N_WORKERS {
+            let usable = EXAMPLES.iter().filter(|(_, a)| names_only_workers_below(a, n)).count();
+            assert!(usable >= N_EXAMPLES, "{usable} examples fit a system of {n} workers");
+            for intent in ["restart worker3", "give worker2 8 more pages and raise its priority to 60", "cancel the timer"] {
+                for (q, a) in examples_among(intent, n) {
+                    assert!(names_only_workers_below(a, n), "`{q}` names a worker a system of {n} lacks");
+                }
+            }
+        }
+        for (q, a) in EXAMPLES.iter().filter(|(_, a)| names_only_workers_below(a, policy_verifier::N_WORKERS)) {
             let plan = super::super::schema::complete(a, &env);
             assert!(plan.is_ok(), "example for `{q}` does not parse: {plan:?}");
         }
