@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 profile=debug; flag=()
 if [ "${1:-}" = "--release" ]; then profile=release; flag=(--release); fi
 rustup target add aarch64-unknown-none >/dev/null 2>&1 || true
-pds=(link verifier timer memory process firmware worker)
+# the PDs are the program images system/llm-os.system names (`pd-<image>`
+# crates); the manifest is the one list of them
+mapfile -t pds < <(sed -n 's/.*<program_image path="\([a-z0-9_]*\)\.elf".*/\1/p' system/llm-os.system | sort -u)
+[ ${#pds[@]} -gt 0 ] || { echo "FAIL: no program images in system/llm-os.system"; exit 1; }
 for pd in "${pds[@]}"; do
     cargo build "${flag[@]}" --target aarch64-unknown-none -p "pd-$pd"
 done
