@@ -19,11 +19,20 @@
     )
 )]
 
-/// the largest payload a frame carries: a request with the largest plan the
-/// verifier accepts (policy-verifier's `MAX_PLAN_BYTES`, 1 KiB), or a
-/// receipt, with headroom. a 64 KiB JSON plan is refused on the host before
-/// it is ever encoded.
-pub const MAX_PAYLOAD: usize = 4096;
+/// the largest payload a frame carries: the size of the `link_verifier`
+/// region the manifest gives the link PD and the verifier, since the link
+/// PD copies a request to its start and the verifier writes the reply
+/// there. it must hold the largest plan the verifier accepts
+/// (policy-verifier's `MAX_PLAN_BYTES`, 1 KiB, asserted below) and the
+/// widest receipt, which grows with the worker count (a test in
+/// [`crate::link`] says by how much): more workers may need a larger region
+/// in system/llm-os.system, and nothing else. a 64 KiB JSON plan is refused
+/// on the host before it is ever encoded.
+pub const MAX_PAYLOAD: usize = crate::manifest::link::region::LINK_BUF.size();
+
+// the two PDs see one region, and a sealed request with the largest plan fits it
+const _: () = assert!(MAX_PAYLOAD == crate::manifest::verifier::region::LINK_BUF.size());
+const _: () = assert!(MAX_PAYLOAD >= policy_verifier::wire::MAX_PLAN_BYTES + 64);
 /// the largest frame on the wire: payload, crc, COBS overhead (1 per 254), delimiter.
 pub const MAX_FRAME: usize = MAX_PAYLOAD + 4 + (MAX_PAYLOAD + 4) / 254 + 2;
 

@@ -284,7 +284,10 @@ mod tests {
         for approved in [false, true] {
             let used = postcard::to_slice(&Reply::Receipt(widest_receipt(approved)), &mut buf).unwrap().len();
             std::println!("widest receipt, approved {approved}, {N_WORKERS} workers: {used} bytes of {}", crate::frame::MAX_PAYLOAD);
-            assert!(used <= crate::frame::MAX_PAYLOAD, "{used} bytes for {N_WORKERS} workers");
+            assert!(
+                used <= crate::frame::MAX_PAYLOAD,
+                "the widest receipt is {used} bytes for {N_WORKERS} workers: make the `link_verifier` region in system/llm-os.system at least that large (whole pages)"
+            );
         }
     }
 
