@@ -278,8 +278,13 @@ fn frame_sealed(bytes: &[u8], key: &[u8; 32], epoch: u64) -> Option<Vec<u8>> {
 /// `@sealed:HEX` plan bytes sealed as the host would (the decoder behind the
 /// MAC is attacked), `@wrongkey:PLAN` sealed under another key,
 /// `@otherepoch:PLAN` sealed for another boot (a frame captured before a
-/// restart), `@unsealed:PLAN` an `Apply` without a MAC; else raw hex.
+/// restart), `@unsealed:PLAN` an `Apply` without a MAC, `@oversize` a
+/// well-formed frame one byte over this build's payload cap (which the
+/// manifest sets); else raw hex.
 fn frame_marker(h: &str, r: &Reference) -> Result<Vec<u8>, String> {
+    if h == "@oversize" {
+        return Ok(oversize_frame());
+    }
     let plan_bytes = |p: &str| -> Result<Vec<u8>, String> {
         let v: Value = serde_json::from_str(p).map_err(|e| e.to_string())?;
         match host_plan(&v, false, r) {
@@ -302,6 +307,62 @@ fn frame_marker(h: &str, r: &Reference) -> Result<Vec<u8>, String> {
         return unhex(h).ok_or_else(|| "bad hex in a frame".into());
     };
     framed.ok_or_else(|| "a frame's plan does not fit one frame".into())
+}
+
+/// an `Apply` whose payload is [`frame::MAX_PAYLOAD`] + 1 bytes: the tag,
+/// the plan's varint length (2 bytes for caps of 128..16384) and the plan.
+fn oversize_payload() -> Vec<u8> {
+    let plan_len = pd_interface::frame::MAX_PAYLOAD.saturating_sub(2);
+    let mut payload = vec![0u8]; // Request::Apply
+    let mut n = plan_len;
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            payload.push(b);
+            break;
+        }
+        payload.push(b | 0x80);
+    }
+    payload.resize(payload.len() + plan_len, 1);
+    payload
+}
+
+/// [`oversize_payload`] framed as `frame::encode` would if it took it (crc,
+/// COBS, the delimiter): the link PD must drop it without buffering it.
+fn oversize_frame() -> Vec<u8> {
+    let mut payload = oversize_payload();
+    payload.extend(pd_interface::frame::crc32(&payload).to_le_bytes());
+    // COBS: each run of up to 254 non-zero bytes after its code byte
+    let mut out = Vec::with_capacity(payload.len() + payload.len() / 254 + 2);
+    let mut code_at = 0;
+    out.push(0);
+    let mut code = 1u8;
+    let mut close = |out: &mut Vec<u8>, at: usize, code: u8| {
+        if let Some(c) = out.get_mut(at) {
+            *c = code;
+        }
+    };
+    for b in payload {
+        if b == 0 {
+            close(&mut out, code_at, code);
+            code_at = out.len();
+            out.push(0);
+            code = 1;
+        } else {
+            out.push(b);
+            code = code.saturating_add(1);
+            if code == 0xff {
+                close(&mut out, code_at, code);
+                code_at = out.len();
+                out.push(0);
+                code = 1;
+            }
+        }
+    }
+    close(&mut out, code_at, code);
+    out.push(0);
+    out
 }
 
 /// `@token:PLAN` and friends, resolved with the dev key where the marker says.
@@ -1243,4 +1304,27 @@ pub fn table(r: &Report) -> String {
     let total: usize = r.categories.iter().map(|c| c.1).sum();
     s.push_str(&row("total", total, &r.on, &r.off));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pd_interface::frame::{self, Deframer, Pushed, MAX_FRAME, MAX_PAYLOAD};
+
+    /// the corpus's `@oversize` frame is over the cap by exactly one byte,
+    /// and only the cap makes it bad: the deframer drops it as too long.
+    #[test]
+    fn the_oversize_frame_is_one_byte_over_this_builds_cap() {
+        assert_eq!(oversize_payload().len(), MAX_PAYLOAD + 1);
+        let mut d: Box<Deframer<MAX_FRAME>> = Box::new(Deframer::new());
+        let mut got = None;
+        for b in oversize_frame() {
+            match d.push(b) {
+                Pushed::Pending => {}
+                Pushed::Frame(_) => got = Some(Ok(())),
+                Pushed::Dropped(e) => got = Some(Err(e)),
+            }
+        }
+        assert_eq!(got, Some(Err(frame::FrameError::TooLong)));
+    }
 }

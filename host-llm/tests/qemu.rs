@@ -99,7 +99,7 @@ fn code_head(elf: &[u8]) -> [u8; 16] {
 /// zero the code page of worker `n` in guest memory (`udf #0` is
 /// 0x00000000): its next instruction faults. the Microkit tool's report
 /// names the workers' ELF frames in order, but its physical addresses are
-/// not where the loader put them; so the four copies of the worker's code
+/// not where the loader put them; so the copies of the worker's code (one per worker)
 /// page are found by scanning guest RAM through qemu's gdb stub, and the
 /// n-th copy is worker n's.
 fn corrupt_code_of_worker(n: usize, elf: &Path, gdb_sock: &Path) -> u64 {
@@ -120,7 +120,7 @@ fn corrupt_code_of_worker(n: usize, elf: &Path, gdb_sock: &Path) -> u64 {
         }
         page += 0x1000;
     }
-    assert_eq!(copies.len(), 4, "one code page per worker: {copies:x?}");
+    assert_eq!(copies.len(), pd_interface::N_WORKERS, "one code page per worker: {copies:x?}");
     let at = copies[n];
     let zeros = "00".repeat(1024);
     for off in (0..4096u64).step_by(1024) {
