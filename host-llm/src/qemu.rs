@@ -206,6 +206,8 @@ pub struct QemuLink {
 pub fn image_options(sdk: PathBuf, config: Config) -> Result<ImageOptions, QemuError> {
     let keys = crate::common::host_keys().map_err(|e| QemuError::Image(image::ImageError::Io(e.message)))?;
     let mut opts = ImageOptions::new(sdk, config);
+    // the manifest the PDs were built against (`LLM_OS_SYSTEM`), as the hosted system boots
+    opts.system = crate::link::system_path();
     opts.patches.push(image::Patch {
         image: "verifier.elf".into(),
         marker: pd_interface::keys::BLOB_MAGIC.to_vec(),
