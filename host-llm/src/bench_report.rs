@@ -76,7 +76,7 @@ fn bench_row(v: &Value) -> String {
         outcome("faithful_but_wrong"),
         text(&v["median_intent_to_receipt_ms"]),
         text(&v["p90_intent_to_receipt_ms"]),
-        text(&v["tokens"]["prompt"]),
+        text(&v["median_tokens_per_intent"]),
     );
     r
 }
@@ -123,7 +123,7 @@ pub fn page(reports: &[(String, Value)]) -> Result<String, InputError> {
     let mut h = String::new();
     h.push_str("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>llm-os planner benchmark</title>\n<style>\nbody{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:middle}th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}td.held{font-weight:bold;color:#a50}td.tuning{color:#777}td.bad{color:#c00;font-weight:bold}p.note{color:#555;max-width:60em}\n</style></head><body>\n<h1>llm-os planner benchmark</h1>\n");
     if !bench.is_empty() {
-        h.push_str("<h2>utility per intent set, model and defense</h2>\n<p class=\"note\">achieved: the state read back from the PDs after the receipt (or the refusal, or no action) is what the intent's expectation says. first attempt: the model's first, greedy draft achieved it; with retries: feedback rounds and the reader's plan included. ran unfaithful / ran breaking policy: plans that were executed although the fidelity check held them / the verifier refused them (only possible with a defense off). <b>held out</b> sets were written before tuning and measured once; <i>tuning</i> sets shaped the reader's word lists.</p>\n<table><tr><th>set</th><th>kind</th><th>backend</th><th>model</th><th>defense</th><th>intents</th><th>first attempt</th><th>with retries</th><th>ran unfaithful / breaking policy</th><th>faithful but wrong</th><th>intent → receipt ms (median / p90)</th><th>prompt tokens evaluated</th></tr>\n");
+        h.push_str("<h2>utility per intent set, model and defense</h2>\n<p class=\"note\">achieved: the state read back from the PDs after the receipt (or the refusal, or no action) is what the intent's expectation says. first attempt: the model's first, greedy draft achieved it; with retries: feedback rounds and the reader's plan included. ran unfaithful / ran breaking policy: plans that were executed although the fidelity check held them / the verifier refused them (only possible with a defense off). <b>held out</b> sets were written before tuning and measured once; <i>tuning</i> sets shaped the reader's word lists.</p>\n<table><tr><th>set</th><th>kind</th><th>backend</th><th>model</th><th>defense</th><th>intents</th><th>first attempt</th><th>with retries</th><th>ran unfaithful / breaking policy</th><th>faithful but wrong</th><th>intent → receipt ms (median / p90)</th><th>tokens per intent (median)</th></tr>\n");
         for v in &bench {
             h.push_str(&bench_row(v));
             h.push('\n');
@@ -176,7 +176,7 @@ mod tests {
         let held = json!({"set": "heldout-operator.jsonl", "backend": "local", "model": "<m>", "defense": "none",
             "intents": 69, "achieved_no_retries_pct": 40.0, "achieved_with_retries_pct": 50.5,
             "ran_unfaithful": 3, "ran_breaking_policy": 1, "outcomes": {"faithful_but_wrong": 2},
-            "median_intent_to_receipt_ms": 900, "p90_intent_to_receipt_ms": 2000, "tokens": {"prompt": 10}});
+            "median_intent_to_receipt_ms": 900, "p90_intent_to_receipt_ms": 2000, "median_tokens_per_intent": 700});
         let tuning = json!({"set": "intents.jsonl", "backend": "remote", "model": "m", "defense": "verifier+fidelity",
             "intents": 36, "achieved_no_retries_pct": 90.0, "achieved_with_retries_pct": 100.0,
             "ran_unfaithful": 0, "ran_breaking_policy": 0, "outcomes": {}});

@@ -239,6 +239,11 @@ fn summarize(rows: &[Value]) -> Value {
         })
         .count();
     let ran = |k: &str| rows.iter().filter(|r| r["retries"]["detail"][k] == true).count();
+    // tokens the backend reported (prompt + completion, every attempt), per
+    // intent that asked a model
+    let mut tokens: Vec<u64> = rows.iter().filter_map(|r| r["retries"]["detail"]["tokens"].as_u64()).collect();
+    tokens.sort_unstable();
+    let tokens_median = tokens.get(tokens.len().saturating_sub(1) / 2).copied().unwrap_or(0);
     json!({
         "intents": n,
         "ran_unfaithful": ran("ran_unfaithful"),
@@ -250,6 +255,8 @@ fn summarize(rows: &[Value]) -> Value {
         "median_intent_to_receipt_ms": at(0.5),
         "p90_intent_to_receipt_ms": at(0.9),
         "median_intent_to_plan_ms": plan_median,
+        "tokens_total": tokens.iter().sum::<u64>(),
+        "median_tokens_per_intent": tokens_median,
     })
 }
 
@@ -383,7 +390,12 @@ pub fn run(args: &Args) -> Exit {
     summary["completion_tokens_per_s"] = json!((tps * 10.0).round() / 10.0);
     summary["sampled_tokens_per_s"] = json!((sampled_tps * 10.0).round() / 10.0);
     summary["prompt_tokens_per_s"] = json!(prompt_tps.round());
-    summary["tokens"] = json!({"sampled": st.sampled, "forced": st.forced, "prompt": st.prompt, "prompt_cached": st.cached, "prefix_cache_hits": st.prefix_hits});
+    // the local backend's own counts (a remote server reports only totals)
+    summary["tokens"] = if remote.is_some() {
+        Value::Null
+    } else {
+        json!({"sampled": st.sampled, "forced": st.forced, "prompt": st.prompt, "prompt_cached": st.cached, "prefix_cache_hits": st.prefix_hits})
+    };
     summary["cases"] = json!(results);
     common::print_json(&summary);
     eprintln!(
@@ -486,7 +498,7 @@ fn run_case(
         return Ok((
             ok,
             n,
-            json!({"attempts": attempts, "verdict": viol, "fidelity": fidelity, "outcome": outcome, "by": by}),
+            json!({"attempts": attempts, "verdict": viol, "fidelity": fidelity, "outcome": outcome, "by": by, "tokens": planned.tokens}),
         ));
     };
     let signed = if plan.has_destructive() {
@@ -512,7 +524,7 @@ fn run_case(
     Ok((
         ok,
         attempts.len(),
-        json!({"attempts": attempts, "fidelity": fidelity, "outcome": outcome, "by": by,
+        json!({"attempts": attempts, "fidelity": fidelity, "outcome": outcome, "by": by, "tokens": planned.tokens,
                "ran": true, "ran_unfaithful": unfaithful, "ran_breaking_policy": breaks_policy}),
     ))
 }
