@@ -338,7 +338,7 @@ fn oversize_frame() -> Vec<u8> {
     let mut code_at = 0;
     out.push(0);
     let mut code = 1u8;
-    let mut close = |out: &mut Vec<u8>, at: usize, code: u8| {
+    let close = |out: &mut Vec<u8>, at: usize, code: u8| {
         if let Some(c) = out.get_mut(at) {
             *c = code;
         }
