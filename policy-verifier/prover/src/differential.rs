@@ -6,10 +6,10 @@
 
 use policy_verifier::definitions::{self, Definitional};
 use policy_verifier::domain::{Concrete, Domain};
-use policy_verifier::plan::{ActionKind, N_WORKERS};
-use policy_verifier::rules::{self, Model, OpTerm, WorkerTerm};
-use policy_verifier::verify::lower;
-use policy_verifier::{Action, Invariant, Limits, State, Worker, WorkerState};
+use policy_verifier::plan::{ActionKind, Plan, N_WORKERS, PLAN_VERSION};
+use policy_verifier::rules::{self, Model, OpTerm, Verifier, WorkerTerm};
+use policy_verifier::verify::{self, lower, CaseFn, Context, Slot};
+use policy_verifier::{confirm, Action, Invariant, Limits, Policy, State, Tier, Worker, WorkerState};
 use z3::ast::{Ast, Bool, Int};
 
 use crate::symbolic::{template, Z3};
@@ -163,6 +163,17 @@ impl Pending {
     }
 
     fn settle(mut self, z: &Z3) -> Result<(), Mismatch> {
+        // all at once first: one pass over the shared terms; only when that
+        // is not plainly true, term by term (to name the mismatch).
+        let all: Vec<Bool> = self
+            .bools
+            .iter()
+            .map(|(_, c, t)| t.eq(Bool::from_bool(*c)))
+            .chain(self.ints.iter().map(|(_, c, t)| t.eq(Int::from_u128(*c))))
+            .collect();
+        if Bool::and(&all).simplify().as_bool() == Some(true) {
+            return Ok(());
+        }
         // most terms are literals already; only the rest need the model.
         let mut err = None;
         self.bools.retain(|(what, c, t)| match t.simplify().as_bool() {
@@ -326,11 +337,21 @@ pub enum DomainOp {
     Util,
     /// `Definitional::utilisation` meets its defining inequality
     Utilisation,
+    /// `known`: no value, or the value itself (generic code may only skip
+    /// work on it)
+    Known,
+    /// the workers the PD decodes are the ones every symbolic action ranges
+    /// over (`0..N_WORKERS`), each at its own index
+    Workers,
+    /// the PD's entry points on literal plans and states: `verify::verify`,
+    /// `state_violations`, `action_violations` and `apply` give what the
+    /// plan loop's parts, the definitions and the rules give over Z3
+    Verify,
 }
 
 impl DomainOp {
     /// every operation.
-    pub const ALL: [DomainOp; 9] = [
+    pub const ALL: [DomainOp; 12] = [
         DomainOp::Add,
         DomainOp::SubSat,
         DomainOp::Mul,
@@ -340,6 +361,9 @@ impl DomainOp {
         DomainOp::Ite,
         DomainOp::Util,
         DomainOp::Utilisation,
+        DomainOp::Known,
+        DomainOp::Workers,
+        DomainOp::Verify,
     ];
 
     /// its name in `domain/<name>`.
@@ -354,6 +378,9 @@ impl DomainOp {
             DomainOp::Ite => "ite",
             DomainOp::Util => "util",
             DomainOp::Utilisation => "utilisation",
+            DomainOp::Known => "known",
+            DomainOp::Workers => "workers",
+            DomainOp::Verify => "verify",
         }
     }
 }
@@ -423,8 +450,264 @@ where
                     let u = c.utilisation(&cx, &cy);
                     pend.bool(what("utilisation"), true, &definitions::defines_utilisation(z, &lit(u), &zx, &zy));
                 }
+                DomainOp::Known => {
+                    let (p, q) = (c.le(&cx, &cy), z.le(&zx, &zy));
+                    pend.bool(what("known"), p, &Bool::from_bool(c.known(&p).unwrap_or(p)));
+                    pend.bool(what("known z3"), p, &z.known(&q).map_or(q.clone(), Bool::from_bool));
+                }
+                // not operations of the value domain: see [`entry_agrees`].
+                DomainOp::Workers | DomainOp::Verify => {
+                    return Err(Mismatch { what: format!("domain/{}", op.name()), concrete: "an entry point".into(), symbolic: "not a domain operation".into() });
+                }
             }
         }
     }
     pend.settle(z)
+}
+
+/// the `domain/workers` and `domain/verify` obligations (other ops: as
+/// [`domain_agrees`] over `Concrete`). the proofs speak of `verify::run`'s
+/// parts (`header`, `advance`, `finish`) over symbolic inputs; the PD enters
+/// through `verify::verify`, which decodes workers, looks up the session,
+/// checks the token, lowers each action and runs the loop. these compare
+/// that entry with those parts composed over Z3 on literal inputs the
+/// prover builds itself (a worker by its position in
+/// `Worker::ALL`, the token's validity as `confirm::is_valid`), always with
+/// the PD's own rules.
+pub fn entry_agrees(policy: &Policy, key: &[u8], op: DomainOp) -> Result<(), Mismatch> {
+    match op {
+        DomainOp::Workers => workers_agree(),
+        DomainOp::Verify => verify_agrees(policy, key),
+        _ => domain_agrees(&Concrete, op),
+    }
+}
+
+fn mismatch(what: String, concrete: impl ToString, symbolic: impl ToString) -> Mismatch {
+    Mismatch { what, concrete: concrete.to_string(), symbolic: symbolic.to_string() }
+}
+
+/// `Worker::from_index(i)` is a worker exactly for `i < N_WORKERS` (the pd
+/// range of `SymSlot` and `sym_action`), and that worker has index `i` and
+/// is `Worker::ALL[i]`.
+fn workers_agree() -> Result<(), Mismatch> {
+    let upto = usize::from(u8::MAX).saturating_add(2);
+    for i in (0..=upto).chain([usize::MAX]) {
+        let w = Worker::from_index(i);
+        if w.is_some() != (i < N_WORKERS) {
+            return Err(mismatch(format!("from_index({i})"), format!("{w:?}"), format!("a worker iff {i} < {N_WORKERS}")));
+        }
+        if let Some(w) = w {
+            if w.index() != i || Worker::ALL.get(i) != Some(&w) {
+                return Err(mismatch(format!("index of from_index({i})"), w.index(), i));
+            }
+        }
+    }
+    if Worker::ALL.len() != N_WORKERS {
+        return Err(mismatch("Worker::ALL".into(), Worker::ALL.len(), N_WORKERS));
+    }
+    Ok(())
+}
+
+/// a literal action as a plan slot over Z3.
+struct LitSlot {
+    kind: ActionKind,
+    op: OpTerm<Z3>,
+}
+
+impl Slot<Z3> for LitSlot {
+    fn present(&self, _: &Z3) -> Bool {
+        Bool::from_bool(true)
+    }
+    fn cases(&self, _: &Z3, f: &mut CaseFn<'_, Z3>) {
+        f(&Bool::from_bool(true), self.kind, &self.op);
+    }
+}
+
+/// the action over Z3, the worker by its position in `Worker::ALL` (not
+/// through `Worker::index`, which the PD's lowering uses).
+fn lit_op(a: &Action) -> OpTerm<Z3> {
+    a.map(
+        |w| Int::from_u64(Worker::ALL.iter().position(|x| x == w).map_or(u64::MAX, |i| i as u64)),
+        |n| Int::from_u64(*n),
+    )
+}
+
+/// how a plan of the cases is signed and sent: session name, a valid token
+/// or none, fresh or stale request id.
+#[derive(Clone, Copy)]
+struct Variant {
+    /// 0 the highest tier's session, 1 the lowest's, 2 one the policy lacks.
+    session: usize,
+    signed: bool,
+    fresh: bool,
+}
+
+/// the states and plans `domain/verify` runs: the policy's initial state, a
+/// state whose workers all differ (so that a wrong worker shows), and
+/// seeded random states; every action kind for every worker with numbers at
+/// the limits, under sessions of each tier, with and without a token, with
+/// a fresh and a stale request id; repeated actions (a second restart, a
+/// grant to the quota and one more).
+fn entry_cases(policy: &Policy, key: &[u8]) -> Vec<(State, Plan)> {
+    let lim = &policy.limits;
+    let by_tier = |t: Tier| policy.sessions.iter().flatten().find(|s| s.tier == t).map(|s| s.name.as_str());
+    let top = by_tier(Tier::Admin).or(by_tier(Tier::Operator)).or(by_tier(Tier::Observer)).unwrap_or("admin");
+    let low = by_tier(Tier::Observer).or(by_tier(Tier::Operator)).unwrap_or(top);
+    let names = [top, low, "nobody.unknown"];
+    let variants = |i: usize| -> Variant {
+        let pick = [(0, true, true), (0, false, true), (0, true, false), (1, true, true), (2, true, true)];
+        let (session, signed, fresh) = pick.get(i % pick.len()).copied().unwrap_or((0, true, true));
+        Variant { session, signed, fresh }
+    };
+    let mut s0 = policy.initial;
+    s0.last_request_id = 7;
+    let mut s1 = s0;
+    for (k, w) in s1.workers.iter_mut().enumerate() {
+        let k64 = k as u64;
+        w.running = k % 2 == 0;
+        w.pages = lim.quota_pages.saturating_sub(k64);
+        w.priority = k64;
+        w.timer_period_us = (k % 2 == 1).then_some(lim.timer_min_us.saturating_add(k64));
+    }
+    let nums = [1, lim.quota_pages, u64::MAX];
+    let mut actions: Vec<Action> = Vec::new();
+    for &kind in ActionKind::ALL {
+        for &w in &Worker::ALL {
+            for &n in &nums {
+                actions.push(template(kind).map(|_| w, |_| n));
+            }
+        }
+    }
+    let (budget_us, period_us) = s0.workers.first().map_or((lim.budget_min_us, lim.period_max_us), |x| (x.budget_us, x.period_us));
+    for &w in &Worker::ALL {
+        actions.push(Action::ProcessSetBudget { pd: w, budget_us, period_us });
+    }
+    let mut out = Vec::new();
+    let mut push = |s: &State, acts: &[Action], v: Variant| {
+        let request_id = if v.fresh { s.last_request_id.saturating_add(1) } else { s.last_request_id };
+        let Ok(session) = heapless::String::try_from(names.get(v.session).copied().unwrap_or("")) else { return };
+        let Ok(actions) = heapless::Vec::from_slice(acts) else { return };
+        let plan = Plan { version: PLAN_VERSION, request_id, session, reason: heapless::String::new(), actions, confirmation: None };
+        let plan = if v.signed { confirm::sign(&plan, key).unwrap_or(plan) } else { plan };
+        out.push((*s, plan));
+    };
+    for (t, s) in [&s0, &s1].into_iter().enumerate() {
+        for (j, a) in actions.iter().enumerate() {
+            // every variant for the destructive ops on the state with
+            // stopped workers; the variants in turn otherwise.
+            let all = t == 1 && a.kind().destructive() && j % nums.len() == 0; // n = 1
+            for i in if all { 0..5 } else { j.saturating_add(t)..j.saturating_add(t).saturating_add(1) } {
+                push(s, core::slice::from_ref(a), variants(i));
+            }
+        }
+        for &w in &Worker::ALL {
+            let restart = Action::ProcessRestart { pd: w };
+            push(s, &[restart, restart], variants(0));
+            push(s, &[Action::MemoryGrant { pd: w, pages: 1 }, Action::MemoryGrant { pd: w, pages: lim.quota_pages }], variants(0));
+        }
+    }
+    let mut rng = Rng::new(0x6d75_7461_6e74);
+    let bounds = boundaries(lim);
+    for _ in 0..16 {
+        let mut c = random_case(&mut rng, &bounds);
+        c.state.last_request_id = 7;
+        let more = random_case(&mut rng, &bounds).action;
+        push(&c.state, &[c.action, more], variants(0));
+    }
+    out
+}
+
+fn verify_agrees(policy: &Policy, key: &[u8]) -> Result<(), Mismatch> {
+    let z = &Z3::new();
+    let lim = &policy.limits;
+    let mut pend = Pending::default();
+    let mut prev: Option<State> = None;
+    for (j, (s, plan)) in entry_cases(policy, key).iter().enumerate() {
+        let at = |what: &str| format!("case {j} ({:?}, {}): {what}", plan.actions, plan.session);
+        let v = verify::verify(policy, s, plan, key);
+        let zm = Model::from_state(z, s);
+        let tier = policy.session(plan.session.as_str()).map(|x| x.tier);
+        let ctx = Context {
+            request_id: Int::from_u64(plan.request_id),
+            last_request_id: Int::from_u64(s.last_request_id),
+            tier_rank: Int::from_u64(definitions::tier_rank(tier)),
+            token_valid: Bool::from_bool(confirm::is_valid(plan, key)),
+        };
+        let slots: Vec<LitSlot> = plan.actions.iter().map(|a| LitSlot { kind: a.kind(), op: lit_op(a) }).collect();
+        // the composition the plan obligations prove, not `verify::run`
+        // itself: the PD's loop is compared with it.
+        let h = verify::header(z, &Verifier, lim, &ctx, &slots);
+        let mut p = verify::begin(z, &zm);
+        for (i, slot) in slots.iter().enumerate() {
+            p = verify::advance(z, &Verifier, lim, &policy.invariants, &ctx, &h.confirmed, &Int::from_u64(i as u64), &p, slot);
+        }
+        let zv = verify::finish(z, &h, &p);
+        pend.bool(|| at("approved"), v.approved, &zv.approved);
+        pend.bool(|| at("failed"), v.failed.is_some(), &zv.failed);
+        if let Some((i, _)) = v.failed {
+            pend.int(|| at("failed_at"), i as u128, &zv.failed_at);
+        }
+        let failed_names = v.failed.map(|(_, n)| n).unwrap_or_default();
+        for &inv in Invariant::ALL {
+            pend.bool(|| at(&format!("plan violation {inv}")), v.plan_violations.contains(inv), &zv.plan_violations.get(z, inv));
+            pend.bool(|| at(&format!("names {inv}")), failed_names.contains(inv), &zv.failed_names.get(z, inv));
+        }
+        for (k, _) in policy.invariants.enforced() {
+            pend.bool(|| at(&format!("names custom {k}")), failed_names.contains_custom(k), &zv.failed_names.get_custom(z, k));
+        }
+        let last = zv.approved.ite(&Int::from_u64(plan.request_id), &Int::from_u64(s.last_request_id));
+        pend.int(|| at("state last_request_id"), u128::from(v.state.last_request_id), &last);
+        state_agrees(&mut pend, &|w| at(w), &v.state, &zv.model);
+
+        // the state gate (once per state: the cases come grouped by state)
+        // and the per-action report, against the definitions and the checks
+        // over Z3.
+        if prev.as_ref() != Some(s) {
+            prev = Some(*s);
+            let broken = verify::state_violations(policy, s);
+            for inv in Invariant::STATE {
+                pend.bool(|| at(&format!("state_violations {inv}")), !broken.contains(inv), &definitions::holds(z, lim, &zm, inv));
+            }
+            for (k, c) in policy.invariants.enforced() {
+                pend.bool(|| at(&format!("state_violations custom {k}")), !broken.contains_custom(k), &crate::lang::holds(lim, &zm, &c.expr));
+            }
+        }
+        // the report and `apply` on every fourth case (each is a loop
+        // over the same checks and step the verdict uses).
+        if j % 4 != 0 {
+            continue;
+        }
+        let cm = Model::from_state(&Concrete, s);
+        for a in &plan.actions {
+            let report = verify::action_violations(policy, &cm, a);
+            let op = lit_op(a);
+            for &inv in Invariant::STATE.iter().chain(Invariant::PRECONDITIONS.iter()) {
+                pend.bool(|| at(&format!("action_violations {inv}")), !report.contains(inv), &rules::check(z, lim, &zm, &op, inv));
+            }
+            // what the PD applies after an action ran.
+            let after = verify::apply(s, a);
+            state_agrees(&mut pend, &|w| at(&format!("apply {w}")), &after, &rules::step(z, &zm, &op));
+        }
+    }
+    pend.settle(z)
+}
+
+/// a concrete state against a model over Z3, field by field; a state
+/// holds u64, so a field of the model above it reads as u64::MAX (only a
+/// rejected action gets there, and `apply` is for approved ones).
+fn state_agrees(pend: &mut Pending, at: &dyn Fn(&str) -> String, s: &State, m: &Model<Z3>) {
+    let max = Int::from_u64(u64::MAX);
+    let fit = |t: &Int| t.le(&max).ite(t, &max);
+    for (i, (c, w)) in s.workers.iter().zip(m.workers.iter()).enumerate() {
+        pend.bool(|| at(&format!("w{i}.running")), c.running, &w.running);
+        pend.int(|| at(&format!("w{i}.priority")), u128::from(c.priority), &fit(&w.priority));
+        pend.int(|| at(&format!("w{i}.budget_us")), u128::from(c.budget_us), &fit(&w.budget_us));
+        pend.int(|| at(&format!("w{i}.period_us")), u128::from(c.period_us), &fit(&w.period_us));
+        pend.int(|| at(&format!("w{i}.pages")), u128::from(c.pages), &fit(&w.pages));
+        pend.bool(|| at(&format!("w{i}.timer_on")), c.timer_period_us.is_some(), &w.timer_on);
+        if let Some(t) = c.timer_period_us {
+            pend.int(|| at(&format!("w{i}.timer_period_us")), u128::from(t), &fit(&w.timer_period_us));
+        }
+    }
+    pend.int(|| at("pool_pages"), u128::from(s.pool_pages), &fit(&m.pool_pages));
 }

@@ -20,7 +20,10 @@
 //! `plan/naming/N`, `plan/naming/first`, `plan/state`.
 //!
 //! per domain operation: `domain/op`, `Concrete` and Z3 agree on the
-//! extremes of u64.
+//! extremes of u64; `domain/workers` and `domain/verify`: the PD's entry
+//! points (worker decoding, `verify::verify`, `state_violations`,
+//! `action_violations`, `apply`) agree with `verify::run`, the definitions
+//! and the rules over Z3 on literal plans and states.
 //!
 //! the policy file's invariants (`[invariants]`, `policy_verifier::custom`)
 //! are obligations of the same kinds. `Inv` holds the built-in state
@@ -372,7 +375,7 @@ impl<'a> Prover<'a> {
     fn domain(&self, spec: &Spec) -> Obligation {
         let mut ob = blank(spec);
         let t = Instant::now();
-        match spec.op.map(|op| differential::domain_agrees(&policy_verifier::domain::Concrete, op)) {
+        match spec.op.map(|op| differential::entry_agrees(self.policy, self.key, op)) {
             Some(Ok(())) => ob.result = Outcome::Proved,
             Some(Err(m)) => {
                 ob.result = Outcome::Failed;
