@@ -343,6 +343,10 @@ pub enum DomainOp {
     /// the workers the PD decodes are the ones every symbolic action ranges
     /// over (`0..N_WORKERS`), each at its own index
     Workers,
+    /// the interpreter of the policy file's invariants (`custom::eval_bool`,
+    /// what the PD runs) and the proofs' translation (`lang::holds`) agree
+    /// on every state, for a corpus with every form of the language
+    Expr,
     /// the PD's entry points on literal plans and states: `verify::verify`,
     /// `state_violations`, `action_violations` and `apply` give what the
     /// plan loop's parts, the definitions and the rules give over Z3
@@ -351,7 +355,7 @@ pub enum DomainOp {
 
 impl DomainOp {
     /// every operation.
-    pub const ALL: [DomainOp; 12] = [
+    pub const ALL: [DomainOp; 13] = [
         DomainOp::Add,
         DomainOp::SubSat,
         DomainOp::Mul,
@@ -363,6 +367,7 @@ impl DomainOp {
         DomainOp::Utilisation,
         DomainOp::Known,
         DomainOp::Workers,
+        DomainOp::Expr,
         DomainOp::Verify,
     ];
 
@@ -380,6 +385,7 @@ impl DomainOp {
             DomainOp::Utilisation => "utilisation",
             DomainOp::Known => "known",
             DomainOp::Workers => "workers",
+            DomainOp::Expr => "expr",
             DomainOp::Verify => "verify",
         }
     }
@@ -456,7 +462,7 @@ where
                     pend.bool(what("known z3"), p, &z.known(&q).map_or(q.clone(), Bool::from_bool));
                 }
                 // not operations of the value domain: see [`entry_agrees`].
-                DomainOp::Workers | DomainOp::Verify => {
+                DomainOp::Workers | DomainOp::Expr | DomainOp::Verify => {
                     return Err(Mismatch { what: format!("domain/{}", op.name()), concrete: "an entry point".into(), symbolic: "not a domain operation".into() });
                 }
             }
@@ -477,6 +483,7 @@ where
 pub fn entry_agrees(policy: &Policy, key: &[u8], op: DomainOp) -> Result<(), Mismatch> {
     match op {
         DomainOp::Workers => workers_agree(),
+        DomainOp::Expr => expr_agrees(policy),
         DomainOp::Verify => verify_agrees(policy, key),
         _ => domain_agrees(&Concrete, op),
     }
@@ -504,6 +511,50 @@ fn workers_agree() -> Result<(), Mismatch> {
     }
     if Worker::ALL.len() != N_WORKERS {
         return Err(mismatch("Worker::ALL".into(), Worker::ALL.len(), N_WORKERS));
+    }
+    Ok(())
+}
+
+/// invariants with every operator, quantifier, field and global of the
+/// language at least once (docs/invariants.md), over the first and the last
+/// worker.
+pub fn expr_corpus() -> Vec<String> {
+    let last = N_WORKERS.saturating_sub(1);
+    vec![
+        "count(w, !w.running) <= 2".into(),
+        "all(w, w.pages <= quota_pages) && any(w, w.running)".into(),
+        format!("sum(w, w.pages) + 3 * workers - pool_pages < 7 || worker{last}.priority > priority_ceiling"),
+        "all(w, w.timer => w.timer_period_us >= timer_min_us && w.timer_period_us <= timer_max_us)".into(),
+        "all(v, all(w, v.budget_us * 1000 != w.period_us - budget_min_us)) => period_max_us == cpu_util_permille".into(),
+        "count(w, any(v, v.pages > w.pages)) >= 1 || sum(w, w.timer_period_us) == page_size".into(),
+        format!("not (worker{last}.timer and worker0.budget_us > worker0.period_us) or false or true"),
+        "count(w, w.pages < pool_pages - quota_pages) == workers - 1 || page_size * 2 >= 33".into(),
+    ]
+}
+
+/// for each of [`expr_corpus`]: no state (in the u64 ranges) where the
+/// interpreter over Z3 and the translation differ.
+fn expr_agrees(policy: &Policy) -> Result<(), Mismatch> {
+    use z3::{Params, SatResult, Solver};
+    for text in expr_corpus() {
+        let e = policy_verifier::expr::parse(&text, N_WORKERS)
+            .map_err(|err| mismatch(format!("parse `{text}`"), format!("{err:?}"), "an expression"))?;
+        let s = crate::symbolic::sym_state("e.", policy.initial.pool_pages);
+        let z = Z3::new();
+        let checked = policy_verifier::custom::eval_bool(&z, &policy.limits, &s.model, &e);
+        let defined = crate::lang::holds(&policy.limits, &s.model, &e);
+        let solver = Solver::new();
+        let mut p = Params::new();
+        p.set_u32("timeout", crate::DEFAULT_TIMEOUT_MS);
+        solver.set_params(&p);
+        solver.assert(&s.domain);
+        solver.assert(z.definitions());
+        solver.assert(checked.eq(&defined).not());
+        match solver.check() {
+            SatResult::Unsat => {}
+            SatResult::Sat => return Err(mismatch(format!("`{text}`"), "the interpreter", format!("the translation differs: {:?}", solver.get_model()))),
+            SatResult::Unknown => return Err(mismatch(format!("`{text}`"), "the interpreter", "unknown (timeout)")),
+        }
     }
     Ok(())
 }
