@@ -494,8 +494,8 @@ fn mismatch(what: String, concrete: impl ToString, symbolic: impl ToString) -> M
 }
 
 /// `Worker::from_index(i)` is a worker exactly for `i < N_WORKERS` (the pd
-/// range of `SymSlot` and `sym_action`), and that worker has index `i` and
-/// is `Worker::ALL[i]`.
+/// range of `SymSlot` and `sym_action`), and that worker has index `i`, is
+/// `Worker::ALL[i]` and is named `worker{i}` both ways.
 fn workers_agree() -> Result<(), Mismatch> {
     let upto = usize::from(u8::MAX).saturating_add(2);
     for i in (0..=upto).chain([usize::MAX]) {
@@ -506,6 +506,11 @@ fn workers_agree() -> Result<(), Mismatch> {
         if let Some(w) = w {
             if w.index() != i || Worker::ALL.get(i) != Some(&w) {
                 return Err(mismatch(format!("index of from_index({i})"), w.index(), i));
+            }
+            // a counterexample names its workers; `llmsh check` reads them back.
+            let name = format!("worker{i}");
+            if w.name() != name || Worker::from_name(&name) != Some(w) {
+                return Err(mismatch(format!("name of worker {i}"), w.name(), name));
             }
         }
     }
