@@ -682,7 +682,10 @@ fn verify_agrees(policy: &Policy, key: &[u8]) -> Result<(), Mismatch> {
         let at = |what: &str| format!("case {j} ({:?}, {}): {what}", plan.actions, plan.session);
         let v = verify::verify(policy, s, plan, key);
         let zm = Model::from_state(z, s);
-        let tier = policy.session(plan.session.as_str()).map(|x| x.tier);
+        // the session by `Name` equality, not through `Policy::session`
+        // (the PD's lookup by bytes, compared here).
+        let want = policy_verifier::model::Name::from_str_const(plan.session.as_str());
+        let tier = policy.sessions.iter().flatten().find(|x| x.name == want).map(|x| x.tier);
         let ctx = Context {
             request_id: Int::from_u64(plan.request_id),
             last_request_id: Int::from_u64(s.last_request_id),
