@@ -92,11 +92,12 @@ impl From<LlmError> for IntentError {
 }
 
 impl IntentError {
-    /// prints the json error on stdout; exit 2.
+    /// prints the json error on stdout; the exit code of its code's class
+    /// (a backend's failure is the machinery's, 3).
     pub fn report(&self) -> common::Exit {
         match self {
-            IntentError::Input(e) => common::bad_input(e),
-            IntentError::Llm(e) => common::bad_input(&e.to_input_error()),
+            IntentError::Input(e) => common::report(e),
+            IntentError::Llm(e) => common::report(&e.to_input_error()),
         }
     }
 }
@@ -199,9 +200,7 @@ pub fn context(args: &PlannerArgs) -> Result<Context, InputError> {
             .flatten()
             .map(|s| s.name.as_str())
             .collect();
-        return Err(InputError::new(
-            "session.unknown",
-            format!(
+        return Err(crate::code::Code::SessionUnknown.err(format!(
                 "unknown session `{}`; the policy names {}",
                 args.session,
                 names.join(", ")
@@ -214,9 +213,7 @@ pub fn context(args: &PlannerArgs) -> Result<Context, InputError> {
 /// plans `intent`, showing every attempt on stderr.
 pub fn plan_intent(intent: &str, args: &PlannerArgs, cx: &Context) -> Result<Planned, IntentError> {
     if intent.trim().is_empty() {
-        return Err(InputError::new(
-            "intent.empty",
-            "the intent is empty; say what the system should do",
+        return Err(crate::code::Code::IntentEmpty.err("the intent is empty; say what the system should do",
         )
         .into());
     }
@@ -257,9 +254,7 @@ pub fn no_action(planned: &Planned) -> InputError {
         .first()
         .cloned()
         .unwrap_or_else(|| "the intent asks for nothing llmsh can do".into());
-    InputError::new(
-        "intent.no_action",
-        format!("no action: {why}; say which worker and what to change (e.g. \"give worker1 16 more pages\")"),
+    crate::code::Code::IntentNoAction.err(format!("no action: {why}; say which worker and what to change (e.g. \"give worker1 16 more pages\")"),
     )
 }
 
