@@ -344,6 +344,38 @@ mod tests {
     }
 
     #[test]
+    fn violations_are_ids_named_in_report_order_and_unknown_ids_do_not_decode() {
+        use policy_verifier::{Invariant, InvariantSet, DEFAULT_POLICY};
+        let mut plan = InvariantSet::EMPTY;
+        plan.insert(Invariant::PlanReplay);
+        let mut step = InvariantSet::EMPTY;
+        step.insert(Invariant::ProcState);
+        step.insert(Invariant::MemQuota);
+        let mut r = Receipt {
+            request_id: 1,
+            approved: false,
+            executed: 0,
+            failed_action: None,
+            failure: None,
+            violations: heapless::Vec::new(),
+            state_before: SystemState::default(),
+            state_after: SystemState::default(),
+            inventory: None,
+        };
+        r.violations.push(Violation { action: 0, invariants: plan }).unwrap();
+        r.violations.push(Violation { action: 3, invariants: step }).unwrap();
+        // DESIGN.md order within an action, plan-level names first
+        let names: std::vec::Vec<(u8, &str)> = r.names(&DEFAULT_POLICY).collect();
+        assert_eq!(names, [(0, "plan.replay"), (3, "mem.quota"), (3, "proc.state")]);
+        // a built-in id this build does not name: another contract, refused
+        let mut buf = [0u8; 32];
+        let unknown = postcard::to_slice(&(3u8, (1u32 << 31, 0u32)), &mut buf).unwrap();
+        assert!(postcard::from_bytes::<Violation>(unknown).is_err());
+        let known = postcard::to_slice(&(3u8, (step.bits(), 0u32)), &mut buf).unwrap();
+        assert_eq!(postcard::from_bytes::<Violation>(known).unwrap(), Violation { action: 3, invariants: step });
+    }
+
+    #[test]
     fn garbage_is_a_decode_error_not_a_crash() {
         for bytes in [&[][..], &[9, 9, 9], &[0, 200, 200, 200, 200, 200]] {
             assert!(
