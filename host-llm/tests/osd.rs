@@ -299,6 +299,28 @@ fn receipts_name_and_explain_violations_with_the_policy_the_system_enforces() {
 }
 
 #[test]
+fn a_qemu_image_is_not_booted_under_another_policy_than_it_was_built_with() {
+    let e = Env::new("image");
+    let policy = e.dir.join("policy.toml");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../system/policy.toml")).unwrap();
+    std::fs::write(&policy, text.replace("quota_pages = 256", "quota_pages = 40")).unwrap();
+    // refused before qemu is started: neither path needs to exist
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-osd"))
+        .args(["--system", "qemu", "--qemu", "/nonexistent/qemu", "--loader", "/nonexistent/loader.img", "--policy"])
+        .arg(&policy)
+        .env("LLM_OS_RUNTIME_DIR", e.run_dir())
+        .env("XDG_CONFIG_HOME", e.dir.join("cfg"))
+        .env("LLMSH_AUDIT_LOG", e.log())
+        .env_remove("LLM_OS_POLICY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("llm-osd runs");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json error");
+    assert_eq!((out.status.code(), v["error"]["code"].as_str()), (Some(2), Some("policy.image")), "{v}");
+    assert!(!e.sock().exists(), "nothing serves");
+}
+
+#[test]
 fn exit_codes_tell_bad_input_from_a_refusal_from_the_machinery() {
     let e = Env::new("exits");
     let grant = e.plan("g.json", 1, "ops", GRANT);

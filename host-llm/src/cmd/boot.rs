@@ -27,7 +27,9 @@ pub struct Args {
     /// the audit log llm-osd writes (default `LLMSH_AUDIT_LOG` or $XDG_STATE_HOME/llm-os/audit.jsonl).
     #[arg(long)]
     pub audit_log: Option<PathBuf>,
-    /// the policy whose `users` say who may use which session.
+    /// the policy the system enforces and whose `users` say who may use
+    /// which session (default `LLM_OS_POLICY`, else system/policy.toml); a
+    /// qemu image must have been built with it (`LLM_OS_POLICY`).
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// stop the running llm-osd and its system.

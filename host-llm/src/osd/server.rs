@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use pd_interface::link::{Reply, Request, SystemState};
 use policy_verifier::json::{self, InputError};
-use policy_verifier::{verify, wire, Plan, Policy, DEFAULT_POLICY};
+use policy_verifier::{verify, wire, Plan, Policy};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,8 +55,9 @@ pub struct Options {
     /// the system.
     pub system: SystemSpec,
     /// the policy the system enforces (hosted: its verifier runs it; a qemu
-    /// image compiles system/policy.toml in) and whose `users` lists say who
-    /// may use which session; default system/policy.toml.
+    /// image must have been built with it) and whose `users` lists say who
+    /// may use which session; default `LLM_OS_POLICY`, else
+    /// system/policy.toml.
     pub policy: Option<PathBuf>,
     /// the audit log.
     pub audit_log: AuditLog,
@@ -401,6 +402,12 @@ async fn answer(line: &[u8], peer: &User, shared: &Shared, wr: &mut OwnedWriteHa
     written
 }
 
+/// the policy file a qemu image is built with (`LLM_OS_POLICY`, as
+/// policy-verifier's build script reads it), if not system/policy.toml.
+fn image_policy() -> Option<PathBuf> {
+    std::env::var_os("LLM_OS_POLICY").filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
 /// the policy file's text: `path`, or system/policy.toml.
 fn policy_text(path: Option<&Path>) -> Result<String, InputError> {
     match path {
@@ -435,11 +442,11 @@ pub fn run(opts: Options) -> Exit {
         }
         let _ = std::fs::remove_file(&sock);
     }
-    let loaded = policy_text(opts.policy.as_deref()).and_then(|text| {
+    let loaded = policy_text(opts.policy.as_deref().or(image_policy().as_deref())).and_then(|text| {
         let policy = json::parse_policy(&text)?;
         Ok((SessionUsers::from_text(&text, owner)?, policy, text))
     });
-    let (users, policy, policy_text) = match loaded {
+    let (users, policy, text) = match loaded {
         Ok(l) => l,
         Err(e) => return fail(e.code, e.message),
     };
@@ -464,14 +471,21 @@ pub fn run(opts: Options) -> Exit {
     if keys.source == pd_interface::keys::KeySource::Dev {
         eprintln!("llm-osd: the system runs on the public dev keys (LLM_OS_DEV_KEYS=1): tests only");
     }
-    let link = match &opts.system {
-        SystemSpec::Hosted(file) => Link::boot_hosted(file, keys, policy),
-        SystemSpec::Qemu { .. } if *policy != DEFAULT_POLICY => {
+    if matches!(opts.system, SystemSpec::Qemu { .. }) && opts.policy.is_some() {
+        // the image compiled its policy in: `LLM_OS_POLICY` at build time, else system/policy.toml
+        let built = match policy_text(image_policy().as_deref()).and_then(|t| json::parse_policy(&t)) {
+            Ok(p) => p,
+            Err(e) => return fail(e.code, e.message),
+        };
+        if built != *policy {
             return fail(
                 Code::PolicyImage.name(),
-                "the qemu image enforces the policy compiled into it (system/policy.toml, or LLM_OS_POLICY at build time), not this one; nothing booted".into(),
-            )
+                "a qemu image enforces the policy it was built with (`LLM_OS_POLICY`, else system/policy.toml), not `--policy`; build it with LLM_OS_POLICY set to that file; nothing booted".into(),
+            );
         }
+    }
+    let link = match &opts.system {
+        SystemSpec::Hosted(file) => Link::boot_hosted(file, keys, policy),
         SystemSpec::Qemu { qemu, loader } => crate::qemu::boot_image(qemu, loader, &mut |l| eprintln!("llm-osd: {l}"))
             .map(|q| Link::qemu(q, keys.plan))
             .map_err(crate::link::LinkError::Qemu),
@@ -482,7 +496,7 @@ pub fn run(opts: Options) -> Exit {
     };
     let passwd = Passwd::read();
     let me = User { name: passwd.name(owner), uid: owner };
-    let mut d = Daemon { link, policy, policy_text: policy_text.into(), audit, users: users.clone(), owner, last_written: None };
+    let mut d = Daemon { link, policy, policy_text: text.into(), audit, users: users.clone(), owner, last_written: None };
     let at = match d.status() {
         Ok(s) => Executed { count: s.plans_executed, hash: s.plans_hash },
         Err((code, m)) => return fail(code, format!("the system booted but does not answer: {m}")),
