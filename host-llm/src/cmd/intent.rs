@@ -62,7 +62,8 @@ pub struct PlannerArgs {
     /// the policy's initial state when no system is running.
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// the policy file; default: the built-in system/policy.toml.
+    /// the policy file; default: the running system's, else the built-in
+    /// system/policy.toml.
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// the confirmation key (hex); default: the dev key.
@@ -190,7 +191,13 @@ pub struct Context {
 
 /// loads policy, state and key; checks the session exists.
 pub fn context(args: &PlannerArgs) -> Result<Context, InputError> {
-    let policy = common::load_policy(args.policy.as_deref())?;
+    let policy = match &args.policy {
+        Some(p) => common::load_policy(Some(p))?,
+        // the running system's, if one runs: its verdicts are the ones that count
+        None => crate::osd::client::Client::connect()
+            .and_then(|c| c.policy())
+            .unwrap_or(policy_verifier::DEFAULT_POLICY),
+    };
     let state = current_state(args, &policy)?;
     let key = common::load_key(args.key_file.as_deref())?;
     if policy.session(&args.session).is_none() {
