@@ -109,13 +109,13 @@ fn mac_hex(key: &[u8; 32], bytes: &[u8]) -> String {
 
 /// the audit key's file: `audit.key` in the user's config dir.
 pub fn key_path() -> Result<PathBuf, InputError> {
-    crate::osd::config_dir().map(|d| d.join("audit.key")).map_err(|e| InputError::new("audit.key", e.0))
+    crate::osd::config_dir().map(|d| d.join("audit.key")).map_err(|e| crate::code::Code::AuditKey.err(e.0))
 }
 
 /// reads the audit key at `path`: 64 hex digits in a file of mode 0600
 /// owned by this user (anything else is refused).
 pub fn read_key(path: &Path) -> Result<[u8; 32], InputError> {
-    let bad = |m: String| InputError::new("audit.key", format!("audit key `{}`: {m}", path.display()));
+    let bad = |m: String| crate::code::Code::AuditKey.err(format!("audit key `{}`: {m}", path.display()));
     let f = File::open(path).map_err(|e| bad(e.to_string()))?;
     let m = f.metadata().map_err(|e| bad(e.to_string()))?;
     if m.uid() != crate::osd::my_uid() || m.mode() & 0o077 != 0 {
@@ -132,7 +132,7 @@ pub fn load_or_create_key() -> Result<[u8; 32], InputError> {
     if path.exists() {
         return read_key(&path);
     }
-    let io = |e: std::io::Error| InputError::new("audit.key", format!("audit key `{}`: {e}", path.display()));
+    let io = |e: std::io::Error| crate::code::Code::AuditKey.err(format!("audit key `{}`: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
             .create(dir)
@@ -228,7 +228,7 @@ impl AuditLog {
     }
 
     fn io(&self, e: std::io::Error) -> InputError {
-        InputError::new("audit.io", format!("audit log `{}`: {e}", self.path.display()))
+        crate::code::Code::AuditIo.err(format!("audit log `{}`: {e}", self.path.display()))
     }
 
     /// the head file, checked with `key`: none if absent, an error if forged.
@@ -241,10 +241,10 @@ impl AuditLog {
         let bytes = crate::common::read_capped(f, crate::common::Input::Key, "the audit head")?;
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let (Some(seq), Some(mac), Some(m)) = (v["seq"].as_u64(), v["mac"].as_str(), v["head_mac"].as_str()) else {
-            return Err(InputError::new("audit.head", "the audit head file is not llm-osd's"));
+            return Err(crate::code::Code::AuditHead.err("the audit head file is not llm-osd's"));
         };
         if head_mac(key, seq, mac) != m {
-            return Err(InputError::new("audit.head", "the audit head file's mac is wrong: it was forged or edited"));
+            return Err(crate::code::Code::AuditHead.err("the audit head file's mac is wrong: it was forged or edited"));
         }
         Ok(Some(Head { seq, mac: mac.to_owned() }))
     }
@@ -279,7 +279,7 @@ impl AuditLog {
                 continue;
             }
             let v = serde_json::from_slice(&line).map_err(|e| {
-                InputError::new("audit.corrupt", format!("line {} is not json: {e}", out.len() + 1))
+                crate::code::Code::AuditCorrupt.err(format!("line {} is not json: {e}", out.len() + 1))
             })?;
             out.push(v);
         }
@@ -438,9 +438,7 @@ impl Writer {
                 let v = serde_json::from_slice::<Value>(line).unwrap_or(Value::Null);
                 let prev = v["mac"].as_str().unwrap_or(GENESIS).to_owned();
                 let Some(seq) = v["seq"].as_u64().unwrap_or(0).checked_add(1) else {
-                    return Err(InputError::new(
-                        "audit.full",
-                        "the audit log's sequence number is at its maximum: start a new log; nothing ran",
+                    return Err(crate::code::Code::AuditFull.err("the audit log's sequence number is at its maximum: start a new log; nothing ran",
                     ));
                 };
                 (prev, seq)
@@ -462,7 +460,7 @@ impl Writer {
         let mac = mac_hex(&self.key, canonical(&Value::Object(rec.clone())).as_bytes());
         rec.insert("mac".into(), json!(mac));
         let rec = Value::Object(rec);
-        let mut line = serde_json::to_string(&rec).map_err(|e| InputError::new("audit.io", e.to_string()))?;
+        let mut line = serde_json::to_string(&rec).map_err(|e| crate::code::Code::AuditIo.err(e.to_string()))?;
         line.push('\n');
         f.write_all(line.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;

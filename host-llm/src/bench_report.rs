@@ -109,9 +109,7 @@ pub fn page(reports: &[(String, Value)]) -> Result<String, InputError> {
         } else if v.get("verifier_on").is_some() && v.get("cases").is_some() {
             red.push(v);
         } else {
-            return Err(InputError::new(
-                "bench.report",
-                format!("{name} is neither a bench-intents nor a redteam json report"),
+            return Err(crate::code::Code::BenchReport.err(format!("{name} is neither a bench-intents nor a redteam json report"),
             ));
         }
     }
@@ -148,12 +146,12 @@ pub fn render(paths: &[PathBuf]) -> Exit {
     for p in paths {
         let bytes = match common::read_input(p, common::Input::Corpus) {
             Ok(b) => b,
-            Err(e) => return common::bad_input(&e),
+            Err(e) => return common::report(&e),
         };
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) => reports.push((p.display().to_string(), v)),
             Err(e) => {
-                return common::bad_input(&InputError::new("bench.report", format!("{}: {e}", p.display())))
+                return common::report(&crate::code::Code::BenchReport.err(format!("{}: {e}", p.display())))
             }
         }
     }
@@ -162,7 +160,7 @@ pub fn render(paths: &[PathBuf]) -> Exit {
             print!("{h}");
             Exit::Ok
         }
-        Err(e) => common::bad_input(&e),
+        Err(e) => common::report(&e),
     }
 }
 

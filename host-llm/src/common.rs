@@ -6,8 +6,11 @@ use policy_verifier::json::{self, InputError};
 use policy_verifier::{Policy, DEFAULT_POLICY};
 use serde_json::Value;
 
+use crate::code::Code;
+
 /// exit codes of DESIGN.md: 0 approved / ok, 1 rejected / failed, 2 bad
-/// input, 3 the machinery failed.
+/// input, 3 the machinery failed. an error's exit code comes from its
+/// code's class (`Code::class`), never from the call site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// approved, proved, done.
@@ -24,13 +27,14 @@ pub enum Exit {
 /// stderr), or the public dev keys when `LLM_OS_DEV_KEYS=1` (tests only).
 pub fn host_keys() -> Result<pd_interface::keys::Keys, InputError> {
     pd_interface::keys::store::host_keys(&mut |l| eprintln!("llmsh: {l}"))
-        .map_err(|e| InputError::new("key.unavailable", e.to_string()))
+        .map_err(|e| Code::KeyUnavailable.err(e.to_string()))
 }
 
-/// prints `{"error":…}` on stdout and returns the bad-input exit code.
-pub fn bad_input(e: &InputError) -> Exit {
+/// prints `{"error":…}` on stdout and returns the exit code of its code's
+/// class (`crate::code`).
+pub fn report(e: &InputError) -> Exit {
     println!("{}", e.to_json());
-    Exit::BadInput
+    crate::code::exit_of(e.code)
 }
 
 /// prints a json value on stdout, compact.
@@ -65,13 +69,13 @@ impl Input {
     }
 
     /// the error code of an oversized input.
-    pub const fn size_code(self) -> &'static str {
+    pub const fn size_code(self) -> Code {
         match self {
-            Input::Plan => "plan.size",
-            Input::State => "state.size",
-            Input::Policy => "policy.size",
-            Input::Key => "key.invalid",
-            Input::Corpus => "corpus.size",
+            Input::Plan => Code::PlanSize,
+            Input::State => Code::StateSize,
+            Input::Policy => Code::PolicySize,
+            Input::Key => Code::KeyInvalid,
+            Input::Corpus => Code::CorpusSize,
         }
     }
 
@@ -92,10 +96,9 @@ pub fn read_capped(r: impl std::io::Read, kind: Input, name: &str) -> Result<Vec
     let cap = kind.cap();
     let mut buf = Vec::new();
     std::io::Read::read_to_end(&mut r.take(cap + 1), &mut buf)
-        .map_err(|e| InputError::new("io", format!("cannot read {name}: {e}")))?;
+        .map_err(|e| Code::Io.err(format!("cannot read {name}: {e}")))?;
     if buf.len() as u64 > cap {
-        return Err(InputError::new(
-            kind.size_code(),
+        return Err(kind.size_code().err(
             format!("{} {name} is more than {cap} bytes; at most {cap} are allowed", kind.what()),
         ));
     }
@@ -109,7 +112,7 @@ pub fn read_input(path: &Path, kind: Input) -> Result<Vec<u8>, InputError> {
         return read_capped(std::io::stdin().lock(), kind, "stdin");
     }
     let name = format!("`{}`", path.display());
-    let f = std::fs::File::open(path).map_err(|e| InputError::new("io", format!("cannot read {name}: {e}")))?;
+    let f = std::fs::File::open(path).map_err(|e| Code::Io.err(format!("cannot read {name}: {e}")))?;
     read_capped(f, kind, &name)
 }
 
@@ -120,7 +123,7 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy, InputError> {
         Some(p) => {
             let bytes = read_input(p, Input::Policy)?;
             let text = String::from_utf8(bytes)
-                .map_err(|_| InputError::new("policy.syntax", format!("`{}` is not utf-8", p.display())))?;
+                .map_err(|_| Code::PolicySyntax.err(format!("`{}` is not utf-8", p.display())))?;
             json::parse_policy(&text)
         }
     }
@@ -131,7 +134,7 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy, InputError> {
 pub fn load_key(path: Option<&Path>) -> Result<[u8; 32], InputError> {
     match path {
         None => host_keys().map(|k| k.confirm),
-        Some(p) => pd_interface::keys::store::read_key(p).map_err(|e| InputError::new("key.invalid", e.to_string())),
+        Some(p) => pd_interface::keys::store::read_key(p).map_err(|e| Code::KeyInvalid.err(e.to_string())),
     }
 }
 

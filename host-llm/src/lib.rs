@@ -2,6 +2,7 @@
 //! the system link (hosted and qemu), the daemon and its client, receipts.
 
 pub mod audit;
+pub mod code;
 pub mod common;
 pub mod link;
 pub mod osd;

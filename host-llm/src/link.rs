@@ -21,7 +21,7 @@ use pd_interface::keys::{Key, Keys};
 use pd_interface::link::{Receipt, Reply, Request};
 use policy_verifier::{wire, Plan};
 
-use crate::common::Exit;
+use crate::code::Code;
 
 /// how long a hosted reply may take.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -112,12 +112,12 @@ impl std::fmt::Display for LinkError {
 
 impl LinkError {
     /// a stable code for the json error form.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            Self::Boot(_) => "system.boot",
-            Self::Client(_) => "link.io",
+            Self::Boot(_) => Code::SystemBoot,
+            Self::Client(_) => Code::LinkIo,
             Self::Qemu(e) => e.code(),
-            Self::Keys(_) => "key.unavailable",
+            Self::Keys(_) => Code::KeyUnavailable,
         }
     }
 }
@@ -137,9 +137,10 @@ pub fn is_stale(req: &Request<'_>, reply: &Reply) -> bool {
 
 impl Link {
     /// boot the hosted system described at `path` in this process, its
-    /// verifier PD on `keys`; plans are sealed with their plan key.
-    pub fn boot_hosted(path: &std::path::Path, keys: Keys) -> Result<Link, LinkError> {
-        let opts = hosted_system::BootOptions { keys, ..Default::default() };
+    /// verifier PD on `keys` enforcing `policy`; plans are sealed with their
+    /// plan key.
+    pub fn boot_hosted(path: &std::path::Path, keys: Keys, policy: &'static policy_verifier::Policy) -> Result<Link, LinkError> {
+        let opts = hosted_system::BootOptions { keys, policy: Some(policy), ..Default::default() };
         HostedSystem::boot_with(path, opts).map(|h| Link::hosted(h, keys.plan)).map_err(LinkError::Boot)
     }
 
@@ -203,25 +204,29 @@ impl Link {
     }
 
     /// sends a (confirmed) plan and returns the verifier PD's receipt.
-    pub fn apply(&mut self, plan: &Plan) -> Result<Receipt, (&'static str, String, Exit)> {
+    pub fn apply(&mut self, plan: &Plan) -> Result<Receipt, Failure> {
         let mut buf = [0u8; wire::MAX_PLAN_BYTES];
         let bytes = match wire::encode(plan, &mut buf) {
             Ok(b) => b.to_vec(),
-            Err(e) => return Err((e.code(), "the plan does not fit the wire format".into(), Exit::BadInput)),
+            Err(e) => return Err((e.code(), "the plan does not fit the wire format".into())),
         };
         self.apply_wire(&bytes)
     }
 
     /// [`Link::apply`] of a plan already in its wire form.
-    pub fn apply_wire(&mut self, bytes: &[u8]) -> Result<Receipt, (&'static str, String, Exit)> {
+    pub fn apply_wire(&mut self, bytes: &[u8]) -> Result<Receipt, Failure> {
         match self.request(&Request::Apply(bytes)) {
             Ok(Reply::Receipt(r)) => Ok(r),
-            Ok(Reply::Error(e)) => Err(("link.refused", format!("{e:?}"), Exit::Rejected)),
-            Ok(other) => Err(("link.reply", format!("unexpected reply {other:?}"), Exit::Machinery)),
-            Err(e) => Err((e.code(), e.to_string(), Exit::Machinery)),
+            Ok(Reply::Error(e)) => Err((Code::LinkRefused.name(), format!("{e:?}"))),
+            Ok(other) => Err((Code::LinkReply.name(), format!("unexpected reply {other:?}"))),
+            Err(e) => Err((e.code().name(), e.to_string())),
         }
     }
 }
+
+/// a request's failure: its code (`crate::code`; the exit code follows
+/// from it) and a message for people.
+pub type Failure = (&'static str, String);
 
 impl HostedLink {
     fn request(&mut self, req: &Request<'_>) -> Result<Reply, ClientError> {

@@ -7,7 +7,7 @@ mod llm;
 mod bench_report;
 mod redteam;
 
-use llmsh::{audit, common, link, osd, qemu, receipt};
+use llmsh::{audit, code, common, link, osd, qemu, receipt};
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -100,7 +100,7 @@ fn main() {
             Ok(()) => common::Exit::Ok,
             Err(e) => {
                 eprintln!("llmsh man: {e}");
-                common::Exit::BadInput
+                code::Code::Terminal.exit()
             }
         },
         Command::Check(a) => cmd::check::run(a),

@@ -25,6 +25,7 @@ use board_qemu_virt_aarch64::qemu::{self as board_qemu, Serial};
 use pd_interface::client::{ClientError, LinkClient};
 use pd_interface::link::{Reply, Request};
 
+use crate::code::Code;
 use crate::link::runtime_dir;
 
 /// how long a boot may take until the system answers `Status`.
@@ -106,14 +107,14 @@ impl std::fmt::Display for QemuError {
 
 impl QemuError {
     /// a stable code for the json error form.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            Self::Manifest(_) => "system.manifest",
-            Self::Image(image::ImageError::NoSdk(_)) => "system.no_sdk",
-            Self::Image(_) => "system.image",
-            Self::NoQemu => "system.no_qemu",
-            Self::Qemu(_) | Self::NotReady(_) => "system.boot",
-            Self::Io(_) => "link.io",
+            Self::Manifest(_) => Code::SystemManifest,
+            Self::Image(image::ImageError::NoSdk(_)) => Code::SystemNoSdk,
+            Self::Image(_) => Code::SystemImage,
+            Self::NoQemu => Code::SystemNoQemu,
+            Self::Qemu(_) | Self::NotReady(_) => Code::SystemBoot,
+            Self::Io(_) => Code::LinkIo,
         }
     }
 }

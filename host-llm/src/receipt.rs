@@ -3,7 +3,7 @@
 
 use pd_interface::link::{Receipt, SystemState};
 use policy_verifier::json::{self, state_to_json};
-use policy_verifier::{verify, Plan, DEFAULT_POLICY};
+use policy_verifier::{verify, Plan, Policy};
 use serde_json::{json, Value};
 
 use crate::common;
@@ -32,25 +32,24 @@ pub fn observed_json(s: &SystemState) -> Value {
            "plans_executed": s.plans_executed, "plans_hash": json::hex(&s.plans_hash)})
 }
 
-/// the receipt as DESIGN.md prints it; violation details come from the
-/// host's policy-verifier run on the receipt's `state_before` when it names
-/// the same invariants as the PD (it always should: it is the same code).
-pub fn receipt_json(plan: &Plan, r: &Receipt) -> Value {
+/// the receipt as DESIGN.md prints it. the verifier PD sends invariant
+/// ids; they are named here with `policy`, the policy in force on the
+/// system (its custom invariants by slot). details come from the host's
+/// policy-verifier run on the receipt's `state_before` under the same
+/// policy when it names the same invariants (it always should: it is the
+/// same code).
+pub fn receipt_json(policy: &Policy, plan: &Plan, r: &Receipt) -> Value {
     let before = pd_verifier::model_state(&r.state_before);
     let key = common::epoch_key(&common::load_key(None).unwrap_or([0; 32]), r.state_before.epoch);
-    let host = verify(&DEFAULT_POLICY, &before, plan, &key);
-    let host_v = json::violations_json(&DEFAULT_POLICY, &before, plan, &host);
-    let same = host_v.len() == r.violations.len()
-        && host_v.iter().zip(r.violations.iter()).all(|(h, p)| {
-            h["action"] == json!(p.action) && h["invariant"] == json!(p.invariant.as_str())
-        });
+    let host = verify(policy, &before, plan, &key);
+    let host_v = json::violations_json(policy, &before, plan, &host);
+    let pd: Vec<(u8, &str)> = r.names(policy).collect();
+    let same = host_v.len() == pd.len()
+        && host_v.iter().zip(pd.iter()).all(|(h, (action, name))| h["action"] == json!(action) && h["invariant"] == json!(name));
     let violations: Vec<Value> = if same {
         host_v
     } else {
-        r.violations
-            .iter()
-            .map(|v| json!({"action": v.action, "invariant": v.invariant.as_str()}))
-            .collect()
+        pd.iter().map(|(action, name)| json!({"action": action, "invariant": name})).collect()
     };
     let mut out = json!({
         "request_id": r.request_id,

@@ -436,9 +436,7 @@ fn bytes_message(plan: Plan, r: &Reference) -> Message {
             framed,
             plan: Some((plan, bytes)),
         },
-        None => Message::Refused(InputError::new(
-            "plan.size",
-            "the plan does not fit one frame",
+        None => Message::Refused(crate::code::Code::PlanSize.err("the plan does not fit one frame",
         )),
     }
 }
@@ -904,7 +902,7 @@ fn rejected_ran(plan: &Plan, verdict: &verify::Verdict, n: usize) -> Success {
         .map(|i| i.name().to_owned())
         .collect();
     Success {
-        kind: if names.iter().any(|n| n == "plan.replay") {
+        kind: if verdict.plan_violations.contains(policy_verifier::Invariant::PlanReplay) {
             "replayed"
         } else {
             "unapproved"

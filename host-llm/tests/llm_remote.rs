@@ -203,7 +203,8 @@ fn the_session_token_budget_stops_the_planner() {
         ],
         &dir,
     );
-    assert_eq!(out.status.code(), Some(2));
+    // the session's budget is the policy's: a refusal, exit 1
+    assert_eq!(out.status.code(), Some(1));
     let err: Value = serde_json::from_slice(&out.stdout).expect("json error");
     assert_eq!(err["error"]["code"], "budget.tokens");
 }
@@ -466,12 +467,19 @@ fn a_huge_answer_is_not_read_and_a_long_draft_is_cut_before_it_is_echoed() {
 }
 
 #[test]
-fn an_unreachable_server_is_remote_connect() {
+fn a_refused_connection_is_remote_connect_and_the_machinery_exit() {
     let dir = tmp("connect");
-    let out = llmsh(&["plan", "give worker1 16 more pages", "--backend", "remote", "--endpoint", "http://127.0.0.1:9/v1"], &dir);
-    assert_eq!(out.status.code(), Some(2));
-    let err: Value = serde_json::from_slice(&out.stdout).expect("json error");
-    assert_eq!(err["error"]["code"], "remote.connect");
+    // a loopback port nobody listens on: bound, then closed
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let _sys = Stop(dir.clone());
+    for cmd in [&["plan"][..], &["apply", "--yes", "--boot"][..]] {
+        let args = [cmd, &["give worker1 16 more pages", "--backend", "remote", "--endpoint", &url][..]].concat();
+        let out = llmsh(&args, &dir);
+        let err: Value = serde_json::from_slice(&out.stdout).expect("json error");
+        // not bad input: the network failed, exit 3
+        assert_eq!((out.status.code(), err["error"]["code"].as_str()), (Some(3), Some("remote.connect")), "{cmd:?}: {err}");
+    }
 }
 
 #[test]

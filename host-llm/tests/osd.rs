@@ -263,6 +263,92 @@ fn sessions_follow_the_policy_users_and_the_log_records_the_user() {
 }
 
 #[test]
+fn receipts_name_and_explain_violations_with_the_policy_the_system_enforces() {
+    let e = Env::new("policy");
+    let policy = e.dir.join("policy.toml");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/policies/max-stopped.toml")).unwrap();
+    // a lower quota than system/policy.toml's 256, and a policy-file invariant
+    std::fs::write(&policy, text.replace("quota_pages = 256", "quota_pages = 40")).unwrap();
+    let (code, v) = e.json(&["boot", "--policy", policy.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{v}");
+    // 32 + 16 pages: within the default quota, over this one
+    let grant = e.plan("g.json", 1, "ops", r#"{"op":"memory.grant","pd":"worker1","pages":16}"#);
+    let (code, r) = e.json(&["apply", "--plan", &grant, "--json"]);
+    assert_eq!((code, r["approved"].as_bool()), (Some(1), Some(false)), "{r}");
+    assert_eq!(r["violations"][0]["invariant"], "mem.quota", "{r}");
+    let detail = r["violations"][0]["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("quota 40"), "the detail quotes the limit in force: {r}");
+    // the custom invariant arrives as a slot id and is named by the policy
+    let stop = |pd: &str| format!(r#"{{"op":"process.stop","pd":"{pd}"}}"#);
+    let two = e.plan("s2.json", 1, "admin", &[stop("worker0"), stop("worker1")].join(","));
+    let (code, r) = e.json(&["apply", "--plan", &two, "--yes", "--json"]);
+    assert_eq!(code, Some(0), "{r}");
+    let third = e.plan("s3.json", 2, "admin", &[r#"{"op":"system.query"}"#.to_string(), stop("worker2")].join(","));
+    let (code, r) = e.json(&["apply", "--plan", &third, "--yes", "--json"]);
+    assert_eq!(code, Some(1), "{r}");
+    let names: Vec<(u64, &str)> = r["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["action"].as_u64().unwrap(), v["invariant"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [(1, "proc.max_stopped")], "{r}");
+    // the same receipt in words names it too
+    let out = e.llmsh(&["apply", "--plan", &third, "--yes"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("proc.max_stopped"), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn a_qemu_image_is_not_booted_under_another_policy_than_it_was_built_with() {
+    let e = Env::new("image");
+    let policy = e.dir.join("policy.toml");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../system/policy.toml")).unwrap();
+    std::fs::write(&policy, text.replace("quota_pages = 256", "quota_pages = 40")).unwrap();
+    // refused before qemu is started: neither path needs to exist
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-osd"))
+        .args(["--system", "qemu", "--qemu", "/nonexistent/qemu", "--loader", "/nonexistent/loader.img", "--policy"])
+        .arg(&policy)
+        .env("LLM_OS_RUNTIME_DIR", e.run_dir())
+        .env("XDG_CONFIG_HOME", e.dir.join("cfg"))
+        .env("LLMSH_AUDIT_LOG", e.log())
+        .env_remove("LLM_OS_POLICY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("llm-osd runs");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json error");
+    assert_eq!((out.status.code(), v["error"]["code"].as_str()), (Some(2), Some("policy.image")), "{v}");
+    assert!(!e.sock().exists(), "nothing serves");
+}
+
+#[test]
+fn exit_codes_tell_bad_input_from_a_refusal_from_the_machinery() {
+    let e = Env::new("exits");
+    let grant = e.plan("g.json", 1, "ops", GRANT);
+    // machinery: no system is running
+    for args in [&["status"][..], &["apply", "--plan", &grant, "--json"][..]] {
+        let (code, v) = e.json(args);
+        assert_eq!((code, v["error"]["code"].as_str()), (Some(3), Some("system.down")), "{args:?}: {v}");
+    }
+    // bad input, before any system is asked
+    let bad = e.dir.join("bad.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    let (code, v) = e.json(&["apply", "--plan", bad.to_str().unwrap(), "--json"]);
+    assert_eq!((code, v["error"]["code"].as_str()), (Some(2), Some("json.syntax")), "{v}");
+    let (code, v) = e.json(&["boot", "--system", "vax"]);
+    assert_eq!((code, v["error"]["code"].as_str()), (Some(2), Some("args")), "{v}");
+    // refused: the verifier rejects the plan (exit 1, a receipt, not an error)
+    e.boot();
+    let over = e.plan("o.json", 1, "ops", r#"{"op":"memory.grant","pd":"worker1","pages":300}"#);
+    let (code, r) = e.json(&["apply", "--plan", &over, "--json"]);
+    assert_eq!((code, r["approved"].as_bool(), r["violations"][0]["invariant"].as_str()), (Some(1), Some(false), Some("mem.quota")), "{r}");
+    // and the daemon's own refusal keeps its class through the socket
+    let mut raw = e.raw();
+    raw.send(&json!({"id": 1, "op": "no.such_op"}));
+    let v = raw.recv();
+    assert_eq!((v["error"]["code"].as_str(), v["error"]["exit"].as_i64()), (Some("osd.bad_request"), Some(2)), "{v}");
+}
+
+#[test]
 fn the_audit_log_is_keyed_records_retries_and_is_checked_against_the_live_system() {
     let e = Env::new("audit");
     e.boot();

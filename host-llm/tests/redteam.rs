@@ -87,7 +87,8 @@ fn qemu_without_an_sdk_is_a_json_error() {
         .env("MICROKIT_SDK", "/nonexistent/microkit-sdk")
         .output()
         .expect("llmsh runs");
-    assert_eq!(out.status.code(), Some(2));
+    // no image can be built: the machinery's failure, exit 3
+    assert_eq!(out.status.code(), Some(3));
     let e: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(e["error"]["code"], "system.no_sdk", "{e}");
 }

@@ -17,6 +17,9 @@ use crate::rules::{Model, OpTerm, Rules, WorkerTerm};
 /// most invariants a policy file may define.
 pub const MAX_CUSTOM: usize = 8;
 
+// each slot has its bit in a set
+const _: () = assert!(MAX_CUSTOM <= crate::invariant::CUSTOM_SLOTS);
+
 /// one named invariant of the policy file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CustomInvariant {

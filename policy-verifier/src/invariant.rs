@@ -107,12 +107,67 @@ impl core::fmt::Display for Invariant {
     }
 }
 
-/// a set of invariants, as bit masks (no heap): the built-in names, and
-/// the slots of the policy's custom invariants (`crate::custom`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// a set of invariants, as bit masks (no heap): the built-in names by
+/// their [`Invariant`] discriminant, and the slots of the policy's custom
+/// invariants (`crate::custom`). this is also the wire form of a receipt's
+/// violations: ids, never names; the host names them with the policy in
+/// force ([`crate::custom::names`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "RawSet", into = "RawSet")]
 pub struct InvariantSet {
-    builtin: u16,
-    custom: u16,
+    builtin: u32,
+    custom: u32,
+}
+
+/// custom slots a set can hold (a policy file defines at most
+/// `custom::MAX_CUSTOM`, fewer).
+pub const CUSTOM_SLOTS: usize = 32;
+
+// every built-in name has its bit
+const _: () = assert!(Invariant::ALL.len() <= 32);
+
+/// the bits of every built-in name.
+const KNOWN: u32 = {
+    let mut m = 0u32;
+    let mut i = 0;
+    while i < Invariant::ALL.len() {
+        m |= 1 << i;
+        i += 1;
+    }
+    m
+};
+
+
+/// [`InvariantSet`] as it travels: two masks; a built-in bit this build
+/// does not name fails the decoding.
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct RawSet(u32, u32);
+
+impl From<InvariantSet> for RawSet {
+    fn from(s: InvariantSet) -> RawSet {
+        RawSet(s.builtin, s.custom)
+    }
+}
+
+/// a decoded set names an invariant this build does not know: the sender
+/// runs another contract, so the set is refused rather than shown short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownInvariant;
+
+impl core::fmt::Display for UnknownInvariant {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("an invariant id this build does not know")
+    }
+}
+
+impl TryFrom<RawSet> for InvariantSet {
+    type Error = UnknownInvariant;
+    fn try_from(RawSet(builtin, custom): RawSet) -> Result<InvariantSet, UnknownInvariant> {
+        if builtin & !KNOWN != 0 {
+            return Err(UnknownInvariant);
+        }
+        Ok(InvariantSet { builtin, custom })
+    }
 }
 
 impl InvariantSet {
@@ -121,30 +176,30 @@ impl InvariantSet {
 
     /// adds one.
     pub fn insert(&mut self, i: Invariant) {
-        self.builtin |= 1u16 << (i as u8);
+        self.builtin |= 1u32 << (i as u8);
     }
 
     /// whether it holds `i`.
     pub fn contains(self, i: Invariant) -> bool {
-        self.builtin & (1u16 << (i as u8)) != 0
+        self.builtin & (1u32 << (i as u8)) != 0
     }
 
-    /// adds custom invariant slot `k` (slots beyond 15 are dropped; a policy
-    /// holds at most `custom::MAX_CUSTOM`).
+    /// adds custom invariant slot `k` (slots from [`CUSTOM_SLOTS`] on are
+    /// dropped; a policy holds at most `custom::MAX_CUSTOM`).
     pub fn insert_custom(&mut self, k: usize) {
-        if let Some(bit) = u32::try_from(k).ok().and_then(|k| 1u16.checked_shl(k)) {
+        if let Some(bit) = u32::try_from(k).ok().and_then(|k| 1u32.checked_shl(k)) {
             self.custom |= bit;
         }
     }
 
     /// whether it holds custom slot `k`.
     pub fn contains_custom(self, k: usize) -> bool {
-        u32::try_from(k).ok().and_then(|k| 1u16.checked_shl(k)).is_some_and(|bit| self.custom & bit != 0)
+        u32::try_from(k).ok().and_then(|k| 1u32.checked_shl(k)).is_some_and(|bit| self.custom & bit != 0)
     }
 
     /// the custom slots it holds, in order.
     pub fn customs(self) -> impl Iterator<Item = usize> {
-        (0..16usize).filter(move |k| self.contains_custom(*k))
+        (0..CUSTOM_SLOTS).filter(move |k| self.contains_custom(*k))
     }
 
     /// true when empty.
@@ -162,24 +217,21 @@ impl InvariantSet {
         Invariant::ALL.iter().copied().filter(move |i| self.contains(*i))
     }
 
-    /// the raw mask of built-in names (wire form).
-    pub const fn bits(self) -> u16 {
+    /// the raw mask of built-in names.
+    pub const fn bits(self) -> u32 {
         self.builtin
     }
 
     /// the raw mask of custom slots.
-    pub const fn custom_bits(self) -> u16 {
+    pub const fn custom_bits(self) -> u32 {
         self.custom
     }
 
     /// from the raw mask; unknown bits are dropped.
-    pub fn from_bits(bits: u16) -> InvariantSet {
-        let mut s = InvariantSet::EMPTY;
-        for i in Invariant::ALL {
-            if bits & (1u16 << (*i as u8)) != 0 {
-                s.insert(*i);
-            }
-        }
-        s
+    pub fn from_bits(bits: u32) -> InvariantSet {
+        InvariantSet { builtin: bits & KNOWN, custom: 0 }
     }
+
+    /// every built-in name and every custom slot: the widest set.
+    pub const ALL: InvariantSet = InvariantSet { builtin: KNOWN, custom: u32::MAX };
 }

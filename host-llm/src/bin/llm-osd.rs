@@ -22,7 +22,8 @@ struct Args {
     /// qemu: the built image (`cargo xtask image`'s loader).
     #[arg(long)]
     loader: Option<PathBuf>,
-    /// the policy whose `users` say who may use which session (default: system/policy.toml).
+    /// the policy the system enforces and whose `users` say who may use which
+    /// session (default: `LLM_OS_POLICY`, else system/policy.toml).
     #[arg(long)]
     policy: Option<PathBuf>,
     /// the audit log (default: `LLMSH_AUDIT_LOG` or $XDG_STATE_HOME/llm-os/audit.jsonl).

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::audit::Origin;
 use crate::cmd::intent::{self, Consent};
+use crate::code::Code;
 use crate::common::{self, Exit};
 use crate::osd::client::{Client, OsdError};
 
@@ -76,25 +77,23 @@ pub fn connect(system: Option<&str>, boot: bool, audit_log: Option<&Path>) -> Re
         Err(e) => return Err(e),
     };
     if let Some(s) = system.filter(|s| *s != c.system()) {
-        return Err(OsdError {
-            code: "system.other".into(),
-            message: format!("the running system is {}, not {s}; nothing ran (`llmsh boot --stop`, then `llmsh boot --system {s}`)", c.system()),
-            exit: Exit::Machinery,
-        });
+        return Err(OsdError::new(
+            Code::SystemOther,
+            format!("the running system is {}, not {s}; nothing ran (`llmsh boot --stop`, then `llmsh boot --system {s}`)", c.system()),
+        ));
     }
     if let Some(p) = audit_log {
         let theirs = c.info["audit_log"].as_str().map(PathBuf::from);
         let same = |a: &Path, b: &Path| a == b || a.canonicalize().ok().is_some_and(|x| b.canonicalize().ok() == Some(x));
         if !theirs.as_deref().is_some_and(|t| same(t, p)) {
-            return Err(OsdError {
-                code: "audit.log".into(),
-                message: format!(
+            return Err(OsdError::new(
+                Code::AuditLog,
+                format!(
                     "the running llm-osd writes the audit log `{}`, not `{}`; nothing ran",
                     theirs.unwrap_or_default().display(),
                     p.display()
                 ),
-                exit: Exit::BadInput,
-            });
+            ));
         }
     }
     Ok(c)
@@ -104,23 +103,19 @@ pub fn connect(system: Option<&str>, boot: bool, audit_log: Option<&Path>) -> Re
 /// whether it was a retry answered from the stored receipt.
 pub fn execute(c: &mut Client, plan: &policy_verifier::Plan, origin: &Origin) -> Result<(Receipt, bool), OsdError> {
     let v = c.call("apply", json!({"plan": json::plan_to_json(plan), "origin": origin.to_json()}))?;
-    let r: Receipt = serde_json::from_value(v["receipt"].clone()).map_err(|e| OsdError {
-        code: "osd.reply".into(),
-        message: format!("llm-osd's receipt does not decode: {e}"),
-        exit: Exit::Machinery,
-    })?;
+    let r: Receipt = serde_json::from_value(v["receipt"].clone()).map_err(|e| OsdError::new(Code::OsdReply, format!("llm-osd's receipt does not decode: {e}")))?;
     Ok((r, v["retry"] == Value::Bool(true)))
 }
 
-fn fail(code: &str, message: String, exit: Exit) -> Exit {
-    common::print_json(&json!({"error": {"code": code, "message": message}}));
-    exit
+fn fail(code: Code, message: String) -> Exit {
+    common::print_json(&json!({"error": {"code": code.name(), "message": message}}));
+    code.exit()
 }
 
 /// runs the command.
 pub fn run(args: &Args) -> Exit {
     if let Some(s) = args.system.as_deref().filter(|s| !matches!(*s, "hosted" | "qemu")) {
-        return fail("args", format!("unknown system `{s}` (hosted or qemu)"), Exit::BadInput);
+        return fail(Code::Args, format!("unknown system `{s}` (hosted or qemu)"));
     }
     let Some(plan_path) = &args.plan else {
         let flags = crate::cmd::apply_intent::Flags {
@@ -138,14 +133,19 @@ pub fn run(args: &Args) -> Exit {
     };
     let plan = match common::read_input(plan_path, common::Input::Plan).and_then(|b| json::parse_plan(&b)) {
         Ok(p) => p,
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     let key = match common::load_key(None) {
         Ok(k) => k,
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     let mut c = match connect(args.system.as_deref(), args.boot, args.audit_log.as_deref()) {
         Ok(c) => c,
+        Err(e) => return e.report(),
+    };
+    // the policy in force: the system's names the receipt's invariant ids
+    let policy = match c.policy() {
+        Ok(p) => p,
         Err(e) => return e.report(),
     };
     // tokens are bound to the boot they are made for
@@ -161,11 +161,7 @@ pub fn run(args: &Args) -> Exit {
         intent::ask(&plan, args.yes)
     };
     if consent == Consent::No {
-        return fail(
-            "apply.declined",
-            "the human did not confirm the destructive actions; nothing ran".into(),
-            Exit::Rejected,
-        );
+        return fail(Code::ApplyDeclined, "the human did not confirm the destructive actions; nothing ran".into());
     }
     let plan = intent::confirmed(&plan, consent, &key);
     let origin = Origin { backend: "file".into(), ..Origin::default() };
@@ -173,7 +169,7 @@ pub fn run(args: &Args) -> Exit {
         Ok(r) => r,
         Err(e) => return e.report(),
     };
-    let mut out = receipt_json(&plan, &receipt);
+    let mut out = receipt_json(&policy, &plan, &receipt);
     if retry {
         // the same plan again: the stored receipt, nothing ran now
         out["retry"] = json!(true);
@@ -182,7 +178,7 @@ pub fn run(args: &Args) -> Exit {
         common::print_json(&out);
     } else {
         let before = pd_verifier::model_state(&receipt.state_before);
-        print!("{}", crate::ui::words::receipt(&policy_verifier::DEFAULT_POLICY, &before, &plan, &out));
+        print!("{}", crate::ui::words::receipt(&policy, &before, &plan, &out));
     }
     if receipt.approved && receipt.failed_action.is_none() {
         Exit::Ok

@@ -11,13 +11,13 @@
 
 use std::path::Path;
 
-use policy_verifier::json::InputError;
 use policy_verifier::{Plan, State};
 use serde_json::{json, Value};
 
 use crate::audit::Origin;
 use crate::cmd::apply;
 use crate::cmd::intent::{self, Consent, PlannerArgs};
+use crate::code::Code;
 use crate::common::{self, Exit};
 use crate::llm::planner::Planned;
 
@@ -83,17 +83,23 @@ fn run_inner(
     if planner.state.is_none() {
         cx.state = pd_verifier::model_state(&status);
     }
+    // the policy in force is the system's: plans, hints and receipts follow it
+    let enforced = match c.policy() {
+        Ok(p) => p,
+        Err(e) => return Ok(e.report()),
+    };
+    if planner.policy.is_some() && cx.policy != enforced {
+        eprintln!("llmsh: the running system enforces another policy than `--policy`; planning against the system's");
+    }
+    cx.policy = enforced;
     // tokens are made for this boot only
     cx.key = common::epoch_key(&cx.key, status.epoch);
     let planned = intent::plan_intent(intent_text, planner, &cx)?;
     if planned.no_action {
-        common::print_json(&intent::no_action(&planned).to_json());
-        return Ok(Exit::BadInput);
+        return Ok(common::report(&intent::no_action(&planned)));
     }
     let Some(plan) = planned.plan.clone() else {
-        return Err(InputError::new(
-            "plan.none",
-            format!(
+        return Err(Code::PlanNone.err(format!(
                 "no attempt produced a plan ({} attempts)",
                 planned.attempts.len()
             ),
@@ -136,11 +142,11 @@ fn run_inner(
             return Ok(e.report());
         }
         common::print_json(&json!({"error": {
-            "code": "plan.unfaithful",
+            "code": Code::PlanUnfaithful.name(),
             "message": "the plan is not what the intent asks; nothing ran",
             "fidelity": v["fidelity"],
         }}));
-        return Ok(Exit::Rejected);
+        return Ok(Code::PlanUnfaithful.exit());
     }
     let consent = intent::ask(&plan, flags.yes);
     if consent == Consent::No {
@@ -149,17 +155,14 @@ fn run_inner(
         if let Err(e) = record(&mut c, &v, None) {
             return Ok(e.report());
         }
-        common::print_json(
-            &json!({"error": {"code": "apply.declined", "message": "the human did not confirm the destructive actions; nothing ran"}}),
-        );
-        return Ok(Exit::Rejected);
+        return Ok(common::report(&Code::ApplyDeclined.err("the human did not confirm the destructive actions; nothing ran")));
     }
     let signed = intent::confirmed(&plan, consent, &cx.key);
     let (receipt, retry) = match apply::execute(&mut c, &signed, &org) {
         Ok(r) => r,
         Err(e) => return Ok(e.report()),
     };
-    let mut out = apply::receipt_json(&signed, &receipt);
+    let mut out = apply::receipt_json(&cx.policy, &signed, &receipt);
     if retry {
         out["retry"] = json!(true);
     }

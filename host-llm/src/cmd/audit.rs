@@ -35,10 +35,10 @@ fn report(log: &AuditLog) -> Result<Value, (Value, Exit)> {
             t == log.path() || t.canonicalize().ok().is_some_and(|x| log.path().canonicalize().ok() == Some(x))
         });
         if same {
-            return c.call("audit_verify", json!({})).map_err(|e| (e.to_json(), e.exit));
+            return c.call("audit_verify", json!({})).map_err(|e| (e.to_json(), e.exit()));
         }
     }
-    let bad = |e: policy_verifier::json::InputError| (e.to_json(), Exit::BadInput);
+    let bad = |e: policy_verifier::json::InputError| (e.to_json(), crate::code::exit_of(e.code));
     let key = audit::read_key(&audit::key_path().map_err(bad)?).map_err(bad)?;
     let rep = log.verify_with_head(&key).map_err(bad)?;
     Ok(json!({"ok": rep.broken.is_none(), "records": rep.records, "path": log.path(),
@@ -85,7 +85,7 @@ pub fn run(args: &Args) -> Exit {
     }
     let records = match log.records() {
         Ok(r) => r,
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     for r in &records {
         if args.json {

@@ -118,7 +118,7 @@ fn load(path: &Path) -> Result<Vec<Case>, InputError> {
         .filter(|(_, l)| !l.trim().is_empty())
     {
         let v: Value = serde_json::from_str(line)
-            .map_err(|e| InputError::new("bench.syntax", format!("line {}: {e}", i + 1)))?;
+            .map_err(|e| crate::code::Code::BenchSyntax.err(format!("line {}: {e}", i + 1)))?;
         let pairs = |k: &str| -> Vec<(String, Value)> {
             v[k].as_object()
                 .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -207,7 +207,7 @@ fn achieved(case: &Case, plan: &Plan, before: &Value, after: &Value) -> bool {
 
 /// `i/n` → (i, n).
 fn parse_shard(s: &str) -> Result<(usize, usize), InputError> {
-    let bad = || InputError::new("bench.shard", format!("--shard wants i/n with 0 <= i < n, not `{s}`"));
+    let bad = || crate::code::Code::BenchShard.err(format!("--shard wants i/n with 0 <= i < n, not `{s}`"));
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
     let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
     if n == 0 || i >= n {
@@ -275,17 +275,16 @@ fn merge(paths: &[PathBuf]) -> Exit {
     for p in paths {
         let text = match common::read_input(p, common::Input::Corpus) {
             Ok(t) => t,
-            Err(e) => return common::bad_input(&e),
+            Err(e) => return common::report(&e),
         };
         let v: Value = match serde_json::from_slice(&text) {
             Ok(v) => v,
-            Err(e) => return common::bad_input(&InputError::new("bench.merge", format!("{}: {e}", p.display()))),
+            Err(e) => return common::report(&crate::code::Code::BenchMerge.err(format!("{}: {e}", p.display()))),
         };
         if meta["set"].is_null() {
             meta = json!({"set": v["set"], "model": v["model"], "backend": v["backend"], "defense": v["defense"]});
         } else if meta["set"] != v["set"] || meta["model"] != v["model"] || meta["defense"] != v["defense"] {
-            return common::bad_input(&InputError::new(
-                "bench.merge",
+            return common::report(&crate::code::Code::BenchMerge.err(
                 format!("{} is a report of another set, model or defense", p.display()),
             ));
         }
@@ -319,18 +318,18 @@ pub fn run(args: &Args) -> Exit {
     });
     let mut cases = match load(&path) {
         Ok(c) => c,
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     if let Some(n) = args.limit {
         cases.truncate(n);
     }
     let (shard, shards) = match args.shard.as_deref().map(parse_shard).transpose() {
         Ok(s) => s.unwrap_or((0, 1)),
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     let key = match common::load_key(None) {
         Ok(k) => k,
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     let mut local = LocalBackend::new(args.model.as_deref());
     let mut remote = match RemoteConfig::from_flags_or_env(
@@ -340,7 +339,7 @@ pub fn run(args: &Args) -> Exit {
         Limits::default(),
     ) {
         Ok(c) => c.filter(|_| args.endpoint.is_some()).map(RemoteBackend::new),
-        Err(e) => return common::bad_input(&e.to_input_error()),
+        Err(e) => return common::report(&e.to_input_error()),
     };
     let mut results = Vec::new();
     let picked: Vec<(usize, &Case)> = cases
@@ -439,7 +438,7 @@ fn run_case(
         let h = hosted_system::HostedSystem::boot_with(&link::system_path(), opts).map_err(|e| e.to_string())?;
         Link::hosted(h, keys.plan)
     } else {
-        Link::boot_hosted(&link::system_path(), keys).map_err(|e| e.to_string())?
+        Link::boot_hosted(&link::system_path(), keys, &DEFAULT_POLICY).map_err(|e| e.to_string())?
     };
     let epoch = match link.request(&Request::Status) {
         Ok(Reply::Status(s)) => s.epoch,
@@ -447,7 +446,7 @@ fn run_case(
     };
     let key = &common::epoch_key(key, epoch);
     if let Some(setup) = setup_plan(case, key) {
-        let r = link.apply(&setup).map_err(|(c, m, _)| format!("{c}: {m}"))?;
+        let r = link.apply(&setup).map_err(|(c, m)| format!("{c}: {m}"))?;
         if !r.approved || r.failed_action.is_some() {
             return Err(format!("setup failed: {r:?}"));
         }
@@ -518,8 +517,8 @@ fn run_case(
     } else {
         plan
     };
-    let receipt = link.apply(&signed).map_err(|(c, m, _)| format!("{c}: {m}"))?;
-    let out = apply::receipt_json(&signed, &receipt);
+    let receipt = link.apply(&signed).map_err(|(c, m)| format!("{c}: {m}"))?;
+    let out = apply::receipt_json(&DEFAULT_POLICY, &signed, &receipt);
     let before = json::state_to_json(&state);
     let ok = receipt.approved
         && receipt.failed_action.is_none()

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::code::Code;
 use crate::common::{self, Exit};
 use crate::osd::client::{Client, OsdError};
 
@@ -26,7 +27,9 @@ pub struct Args {
     /// the audit log llm-osd writes (default `LLMSH_AUDIT_LOG` or $XDG_STATE_HOME/llm-os/audit.jsonl).
     #[arg(long)]
     pub audit_log: Option<PathBuf>,
-    /// the policy whose `users` say who may use which session.
+    /// the policy the system enforces and whose `users` say who may use
+    /// which session (default `LLM_OS_POLICY`, else system/policy.toml); a
+    /// qemu image must have been built with it (`LLM_OS_POLICY`).
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// stop the running llm-osd and its system.
@@ -53,8 +56,8 @@ pub fn run(args: &Args) -> Exit {
     }
 }
 
-fn err(code: &str, message: String) -> OsdError {
-    OsdError { code: code.into(), message, exit: Exit::Machinery }
+fn err(code: Code, message: String) -> OsdError {
+    OsdError::new(code, message)
 }
 
 /// starts llm-osd for `system` unless one runs; its description as json.
@@ -65,7 +68,7 @@ pub fn start(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Value, OsdError> {
     if !matches!(system, "hosted" | "qemu") {
-        return Err(OsdError { code: "args".into(), message: format!("unknown system `{system}` (hosted or qemu)"), exit: Exit::BadInput });
+        return Err(err(Code::Args, format!("unknown system `{system}` (hosted or qemu)")));
     }
     match Client::connect() {
         Ok(c) if c.system() == system => {
@@ -73,8 +76,7 @@ pub fn start(
                              "audit_log": c.info["audit_log"]}))
         }
         Ok(c) => {
-            return Err(err(
-                "system.other",
+            return Err(err(Code::SystemOther,
                 format!("a {} system is running; stop it first (`llmsh boot --stop`)", c.system()),
             ))
         }
@@ -83,12 +85,12 @@ pub fn start(
     }
     // the keys first, here: a first use says so on this terminal (llm-osd
     // and the image build then find them)
-    crate::common::host_keys().map_err(|e| err("key.unavailable", e.message))?;
+    crate::common::host_keys().map_err(|e| err(Code::KeyUnavailable, e.message))?;
     let uid = crate::osd::my_uid();
     let dir = crate::osd::runtime_dir()
         .and_then(|d| crate::osd::ensure_private(&d, uid).map(|()| d))
-        .map_err(|e| err("osd.runtime_dir", e.0))?;
-    let exe = std::env::current_exe().map_err(|e| err("system.boot", format!("cannot find llmsh itself: {e}")))?;
+        .map_err(|e| err(Code::OsdRuntimeDir, e.0))?;
+    let exe = std::env::current_exe().map_err(|e| err(Code::SystemBoot, format!("cannot find llmsh itself: {e}")))?;
     let osd = exe.with_file_name("llm-osd");
     let mut cmd = Command::new(&osd);
     cmd.args(["--system", system]);
@@ -109,8 +111,8 @@ pub fn start(
         .truncate(true)
         .mode(0o600)
         .open(&log_path)
-        .map_err(|e| err("system.boot", format!("cannot write `{}`: {e}", log_path.display())))?;
-    let stderr = log.try_clone().map_err(|e| err("system.boot", e.to_string()))?;
+        .map_err(|e| err(Code::SystemBoot, format!("cannot write `{}`: {e}", log_path.display())))?;
+    let stderr = log.try_clone().map_err(|e| err(Code::SystemBoot, e.to_string()))?;
     let started = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -118,14 +120,14 @@ pub fn start(
         .stderr(stderr)
         .process_group(0)
         .spawn()
-        .map_err(|e| err("system.boot", format!("cannot start `{}`: {e}", osd.display())))?;
+        .map_err(|e| err(Code::SystemBoot, format!("cannot start `{}`: {e}", osd.display())))?;
     let ready = if system == "qemu" { QEMU_READY } else { HOSTED_READY };
     let mut shown = 0u64;
     loop {
         shown = relay(&log_path, shown, progress);
         if let Ok(Some(st)) = child.try_wait() {
             relay(&log_path, shown, progress);
-            return Err(err("system.boot", format!("llm-osd exited ({st}) before serving; see `{}`", log_path.display())));
+            return Err(err(Code::SystemBoot, format!("llm-osd exited ({st}) before serving; see `{}`", log_path.display())));
         }
         match Client::connect() {
             Ok(c) => {
@@ -140,7 +142,7 @@ pub fn start(
             // by its pid: the child we spawned
             let _ = child.kill();
             let _ = child.wait();
-            return Err(err("system.boot", format!("llm-osd did not answer within {} s", ready.as_secs())));
+            return Err(err(Code::SystemBoot, format!("llm-osd did not answer within {} s", ready.as_secs())));
         }
         std::thread::sleep(Duration::from_millis(25));
     }
@@ -185,5 +187,5 @@ fn stop() -> Exit {
             _ => std::thread::sleep(Duration::from_millis(25)),
         }
     }
-    err("system.stop", "llm-osd did not stop within 15 s".into()).report()
+    err(Code::SystemStop, "llm-osd did not stop within 15 s".into()).report()
 }

@@ -33,7 +33,7 @@ pub struct Args {
 pub fn run(args: &Args) -> Exit {
     match check(args) {
         Ok(exit) => exit,
-        Err(e) => common::bad_input(&e),
+        Err(e) => common::report(&e),
     }
 }
 

@@ -43,13 +43,13 @@ pub fn run(args: &Args) -> Exit {
             }),
         };
         let key = common::epoch_key(&common::load_key(args.key_file.as_deref())?, epoch);
-        confirm::sign(&plan, &key).ok_or_else(|| json::InputError::new("plan.encode", "the plan cannot be encoded"))
+        confirm::sign(&plan, &key).ok_or_else(|| crate::code::Code::PlanEncode.err("the plan cannot be encoded"))
     })();
     match res {
         Ok(signed) => {
             common::print_json(&json::plan_to_json(&signed));
             Exit::Ok
         }
-        Err(e) => common::bad_input(&e),
+        Err(e) => common::report(&e),
     }
 }

@@ -62,7 +62,8 @@ pub struct PlannerArgs {
     /// the policy's initial state when no system is running.
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// the policy file; default: the built-in system/policy.toml.
+    /// the policy file; default: the running system's, else the built-in
+    /// system/policy.toml.
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// the confirmation key (hex); default: the dev key.
@@ -92,11 +93,12 @@ impl From<LlmError> for IntentError {
 }
 
 impl IntentError {
-    /// prints the json error on stdout; exit 2.
+    /// prints the json error on stdout; the exit code of its code's class
+    /// (a backend's failure is the machinery's, 3).
     pub fn report(&self) -> common::Exit {
         match self {
-            IntentError::Input(e) => common::bad_input(e),
-            IntentError::Llm(e) => common::bad_input(&e.to_input_error()),
+            IntentError::Input(e) => common::report(e),
+            IntentError::Llm(e) => common::report(&e.to_input_error()),
         }
     }
 }
@@ -189,7 +191,13 @@ pub struct Context {
 
 /// loads policy, state and key; checks the session exists.
 pub fn context(args: &PlannerArgs) -> Result<Context, InputError> {
-    let policy = common::load_policy(args.policy.as_deref())?;
+    let policy = match &args.policy {
+        Some(p) => common::load_policy(Some(p))?,
+        // the running system's, if one runs: its verdicts are the ones that count
+        None => crate::osd::client::Client::connect()
+            .and_then(|c| c.policy())
+            .unwrap_or(policy_verifier::DEFAULT_POLICY),
+    };
     let state = current_state(args, &policy)?;
     let key = common::load_key(args.key_file.as_deref())?;
     if policy.session(&args.session).is_none() {
@@ -199,9 +207,7 @@ pub fn context(args: &PlannerArgs) -> Result<Context, InputError> {
             .flatten()
             .map(|s| s.name.as_str())
             .collect();
-        return Err(InputError::new(
-            "session.unknown",
-            format!(
+        return Err(crate::code::Code::SessionUnknown.err(format!(
                 "unknown session `{}`; the policy names {}",
                 args.session,
                 names.join(", ")
@@ -214,9 +220,7 @@ pub fn context(args: &PlannerArgs) -> Result<Context, InputError> {
 /// plans `intent`, showing every attempt on stderr.
 pub fn plan_intent(intent: &str, args: &PlannerArgs, cx: &Context) -> Result<Planned, IntentError> {
     if intent.trim().is_empty() {
-        return Err(InputError::new(
-            "intent.empty",
-            "the intent is empty; say what the system should do",
+        return Err(crate::code::Code::IntentEmpty.err("the intent is empty; say what the system should do",
         )
         .into());
     }
@@ -257,9 +261,7 @@ pub fn no_action(planned: &Planned) -> InputError {
         .first()
         .cloned()
         .unwrap_or_else(|| "the intent asks for nothing llmsh can do".into());
-    InputError::new(
-        "intent.no_action",
-        format!("no action: {why}; say which worker and what to change (e.g. \"give worker1 16 more pages\")"),
+    crate::code::Code::IntentNoAction.err(format!("no action: {why}; say which worker and what to change (e.g. \"give worker1 16 more pages\")"),
     )
 }
 

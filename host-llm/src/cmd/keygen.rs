@@ -8,6 +8,7 @@
 use pd_interface::keys::store;
 use serde_json::json;
 
+use crate::code::Code;
 use crate::common::{self, Exit};
 
 /// arguments of `llmsh keygen`.
@@ -21,18 +22,15 @@ pub struct Args {
 
 /// runs the command.
 pub fn run(args: &Args) -> Exit {
-    let fail = |code: &str, m: String| {
-        common::print_json(&json!({"error": {"code": code, "message": m}}));
-        Exit::BadInput
-    };
+    let fail = |code: Code, m: String| common::report(&code.err(m));
     let dir = match store::dir() {
         Ok(d) => d,
-        Err(e) => return fail("key.unavailable", e.to_string()),
+        Err(e) => return fail(Code::KeyUnavailable, e.to_string()),
     };
     let exists = [store::PLAN_FILE, store::CONFIRM_FILE].iter().any(|f| dir.join(f).exists());
     if exists && !args.force {
         return fail(
-            "key.exists",
+            Code::KeyExists,
             format!("keys already exist in `{}`; `--force` replaces them", dir.display()),
         );
     }
@@ -41,6 +39,6 @@ pub fn run(args: &Args) -> Exit {
             common::print_json(&json!({"dir": dir, "files": [store::PLAN_FILE, store::CONFIRM_FILE], "mode": "0600"}));
             Exit::Ok
         }
-        Err(e) => fail("key.unavailable", e.to_string()),
+        Err(e) => fail(Code::KeyUnavailable, e.to_string()),
     }
 }

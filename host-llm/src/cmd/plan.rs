@@ -24,19 +24,17 @@ pub struct Args {
 pub fn run(args: &Args) -> Exit {
     let cx = match intent::context(&args.planner) {
         Ok(c) => c,
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     let planned = match intent::plan_intent(&args.intent, &args.planner, &cx) {
         Ok(p) => p,
         Err(e) => return e.report(),
     };
     if planned.no_action {
-        return common::bad_input(&intent::no_action(&planned));
+        return common::report(&intent::no_action(&planned));
     }
     let Some(plan) = &planned.plan else {
-        return common::bad_input(&policy_verifier::json::InputError::new(
-            "plan.none",
-            format!(
+        return common::report(&crate::code::Code::PlanNone.err(format!(
                 "no attempt produced a plan ({} attempts)",
                 planned.attempts.len()
             ),

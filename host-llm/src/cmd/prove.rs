@@ -59,22 +59,22 @@ pub fn run(args: &Args) -> Exit {
     if let Some(files) = &args.compare {
         return match run_compare(args, files) {
             Ok(e) => e,
-            Err(e) => common::bad_input(&e),
+            Err(e) => common::report(&e),
         };
     }
     if let Some(q) = &args.query {
         return match run_query(args, q) {
             Ok(e) => e,
-            Err(e) => common::bad_input(&e),
+            Err(e) => common::report(&e),
         };
     }
     let policy = match common::load_policy(args.policy.as_deref()) {
         Ok(p) => p,
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     let key = match common::load_key(args.key_file.as_deref()) {
         Ok(k) => k,
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     let prover = Prover::new(&policy, &Verifier, &key).timeout_ms(args.timeout_ms);
     let report = Report::run(&prover);
@@ -114,7 +114,7 @@ fn load(path: &Path) -> Result<policy_verifier::Policy, InputError> {
 
 fn run_compare(args: &Args, files: &[PathBuf]) -> Result<Exit, InputError> {
     let [a_path, b_path] = files else {
-        return Err(InputError::new("cli.usage", "`--compare` takes two policy files"));
+        return Err(crate::code::Code::CliUsage.err("`--compare` takes two policy files"));
     };
     let (a, b) = (load(a_path)?, load(b_path)?);
     let key = common::load_key(args.key_file.as_deref())?;
@@ -172,11 +172,11 @@ fn run_compare(args: &Args, files: &[PathBuf]) -> Result<Exit, InputError> {
 fn run_query(args: &Args, q: &str) -> Result<Exit, InputError> {
     let policy = common::load_policy(args.policy.as_deref())?;
     let key = common::load_key(args.key_file.as_deref())?;
-    let e = expr::parse(q, N_WORKERS).map_err(|e| InputError::new("query.syntax", format!("`{q}` {e}")))?;
+    let e = expr::parse(q, N_WORKERS).map_err(|e| crate::code::Code::QuerySyntax.err(format!("`{q}` {e}")))?;
     let op = match &args.op {
         None => None,
         Some(name) => Some(ActionKind::from_name(name).ok_or_else(|| {
-            InputError::new("query.unknown_op", format!("unknown op `{name}`; one of {}", policy_verifier::json::op_names().join(", ")))
+            crate::code::Code::QueryUnknownOp.err(format!("unknown op `{name}`; one of {}", policy_verifier::json::op_names().join(", ")))
         })?),
     };
     let a = policy_prover::query(&policy, &e, op, &key, args.timeout_ms);

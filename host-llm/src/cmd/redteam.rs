@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use policy_verifier::json::{self, InputError};
+use policy_verifier::json;
 use serde_json::json;
 
 use crate::cmd::intent::{self, PlannerArgs};
@@ -134,14 +134,12 @@ pub fn run(args: &Args) -> Exit {
     let path = args.corpus.clone().unwrap_or_else(default_corpus);
     let text = match common::read_input(&path, common::Input::Corpus) {
         Ok(t) => String::from_utf8_lossy(&t).into_owned(),
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     let mut cases: Vec<Case> = match redteam::parse_corpus(&text) {
         Ok(c) => c,
         Err(e) => {
-            return common::bad_input(&InputError::new(
-                "redteam.corpus",
-                format!("`{}`: {e}", path.display()),
+            return common::report(&crate::code::Code::RedteamCorpus.err(format!("`{}`: {e}", path.display()),
             ))
         }
     };
@@ -150,11 +148,11 @@ pub fn run(args: &Args) -> Exit {
     }
     let policy = match common::load_policy(args.llm.policy.as_deref()) {
         Ok(p) => p,
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     let key = match common::load_key(args.llm.key_file.as_deref()) {
         Ok(k) => k,
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     let system = crate::link::system_path();
     let qemu_image = match args.system {
@@ -162,7 +160,7 @@ pub fn run(args: &Args) -> Exit {
         SystemChoice::Qemu => match qemu_image() {
             Ok(x) => Some(x),
             Err(e) => {
-                return common::bad_input(&InputError::new(e.code(), e.to_string()));
+                return common::report(&e.code().err(e.to_string()));
             }
         },
     };
@@ -174,7 +172,7 @@ pub fn run(args: &Args) -> Exit {
     let compare = !args.no_compare && args.system == SystemChoice::Hosted;
     let keys = match common::host_keys() {
         Ok(k) => k,
-        Err(e) => return common::bad_input(&e),
+        Err(e) => return common::report(&e),
     };
     let cfg = Settings {
         target,
@@ -218,9 +216,7 @@ pub fn run(args: &Args) -> Exit {
     steps.finish();
     let body = serde_json::to_string_pretty(&report.json).unwrap_or_default();
     if let Err(e) = std::fs::write(&args.out, body + "\n") {
-        return common::bad_input(&InputError::new(
-            "redteam.out",
-            format!("cannot write `{}`: {e}", args.out.display()),
+        return common::report(&crate::code::Code::RedteamOut.err(format!("cannot write `{}`: {e}", args.out.display()),
         ));
     }
     if args.json {

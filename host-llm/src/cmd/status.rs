@@ -16,11 +16,7 @@ pub struct Args {}
 /// the running system's name and state, through llm-osd.
 pub fn read(c: &mut Client) -> Result<(String, SystemState), OsdError> {
     let v = c.call("status", json!({}))?;
-    let s: SystemState = serde_json::from_value(v["status"].clone()).map_err(|e| OsdError {
-        code: "osd.reply".into(),
-        message: format!("llm-osd's status does not decode: {e}"),
-        exit: Exit::Machinery,
-    })?;
+    let s: SystemState = serde_json::from_value(v["status"].clone()).map_err(|e| OsdError::new(crate::code::Code::OsdReply, format!("llm-osd's status does not decode: {e}")))?;
     Ok((v["system"].as_str().unwrap_or("").to_owned(), s))
 }
 

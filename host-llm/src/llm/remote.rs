@@ -24,6 +24,8 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use policy_verifier::Policy;
+
+use crate::code::Code;
 use serde_json::{json, Map, Value};
 
 use super::prompt::Prompt;
@@ -222,32 +224,30 @@ impl RemoteBackend {
                 let msg = t.to_string();
                 let timed_out = msg.contains("timed out") || msg.contains("Timeout");
                 return Err(if timed_out {
-                    LlmError::Remote(
-                        "remote.timeout",
+                    LlmError::Remote(Code::RemoteTimeout,
                         format!("`{url}` did not answer within {} s (--remote-timeout)", timeout.as_secs_f64()),
                     )
                 } else {
-                    LlmError::Remote("remote.connect", format!("cannot reach `{url}`: {msg}"))
+                    LlmError::Remote(Code::RemoteConnect, format!("cannot reach `{url}`: {msg}"))
                 });
             }
         };
         let bytes = bounded(resp.into_reader()).map_err(|e| match e {
-            Bounded::TooLarge => LlmError::Remote(
-                "remote.too_large",
+            Bounded::TooLarge => LlmError::Remote(Code::RemoteTooLarge,
                 format!("`{url}` answered more than {MAX_RESPONSE_BYTES} bytes; not read"),
             ),
             Bounded::Io(e) => {
                 let code = if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock {
-                    "remote.timeout"
+                    Code::RemoteTimeout
                 } else {
-                    "remote.connect"
+                    Code::RemoteConnect
                 };
                 LlmError::Remote(code, format!("reading the answer of `{url}`: {e}"))
             }
         })?;
         serde_json::from_slice(&bytes)
             .map(Ok)
-            .map_err(|e| LlmError::Remote("remote.json", format!("`{url}` answered with invalid json: {e}")))
+            .map_err(|e| LlmError::Remote(Code::RemoteJson, format!("`{url}` answered with invalid json: {e}")))
     }
 }
 
@@ -298,8 +298,7 @@ impl Backend for RemoteBackend {
         let remaining = || self.cfg.deadline.saturating_sub(first.elapsed());
         let url = self.cfg.url();
         let deadline_err = || {
-            LlmError::Remote(
-                "remote.deadline",
+            LlmError::Remote(Code::RemoteDeadline,
                 format!(
                     "the remote planner's deadline of {} s is spent (--remote-deadline)",
                     self.cfg.deadline.as_secs_f64()
@@ -315,7 +314,7 @@ impl Backend for RemoteBackend {
             let body = self.body(prompt, policy, opts, self.format);
             let answer = match self.call(&body, self.cfg.timeout.min(left)) {
                 // cut short by the deadline, not by the call's own timeout
-                Err(LlmError::Remote("remote.timeout", _)) if left < self.cfg.timeout => {
+                Err(LlmError::Remote(Code::RemoteTimeout, _)) if left < self.cfg.timeout => {
                     return Err(deadline_err())
                 }
                 other => other?,
@@ -329,16 +328,14 @@ impl Backend for RemoteBackend {
                     self.format = Format::JsonObject;
                 }
                 Err((code, text)) => {
-                    return Err(LlmError::Remote(
-                        "remote.http",
+                    return Err(LlmError::Remote(Code::RemoteHttp,
                         format!("`{url}` answered http {code}: {text}"),
                     ))
                 }
             }
         }
         let Some(v) = v else {
-            return Err(LlmError::Remote(
-                "remote.http",
+            return Err(LlmError::Remote(Code::RemoteHttp,
                 format!("`{url}` refused both json_schema and json_object response formats"),
             ));
         };
@@ -346,8 +343,7 @@ impl Backend for RemoteBackend {
             .pointer("/choices/0/message/content")
             .and_then(Value::as_str)
             .ok_or_else(|| {
-                LlmError::Remote(
-                    "remote.shape",
+                LlmError::Remote(Code::RemoteShape,
                     "the answer has no `choices[0].message.content`".into(),
                 )
             })?

@@ -268,22 +268,16 @@ pub struct Envelope {
 /// the same strict front end as `llmsh check` (`json::parse_plan`).
 pub fn complete(draft: &str, env: &Envelope) -> Result<policy_verifier::Plan, json::InputError> {
     let v: Value = serde_json::from_str(draft).map_err(|e| {
-        json::InputError::new(
-            "draft.syntax",
-            format!("the model's draft is not json: {e}"),
+        crate::code::Code::DraftSyntax.err(format!("the model's draft is not json: {e}"),
         )
     })?;
     let Value::Object(mut fields) = v else {
-        return Err(json::InputError::new(
-            "draft.type",
-            "the model's draft is not a json object",
+        return Err(crate::code::Code::DraftType.err("the model's draft is not a json object",
         ));
     };
     for k in fields.keys() {
         if !DRAFT_FIELDS.contains(&k.as_str()) {
-            return Err(json::InputError::new(
-                "draft.unknown_field",
-                format!("the draft sets `{k}`, which llmsh owns"),
+            return Err(crate::code::Code::DraftUnknownField.err(format!("the draft sets `{k}`, which llmsh owns"),
             ));
         }
     }

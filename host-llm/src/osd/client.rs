@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::{CLIENT_TIMEOUT, MAX_LINE};
+use crate::code::Code;
 use crate::common::Exit;
 
 /// why a request got no answer, or the daemon's refusal.
@@ -18,13 +19,17 @@ pub struct OsdError {
     pub code: String,
     /// for people.
     pub message: String,
-    /// the exit code llmsh ends with.
-    pub exit: Exit,
 }
 
 impl OsdError {
-    fn new(code: &str, message: impl Into<String>, exit: Exit) -> OsdError {
-        OsdError { code: code.into(), message: message.into(), exit }
+    /// an error of `code`.
+    pub fn new(code: Code, message: impl Into<String>) -> OsdError {
+        OsdError { code: code.name().into(), message: message.into() }
+    }
+
+    /// the exit code llmsh ends with: its code's class.
+    pub fn exit(&self) -> Exit {
+        crate::code::exit_of(&self.code)
     }
 
     /// the json error form.
@@ -35,12 +40,12 @@ impl OsdError {
     /// prints the json error on stdout and returns the exit code.
     pub fn report(&self) -> Exit {
         crate::common::print_json(&self.to_json());
-        self.exit
+        self.exit()
     }
 
     /// no daemon is running.
     pub fn is_down(&self) -> bool {
-        self.code == "system.down"
+        self.code == Code::SystemDown.name()
     }
 }
 
@@ -55,7 +60,7 @@ pub struct Client {
 
 /// the socket path, after checking the runtime dir is private to this user.
 pub fn socket() -> Result<PathBuf, OsdError> {
-    let unsafe_dir = |m: String| OsdError::new("osd.runtime_dir", m, Exit::Machinery);
+    let unsafe_dir = |m: String| OsdError::new(Code::OsdRuntimeDir, m);
     let dir = super::runtime_dir().map_err(|e| unsafe_dir(e.0))?;
     let sock = super::socket_path(&dir);
     match std::fs::symlink_metadata(&dir) {
@@ -71,12 +76,11 @@ pub fn socket() -> Result<PathBuf, OsdError> {
 
 fn down(sock: &std::path::Path) -> OsdError {
     OsdError::new(
-        "system.down",
+        Code::SystemDown,
         format!(
             "no system is running (no llm-osd at `{}`): start one with `llmsh boot [--system hosted|qemu]`, or pass `--boot`; nothing ran",
             sock.display()
         ),
-        Exit::Machinery,
     )
 }
 
@@ -85,7 +89,7 @@ impl Client {
     pub fn connect() -> Result<Client, OsdError> {
         let sock = socket()?;
         let stream = UnixStream::connect(&sock).map_err(|_| down(&sock))?;
-        let io = |e: std::io::Error| OsdError::new("osd.io", e.to_string(), Exit::Machinery);
+        let io = |e: std::io::Error| OsdError::new(Code::OsdIo, e.to_string());
         stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
         stream.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
         let reader = BufReader::new(stream.try_clone().map_err(io)?);
@@ -99,6 +103,17 @@ impl Client {
         self.info["system"].as_str().unwrap_or("")
     }
 
+    /// the policy the running system enforces (as llm-osd read it when it
+    /// booted the system): what names a receipt's invariant ids and explains
+    /// its violations.
+    pub fn policy(&self) -> Result<policy_verifier::Policy, OsdError> {
+        let text = self.info["policy"]
+            .as_str()
+            .ok_or_else(|| OsdError::new(Code::OsdReply, "llm-osd did not say which policy the system enforces"))?;
+        policy_verifier::json::parse_policy(text)
+            .map_err(|e| OsdError::new(Code::OsdReply, format!("the running system's policy does not parse: {e}")))
+    }
+
     /// one request: `op` with `fields`; the reply's fields, or its error.
     pub fn call(&mut self, op: &str, fields: Value) -> Result<Value, OsdError> {
         let id = self.next_id;
@@ -108,30 +123,24 @@ impl Client {
         req["op"] = json!(op);
         let mut line = req.to_string();
         line.push('\n');
-        let io = |e: std::io::Error| OsdError::new("osd.io", format!("llm-osd: {e}"), Exit::Machinery);
+        let io = |e: std::io::Error| OsdError::new(Code::OsdIo, format!("llm-osd: {e}"));
         self.stream.write_all(line.as_bytes()).map_err(io)?;
         let mut buf = Vec::new();
         (&mut self.reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).map_err(io)?;
         if buf.last() != Some(&b'\n') {
-            return Err(OsdError::new("osd.io", "llm-osd closed the connection or sent an overlong reply", Exit::Machinery));
+            return Err(OsdError::new(Code::OsdIo, "llm-osd closed the connection or sent an overlong reply"));
         }
         let v: Value = serde_json::from_slice(&buf)
-            .map_err(|e| OsdError::new("osd.reply", format!("llm-osd's reply is not json: {e}"), Exit::Machinery))?;
+            .map_err(|e| OsdError::new(Code::OsdReply, format!("llm-osd's reply is not json: {e}")))?;
         if let Some(e) = v.get("error") {
-            let exit = match e["exit"].as_i64() {
-                Some(0) => Exit::Ok,
-                Some(1) => Exit::Rejected,
-                Some(2) => Exit::BadInput,
-                _ => Exit::Machinery,
-            };
+            // the exit code follows from the code, here as in the daemon
             return Err(OsdError {
-                code: e["code"].as_str().unwrap_or("osd.error").to_owned(),
+                code: e["code"].as_str().unwrap_or(Code::OsdReply.name()).to_owned(),
                 message: e["message"].as_str().unwrap_or("").to_owned(),
-                exit,
             });
         }
         if v["id"].as_u64() != Some(id) {
-            return Err(OsdError::new("osd.reply", "llm-osd answered another request", Exit::Machinery));
+            return Err(OsdError::new(Code::OsdReply, "llm-osd answered another request"));
         }
         Ok(v)
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use pd_interface::link::{Reply, Request, SystemState};
 use policy_verifier::json::{self, InputError};
-use policy_verifier::{verify, wire, Plan, DEFAULT_POLICY};
+use policy_verifier::{verify, wire, Plan, Policy};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,7 +26,8 @@ use super::users::{Passwd, SessionUsers};
 use super::{IDLE_TIMEOUT, MAX_CLIENTS, MAX_LINE, MAX_QUEUE, PARTIAL_LINE_TIMEOUT};
 use crate::audit::{AuditLog, Executed, Origin, User, Writer};
 use crate::common::{self, Exit};
-use crate::link::Link;
+use crate::code::Code;
+use crate::link::{Failure, Link};
 use crate::receipt::receipt_json;
 
 /// how long a reply may take to write to a client that does not read.
@@ -53,26 +54,33 @@ pub enum SystemSpec {
 pub struct Options {
     /// the system.
     pub system: SystemSpec,
-    /// the policy whose `users` lists say who may use which session.
+    /// the policy the system enforces (hosted: its verifier runs it; a qemu
+    /// image must have been built with it) and whose `users` lists say who
+    /// may use which session; default `LLM_OS_POLICY`, else
+    /// system/policy.toml.
     pub policy: Option<PathBuf>,
     /// the audit log.
     pub audit_log: AuditLog,
 }
 
-/// a request's failure: code, message and the exit code llmsh gives it.
-type Failure = (&'static str, String, Exit);
-
 fn bad(e: InputError) -> Failure {
-    (e.code, e.message, Exit::BadInput)
+    (e.code, e.message)
 }
 
-fn error_reply(id: &Value, (code, message, exit): Failure) -> Value {
-    json!({"id": id, "error": {"code": code, "message": message, "exit": exit as i32}})
+/// the error reply; `exit` is the exit code llmsh gives it, from the code's
+/// class (the client derives it the same way).
+fn error_reply(id: &Value, (code, message): Failure) -> Value {
+    json!({"id": id, "error": {"code": code, "message": message, "exit": crate::code::exit_of(code) as i32}})
 }
 
 /// the link, the log and who may do what: owned by the link thread.
 struct Daemon {
     link: Link,
+    /// the policy in force: the verifier's, which names the receipts'
+    /// invariant ids and explains them.
+    policy: &'static Policy,
+    /// its text, for clients (`ping`).
+    policy_text: Arc<str>,
     audit: Writer,
     users: SessionUsers,
     owner: u32,
@@ -93,12 +101,12 @@ fn seal(plan: &Plan) -> Result<Vec<u8>, Failure> {
     let mut buf = [0u8; wire::MAX_PLAN_BYTES];
     wire::encode(plan, &mut buf)
         .map(|b| b.to_vec())
-        .map_err(|e| (e.code(), "the plan does not fit the wire format".into(), Exit::BadInput))
+        .map_err(|e| (e.code(), "the plan does not fit the wire format".into()))
 }
 
 impl Daemon {
     fn note(&mut self, rec: Result<Value, InputError>) -> Result<Value, Failure> {
-        let rec = rec.map_err(|e| (e.code, e.message, Exit::Machinery))?;
+        let rec = rec.map_err(bad)?;
         if let (Some(seq), Some(mac)) = (rec["seq"].as_u64(), rec["mac"].as_str()) {
             self.last_written = Some((seq, mac.to_owned()));
         }
@@ -108,14 +116,14 @@ impl Daemon {
     fn status(&mut self) -> Result<SystemState, Failure> {
         match self.link.request(&Request::Status) {
             Ok(Reply::Status(s)) => Ok(s),
-            Ok(Reply::Error(e)) => Err(("link.refused", format!("{e:?}"), Exit::Machinery)),
-            Ok(other) => Err(("link.reply", format!("unexpected reply {other:?}"), Exit::Machinery)),
-            Err(e) => Err((e.code(), e.to_string(), Exit::Machinery)),
+            Ok(Reply::Error(e)) => Err((Code::LinkRefused.name(), format!("{e:?}"))),
+            Ok(other) => Err((Code::LinkReply.name(), format!("unexpected reply {other:?}"))),
+            Err(e) => Err((e.code().name(), e.to_string())),
         }
     }
 
     fn plan_of(req: &Value) -> Result<Plan, Failure> {
-        let text = serde_json::to_vec(&req["plan"]).map_err(|e| ("plan.syntax", e.to_string(), Exit::BadInput))?;
+        let text = serde_json::to_vec(&req["plan"]).map_err(|e| (Code::PlanSyntax.name(), e.to_string()))?;
         json::parse_plan(&text).map_err(bad)
     }
 
@@ -126,19 +134,19 @@ impl Daemon {
             "ping" => Ok(json!({
                 "system": self.link.system(), "pid": std::process::id(),
                 "audit_log": self.audit.log().path(), "user": peer.name, "uid": peer.uid,
-                "sessions": self.users.sessions_of(peer.uid),
+                "sessions": self.users.sessions_of(peer.uid), "policy": &*self.policy_text,
             })),
             "status" => self.status().and_then(|s| {
                 serde_json::to_value(s)
                     .map(|v| json!({"system": self.link.system(), "status": v}))
-                    .map_err(|e| ("osd.encode", e.to_string(), Exit::Machinery))
+                    .map_err(|e| (Code::OsdEncode.name(), e.to_string()))
             }),
             "apply" => self.apply(peer, req),
             "record" => self.record(peer, req),
             "audit_verify" => self.audit_verify(),
             "shutdown" if peer.uid == self.owner => return (Ok(json!({"stopping": true})), true),
-            "shutdown" => Err(("auth.user", "only the user llm-osd runs as may stop it".into(), Exit::Rejected)),
-            other => Err(("osd.bad_request", format!("unknown op `{other}`"), Exit::BadInput)),
+            "shutdown" => Err((Code::AuthUser.name(), "only the user llm-osd runs as may stop it".into())),
+            other => Err((Code::OsdBadRequest.name(), format!("unknown op `{other}`"))),
         };
         (r, false)
     }
@@ -157,34 +165,34 @@ impl Daemon {
             );
             let rec = self.audit.request(peer, &plan, &json!({"approved": false, "refused": "auth.user"}), &before, &origin);
             self.note(rec)?;
-            return Err(("auth.user", why, Exit::Rejected));
+            return Err((Code::AuthUser.name(), why));
         }
         // the host's verdict is for the record; the verifier PD decides
         let key = common::epoch_key(&common::load_key(None).map_err(bad)?, before_sys.epoch);
-        let v = verify(&DEFAULT_POLICY, &before, &plan, &key);
-        let verdict = json::verdict_json(&DEFAULT_POLICY, &before, &plan, &v);
+        let v = verify(self.policy, &before, &plan, &key);
+        let verdict = json::verdict_json(self.policy, &before, &plan, &v);
         let rec = self.audit.request(peer, &plan, &verdict, &before, &origin);
         self.note(rec)?;
         let bytes = seal(&plan)?;
         let digest = plan_digest(&bytes);
         let receipt = match self.link.apply_wire(&bytes) {
             Ok(r) => r,
-            Err((code, message, exit)) => {
+            Err((code, message)) => {
                 let err = json!({"error": {"code": code, "message": message}});
                 let rec = self.audit.result(peer, plan.request_id, &err, None, json!({"counted": false}));
                 self.note(rec)?;
-                return Err((code, message, exit));
+                return Err((code, message));
             }
         };
         // a frame refused before it was decoded (`auth.mac`) names no request
         let unread = receipt.request_id == 0 && !receipt.approved;
         if receipt.request_id != plan.request_id && !unread {
-            return Err(("link.reply", "the system answered with another plan's receipt".into(), Exit::Machinery));
+            return Err((Code::LinkReply.name(), "the system answered with another plan's receipt".into()));
         }
         // a resend of the last plan gets its stored receipt: the PD's count
         // did not move, so it ran nothing now
         let retry = receipt.approved && receipt.state_after.plans_executed <= before_sys.plans_executed;
-        let out = receipt_json(&plan, &receipt);
+        let out = receipt_json(self.policy, &plan, &receipt);
         if !retry {
             let actions = json::plan_to_json(&plan)["actions"].clone();
             for i in 0..usize::from(receipt.executed) {
@@ -200,7 +208,7 @@ impl Daemon {
         let extra = json!({"retry": retry, "counted": receipt.approved && !retry, "plan_sha256": json::hex(&digest)});
         let rec = self.audit.result(peer, plan.request_id, &out, Some(&out["state_after"]), extra);
         self.note(rec)?;
-        let r = serde_json::to_value(&receipt).map_err(|e| ("osd.encode", e.to_string(), Exit::Machinery))?;
+        let r = serde_json::to_value(&receipt).map_err(|e| (Code::OsdEncode.name(), e.to_string()))?;
         Ok(json!({"receipt": r, "retry": retry}))
     }
 
@@ -209,11 +217,11 @@ impl Daemon {
     fn record(&mut self, peer: &User, req: &Value) -> Result<Value, Failure> {
         let plan = Self::plan_of(req)?;
         let origin = Origin::from_json(&req["origin"]);
-        let before_text = serde_json::to_vec(&req["before"]).map_err(|e| ("state.syntax", e.to_string(), Exit::BadInput))?;
-        let before = json::parse_state(&before_text, &DEFAULT_POLICY).map_err(bad)?;
+        let before_text = serde_json::to_vec(&req["before"]).map_err(|e| (Code::StateSyntax.name(), e.to_string()))?;
+        let before = json::parse_state(&before_text, self.policy).map_err(bad)?;
         let mut verdict = req["verdict"].clone();
         if !verdict.is_object() {
-            return Err(("osd.bad_request", "`verdict` must be an object".into(), Exit::BadInput));
+            return Err((Code::OsdBadRequest.name(), "`verdict` must be an object".into()));
         }
         verdict["sent"] = json!(false);
         let rec = self.audit.request(peer, &plan, &verdict, &before, &origin);
@@ -308,7 +316,7 @@ async fn connection(stream: tokio::net::UnixStream, shared: Arc<Shared>, _permit
     let peer = User { name: shared.passwd.name(uid), uid };
     let (mut rd, mut wr) = stream.into_split();
     if shared.users.sessions_of(uid).is_empty() {
-        let e = ("auth.user", format!("user `{}` (uid {uid}) may use no session of this system", peer.name), Exit::Rejected);
+        let e = (Code::AuthUser.name(), format!("user `{}` (uid {uid}) may use no session of this system", peer.name));
         write_line(&mut wr, &error_reply(&Value::Null, e)).await;
         return;
     }
@@ -325,7 +333,7 @@ async fn connection(stream: tokio::net::UnixStream, shared: Arc<Shared>, _permit
             continue;
         }
         if buf.len() > MAX_LINE {
-            let e = ("osd.too_long", format!("a request line longer than {MAX_LINE} bytes"), Exit::BadInput);
+            let e = (Code::OsdTooLong.name(), format!("a request line longer than {MAX_LINE} bytes"));
             write_line(&mut wr, &error_reply(&Value::Null, e)).await;
             return;
         }
@@ -343,7 +351,7 @@ async fn connection(stream: tokio::net::UnixStream, shared: Arc<Shared>, _permit
             }
             Err(_) => {
                 if line_started.is_some() {
-                    let e = ("osd.partial", "a request line was not finished in time".into(), Exit::BadInput);
+                    let e = (Code::OsdPartial.name(), "a request line was not finished in time".into());
                     write_line(&mut wr, &error_reply(&Value::Null, e)).await;
                 }
                 return;
@@ -357,25 +365,25 @@ async fn answer(line: &[u8], peer: &User, shared: &Shared, wr: &mut OwnedWriteHa
     let req: Value = match serde_json::from_slice(line) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
-            let e = ("osd.bad_request", "a request is one json object per line".into(), Exit::BadInput);
+            let e = (Code::OsdBadRequest.name(), "a request is one json object per line".into());
             return write_line(wr, &error_reply(&Value::Null, e)).await;
         }
     };
     let Some(id) = req["id"].as_u64() else {
-        let e = ("osd.bad_request", "a request needs a numeric `id`".into(), Exit::BadInput);
+        let e = (Code::OsdBadRequest.name(), "a request needs a numeric `id`".into());
         return write_line(wr, &error_reply(&Value::Null, e)).await;
     };
     let (tx, rx) = oneshot::channel();
     let job = Job { peer: peer.clone(), req, reply: tx };
     let reply = match shared.jobs.try_send(job) {
         Err(mpsc::error::TrySendError::Full(_)) => {
-            Err(("osd.busy", format!("{MAX_QUEUE} requests are waiting; try again"), Exit::Machinery))
+            Err((Code::OsdBusy.name(), format!("{MAX_QUEUE} requests are waiting; try again")))
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => Err(("osd.stopping", "llm-osd is stopping".into(), Exit::Machinery)),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err((Code::OsdStopping.name(), "llm-osd is stopping".into())),
         Ok(()) => match tokio::time::timeout(JOB_TIMEOUT, rx).await {
             Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(("osd.stopping", "llm-osd stopped before answering".into(), Exit::Machinery)),
-            Err(_) => Err(("osd.timeout", "no answer from the system in time".into(), Exit::Machinery)),
+            Ok(Err(_)) => Err((Code::OsdStopping.name(), "llm-osd stopped before answering".into())),
+            Err(_) => Err((Code::OsdTimeout.name(), "no answer from the system in time".into())),
         },
     };
     let v = match reply {
@@ -394,11 +402,26 @@ async fn answer(line: &[u8], peer: &User, shared: &Shared, wr: &mut OwnedWriteHa
     written
 }
 
-/// why the daemon did not start.
+/// the policy file a qemu image is built with (`LLM_OS_POLICY`, as
+/// policy-verifier's build script reads it), if not system/policy.toml.
+fn image_policy() -> Option<PathBuf> {
+    std::env::var_os("LLM_OS_POLICY").filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// the policy file's text: `path`, or system/policy.toml.
+fn policy_text(path: Option<&Path>) -> Result<String, InputError> {
+    match path {
+        None => Ok(super::users::DEFAULT_POLICY_TOML.to_owned()),
+        Some(p) => String::from_utf8(common::read_input(p, common::Input::Policy)?)
+            .map_err(|_| Code::PolicySyntax.err(format!("`{}` is not utf-8", p.display()))),
+    }
+}
+
+/// why the daemon did not start; the exit code is the code's class.
 fn fail(code: &str, message: String) -> Exit {
     eprintln!("llm-osd: {message}");
     common::print_json(&json!({"error": {"code": code, "message": message}}));
-    Exit::Machinery
+    crate::code::exit_of(code)
 }
 
 /// runs the daemon until it is stopped (`llmsh boot --stop`, SIGTERM, SIGINT).
@@ -406,23 +429,29 @@ pub fn run(opts: Options) -> Exit {
     let owner = super::my_uid();
     let dir = match super::runtime_dir().and_then(|d| super::ensure_private(&d, owner).map(|()| d)) {
         Ok(d) => d,
-        Err(e) => return fail("osd.runtime_dir", e.0),
+        Err(e) => return fail(Code::OsdRuntimeDir.name(), e.0),
     };
     let sock = super::socket_path(&dir);
     if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
-        return fail("osd.running", format!("an llm-osd already serves `{}`", sock.display()));
+        return fail(Code::OsdRunning.name(), format!("an llm-osd already serves `{}`", sock.display()));
     }
     if sock.exists() {
         // a stale socket of ours; one of another user is refused (the dir check makes it unlikely)
         if let Err(e) = super::check_socket(&sock, owner) {
-            return fail("osd.runtime_dir", e.0);
+            return fail(Code::OsdRuntimeDir.name(), e.0);
         }
         let _ = std::fs::remove_file(&sock);
     }
-    let users = match SessionUsers::load(opts.policy.as_deref(), owner) {
-        Ok(u) => u,
+    let loaded = policy_text(opts.policy.as_deref().or(image_policy().as_deref())).and_then(|text| {
+        let policy = json::parse_policy(&text)?;
+        Ok((SessionUsers::from_text(&text, owner)?, policy, text))
+    });
+    let (users, policy, text) = match loaded {
+        Ok(l) => l,
         Err(e) => return fail(e.code, e.message),
     };
+    // one parse for the daemon's life: the hosted verifier holds it
+    let policy: &'static Policy = Box::leak(Box::new(policy));
     let key = match crate::audit::load_or_create_key() {
         Ok(k) => k,
         Err(e) => return fail(e.code, e.message),
@@ -442,31 +471,44 @@ pub fn run(opts: Options) -> Exit {
     if keys.source == pd_interface::keys::KeySource::Dev {
         eprintln!("llm-osd: the system runs on the public dev keys (LLM_OS_DEV_KEYS=1): tests only");
     }
+    if matches!(opts.system, SystemSpec::Qemu { .. }) && opts.policy.is_some() {
+        // the image compiled its policy in: `LLM_OS_POLICY` at build time, else system/policy.toml
+        let built = match policy_text(image_policy().as_deref()).and_then(|t| json::parse_policy(&t)) {
+            Ok(p) => p,
+            Err(e) => return fail(e.code, e.message),
+        };
+        if built != *policy {
+            return fail(
+                Code::PolicyImage.name(),
+                "a qemu image enforces the policy it was built with (`LLM_OS_POLICY`, else system/policy.toml), not `--policy`; build it with LLM_OS_POLICY set to that file; nothing booted".into(),
+            );
+        }
+    }
     let link = match &opts.system {
-        SystemSpec::Hosted(file) => Link::boot_hosted(file, keys),
+        SystemSpec::Hosted(file) => Link::boot_hosted(file, keys, policy),
         SystemSpec::Qemu { qemu, loader } => crate::qemu::boot_image(qemu, loader, &mut |l| eprintln!("llm-osd: {l}"))
             .map(|q| Link::qemu(q, keys.plan))
             .map_err(crate::link::LinkError::Qemu),
     };
     let link = match link {
         Ok(l) => l,
-        Err(e) => return fail(e.code(), e.to_string()),
+        Err(e) => return fail(e.code().name(), e.to_string()),
     };
     let passwd = Passwd::read();
     let me = User { name: passwd.name(owner), uid: owner };
-    let mut d = Daemon { link, audit, users: users.clone(), owner, last_written: None };
+    let mut d = Daemon { link, policy, policy_text: text.into(), audit, users: users.clone(), owner, last_written: None };
     let at = match d.status() {
         Ok(s) => Executed { count: s.plans_executed, hash: s.plans_hash },
-        Err((code, m, _)) => return fail(code, format!("the system booted but does not answer: {m}")),
+        Err((code, m)) => return fail(code, format!("the system booted but does not answer: {m}")),
     };
     let system = d.link.system();
     let rec = d.audit.boot(&me, system, &at);
-    if let Err((code, m, _)) = d.note(rec) {
+    if let Err((code, m)) = d.note(rec) {
         return fail(code, m);
     }
     let listener = match bind(&sock, owner) {
         Ok(l) => l,
-        Err(e) => return fail("osd.socket", e),
+        Err(e) => return fail(Code::OsdSocket.name(), e),
     };
     let pidfile = super::pidfile_path(&dir);
     let _ = std::fs::OpenOptions::new()
@@ -485,12 +527,12 @@ pub fn run(opts: Options) -> Exit {
     let link_thread = std::thread::Builder::new().name("llm-osd-link".into()).spawn(move || serve_jobs(d, rx, stop2));
     let link_thread = match link_thread {
         Ok(t) => t,
-        Err(e) => return fail("osd.thread", e.to_string()),
+        Err(e) => return fail(Code::OsdThread.name(), e.to_string()),
     };
     let shared = Arc::new(Shared { jobs: tx, stop: stop_tx, users, passwd });
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => return fail("osd.runtime", e.to_string()),
+        Err(e) => return fail(Code::OsdRuntime.name(), e.to_string()),
     };
     // the listener closes when `accept` returns: new clients are refused at once
     let served = rt.block_on(accept(listener, shared, stop_rx));
@@ -501,7 +543,7 @@ pub fn run(opts: Options) -> Exit {
     let _ = std::fs::remove_file(&pidfile);
     match served {
         Ok(()) => Exit::Ok,
-        Err(e) => fail("osd.socket", e),
+        Err(e) => fail(Code::OsdSocket.name(), e),
     }
 }
 
@@ -535,7 +577,7 @@ async fn accept(
                     Err(_) => {
                         tokio::spawn(async move {
                             let (_, mut wr) = stream.into_split();
-                            let e = ("osd.busy", format!("{MAX_CLIENTS} clients are connected; try again"), Exit::Machinery);
+                            let e = (Code::OsdBusy.name(), format!("{MAX_CLIENTS} clients are connected; try again"));
                             write_line(&mut wr, &error_reply(&Value::Null, e)).await;
                         });
                     }

@@ -26,10 +26,15 @@ impl SessionUsers {
         let text = match path {
             None => DEFAULT_POLICY_TOML.to_owned(),
             Some(p) => String::from_utf8(common::read_input(p, Input::Policy)?)
-                .map_err(|_| InputError::new("policy.syntax", "the policy is not utf-8"))?,
+                .map_err(|_| crate::code::Code::PolicySyntax.err("the policy is not utf-8"))?,
         };
-        let file: PolicyFile = toml::from_str(&text)
-            .map_err(|e| InputError::new("policy.syntax", e.to_string().trim().to_lowercase()))?;
+        Self::from_text(&text, owner)
+    }
+
+    /// [`SessionUsers::load`] of a policy file's text.
+    pub fn from_text(text: &str, owner: u32) -> Result<SessionUsers, InputError> {
+        let file: PolicyFile = toml::from_str(text)
+            .map_err(|e| crate::code::Code::PolicySyntax.err(e.to_string().trim().to_lowercase()))?;
         let passwd = Passwd::read();
         let mut sessions = BTreeMap::new();
         for (name, s) in &file.sessions {
@@ -39,9 +44,7 @@ impl SessionUsers {
                     .iter()
                     .map(|u| {
                         passwd.uid(u).ok_or_else(|| {
-                            InputError::new(
-                                "policy.invalid",
-                                format!("session `{name}`: `{u}` is neither a user name of this machine nor a uid"),
+                            crate::code::Code::PolicyInvalid.err(format!("session `{name}`: `{u}` is neither a user name of this machine nor a uid"),
                             )
                         })
                     })

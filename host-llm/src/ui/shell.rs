@@ -228,6 +228,8 @@ impl Shell {
         if self.link.is_none() {
             let c = crate::cmd::apply::connect(Some(&self.args.system), true, self.args.audit_log.as_deref())
                 .map_err(|e| format!("{}: {}", e.code, e.message))?;
+            // plans, hints and receipts follow the policy the system enforces
+            self.policy = c.policy().map_err(|e| format!("{}: {}", e.code, e.message))?;
             self.link = Some(c);
         }
         self.link.as_mut().ok_or_else(|| "no link".to_string())
@@ -328,7 +330,7 @@ impl Shell {
         let link = self.link()?;
         let (receipt, retry) = crate::cmd::apply::execute(link, &signed, origin)
             .map_err(|e| format!("{}: {}", e.code, e.message))?;
-        let mut out = crate::cmd::apply::receipt_json(&signed, &receipt);
+        let mut out = crate::cmd::apply::receipt_json(&self.policy, &signed, &receipt);
         if retry {
             out["retry"] = serde_json::json!(true);
         }
@@ -351,7 +353,7 @@ impl Shell {
             }
             "status" => {
                 let s = self.status()?;
-                let snap = top::Snapshot { status: Ok(s), plans: Vec::new(), at: std::time::Instant::now() };
+                let snap = top::Snapshot { status: Ok(s), plans: Vec::new(), at: std::time::Instant::now(), quota_pages: self.policy.limits.quota_pages };
                 let width = crossterm::terminal::size().map_or(120, |(w, _)| w.clamp(60, 200));
                 let text = top::frame_text(&snap, None, width);
                 // the status part of a `top` frame: everything before the plans.
@@ -419,11 +421,11 @@ impl Shell {
 pub fn run(args: &Args) -> Exit {
     let policy = match crate::common::load_policy(args.planner.policy.as_deref()) {
         Ok(p) => p,
-        Err(e) => return crate::common::bad_input(&e),
+        Err(e) => return crate::common::report(&e),
     };
     let key = match crate::common::load_key(args.planner.key_file.as_deref()) {
         Ok(k) => k,
-        Err(e) => return crate::common::bad_input(&e),
+        Err(e) => return crate::common::report(&e),
     };
     let workers = state_to_json(&policy.initial)["workers"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
     let sessions = policy.sessions.iter().flatten().map(|s| s.name.as_str().to_string()).collect();
@@ -431,7 +433,7 @@ pub fn run(args: &Args) -> Exit {
         Ok(e) => e,
         Err(e) => {
             eprintln!("llmsh: cannot start the line editor: {e}");
-            return Exit::BadInput;
+            return crate::code::Code::Terminal.exit();
         }
     };
     // ctrl-c outside the line editor (while planning) cancels the plan, never

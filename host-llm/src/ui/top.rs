@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub plans: Vec<PlanRow>,
     /// when it was taken.
     pub at: Instant,
+    /// the per-worker page quota of the policy the system enforces.
+    pub quota_pages: u64,
 }
 
 /// a plan as the audit log recorded it.
@@ -154,11 +156,16 @@ pub fn plan_rows(records: &[Value], n: usize) -> Vec<PlanRow> {
 
 /// reads the system and the audit log once.
 pub fn snapshot(audit: &AuditLog) -> Snapshot {
+    let mut quota_pages = policy_verifier::DEFAULT_POLICY.limits.quota_pages;
     let status = crate::osd::client::Client::connect()
-        .and_then(|mut c| crate::cmd::status::status_json(&mut c))
+        .and_then(|mut c| {
+            // the quota column follows the policy in force
+            quota_pages = c.policy()?.limits.quota_pages;
+            crate::cmd::status::status_json(&mut c)
+        })
         .map_err(|e| format!("{}: {}", e.code, e.message));
     let plans = plan_rows(&audit_tail(audit.path(), AUDIT_TAIL), RECENT);
-    Snapshot { status, plans, at: Instant::now() }
+    Snapshot { status, plans, at: Instant::now(), quota_pages }
 }
 
 fn u(v: &Value) -> u64 {
@@ -172,8 +179,7 @@ fn secs(us: u64) -> String {
 
 /// draws one frame: `now` and `prev` give the cpu rates.
 pub fn draw(f: &mut Frame<'_>, now: &Snapshot, prev: Option<&Snapshot>, live: bool) {
-    let policy = policy_verifier::DEFAULT_POLICY;
-    let quota = policy.limits.quota_pages;
+    let quota = now.quota_pages;
     let area = f.area();
     let empty = serde_json::Map::new();
     let st = now.status.as_ref().ok();
@@ -346,7 +352,11 @@ pub fn run(args: &Args) -> Exit {
         std::thread::sleep(Duration::from_millis(200));
         let now = snapshot(&audit);
         print!("{}", frame_text(&now, Some(&first), args.width));
-        return if now.status.is_ok() { Exit::Ok } else { Exit::Rejected };
+        // a failed read ends with its code's exit (`system.down`: 3)
+        return match &now.status {
+            Ok(_) => Exit::Ok,
+            Err(m) => crate::code::exit_of(m.split(':').next().unwrap_or("")),
+        };
     }
     live(&audit, Duration::from_millis(args.interval_ms))
 }
@@ -365,7 +375,7 @@ fn live(audit: &AuditLog, interval: Duration) -> Exit {
         Ok(t) => t,
         Err(e) => {
             eprintln!("llmsh top: cannot set up the terminal: {e}");
-            return Exit::BadInput;
+            return crate::code::Code::Terminal.exit();
         }
     };
     let mut now: Option<Snapshot> = None;
@@ -378,7 +388,7 @@ fn live(audit: &AuditLog, interval: Duration) -> Exit {
         if let Some(n) = &now {
             if let Err(e) = term.draw(|f| draw(f, n, prev.as_ref(), true)) {
                 eprintln!("llmsh top: {e}");
-                break Exit::BadInput;
+                break crate::code::Code::Terminal.exit();
             }
         }
         match event::poll(Duration::from_millis(100)) {
@@ -391,7 +401,7 @@ fn live(audit: &AuditLog, interval: Duration) -> Exit {
                 }
             }
             Ok(false) => {}
-            Err(_) => break Exit::BadInput,
+            Err(_) => break crate::code::Code::Terminal.exit(),
         }
     };
     ratatui::restore();
@@ -428,13 +438,13 @@ mod tests {
         let status = |c: u64| json!({"system":"hosted","state":{"workers":{"worker0":w(true,32),"worker1":w(true,48),"worker2":w(false,0)},"pool_pages":512,"last_request_id":7},
             "observed":{"workers":{"worker0":o(c,false),"worker1":o(c,true),"worker2":o(0,false)},"free_pages":432,"invocations":{"process":1,"memory":2,"timer":0}}});
         let t0 = Instant::now();
-        let prev = Snapshot { status: Ok(status(0)), plans: vec![], at: t0 };
-        let now = Snapshot { status: Ok(status(100_000)), plans: vec![], at: t0 + Duration::from_secs(1) };
+        let prev = Snapshot { status: Ok(status(0)), plans: vec![], at: t0, quota_pages: 256 };
+        let now = Snapshot { status: Ok(status(100_000)), plans: vec![], at: t0 + Duration::from_secs(1), quota_pages: 256 };
         let text = frame_text(&now, Some(&prev), 140);
         for want in ["worker0", "worker1", "worker2", "throttled", "stopped", "running", " 48/256", "10.0%", "last request 7", "memory 2", "none yet"] {
             assert!(text.contains(want), "frame lacks `{want}`:\n{text}");
         }
-        let err = Snapshot { status: Err("system.not_running: no socket".into()), plans: vec![], at: t0 };
+        let err = Snapshot { status: Err("system.down: no socket".into()), plans: vec![], at: t0, quota_pages: 256 };
         assert!(frame_text(&err, None, 100).contains("no system to read"));
     }
 }

@@ -55,7 +55,7 @@ fn receipt(r: Reply) -> Receipt {
 }
 
 fn names(r: &Receipt) -> Vec<&str> {
-    r.violations.iter().map(|v| v.invariant.as_str()).collect()
+    r.names(&DEFAULT_POLICY).map(|(_, n)| n).collect()
 }
 
 fn grant(id: u64) -> Plan {

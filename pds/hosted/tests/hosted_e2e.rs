@@ -180,11 +180,7 @@ fn rejected_plan_changes_nothing() {
     let r = apply(&sys, &p);
     assert!(!r.approved);
     assert_eq!(r.executed, 0);
-    assert_eq!(r.violations.len(), 1);
-    assert_eq!(
-        (r.violations[0].action, r.violations[0].invariant.as_str()),
-        (1, "mem.quota")
-    );
+    assert_eq!(r.names(&policy_verifier::DEFAULT_POLICY).collect::<Vec<_>>(), [(1, "mem.quota")]);
     assert_eq!(r.state_after, r.state_before);
     let after = status(&sys);
     assert_eq!(
@@ -213,7 +209,7 @@ fn observer_session_cannot_change_anything() {
         ),
     );
     assert!(!r.approved);
-    assert!(r.violations.iter().any(|v| v.invariant == "auth.tier"));
+    assert!(r.names(&policy_verifier::DEFAULT_POLICY).any(|(_, n)| n == "auth.tier"));
     assert_eq!(status(&sys).workers[2].pages, 32);
 }
 
@@ -230,10 +226,7 @@ fn destructive_plan_needs_the_token_and_then_runs() {
     let unsigned = plan(5, "admin", &actions);
     let r = apply(&sys, &unsigned);
     assert!(!r.approved);
-    assert!(r
-        .violations
-        .iter()
-        .any(|v| v.invariant == "auth.confirm" && v.action == 0));
+    assert!(r.names(&policy_verifier::DEFAULT_POLICY).any(|(a, n)| n == "auth.confirm" && a == 0));
     let signed = sign(&sys, &plan(6, "admin", &actions));
     let r = apply(&sys, &signed);
     assert!(r.approved, "{r:?}");
@@ -254,10 +247,10 @@ fn destructive_plan_needs_the_token_and_then_runs() {
     let mut forged = sign(&sys, &plan(6, "admin", &other));
     let r = apply(&sys, &forged);
     assert!(!r.approved);
-    assert!(r.violations.iter().any(|v| v.invariant == "plan.replay"));
+    assert!(r.names(&policy_verifier::DEFAULT_POLICY).any(|(_, n)| n == "plan.replay"));
     forged.request_id = 7;
     let r = apply(&sys, &forged);
-    assert!(r.violations.iter().any(|v| v.invariant == "auth.confirm"));
+    assert!(r.names(&policy_verifier::DEFAULT_POLICY).any(|(_, n)| n == "auth.confirm"));
 }
 
 #[test]

@@ -219,11 +219,11 @@ fn reordered_and_replayed_plans_never_run_twice() {
     let r2 = apply_with_retry(&mut c, &p2, 2, 1).unwrap();
     let r1 = apply_with_retry(&mut c, &p1, 1, 1).unwrap();
     assert!(r2.approved);
-    assert!(!r1.approved && r1.violations.iter().any(|v| v.invariant == "plan.replay"));
+    assert!(!r1.approved && r1.names(&policy_verifier::DEFAULT_POLICY).any(|(_, n)| n == "plan.replay"));
     // 3 runs; 2 again is an old plan now (only the last receipt is kept)
     assert!(apply_with_retry(&mut c, &p3, 3, 1).unwrap().approved);
     let r2b = apply_with_retry(&mut c, &p2, 2, 1).unwrap();
-    assert!(!r2b.approved && r2b.violations.iter().any(|v| v.invariant == "plan.replay"));
+    assert!(!r2b.approved && r2b.names(&policy_verifier::DEFAULT_POLICY).any(|(_, n)| n == "plan.replay"));
     // 3 again is the retry of the last plan: its receipt, no execution
     let r3b = apply_with_retry(&mut c, &p3, 3, 1).unwrap();
     assert!(r3b.approved);
@@ -254,10 +254,7 @@ fn a_same_id_plan_with_other_content_is_a_replay_not_a_retry() {
     );
     let forged = apply_with_retry(&mut c, &framed(&sys, &grant(1, Worker::W1, 200)), 1, 1).unwrap();
     assert!(!forged.approved);
-    assert!(forged
-        .violations
-        .iter()
-        .any(|v| v.invariant == "plan.replay"));
+    assert!(forged.names(&policy_verifier::DEFAULT_POLICY).any(|(_, n)| n == "plan.replay"));
     assert_eq!(actions_since(&sys, before).len(), 1);
 }
 

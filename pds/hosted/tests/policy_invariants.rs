@@ -53,7 +53,7 @@ fn the_running_verifier_enforces_a_policy_file_invariant() {
     let r = apply(&sys, &plan(&sys, 2, &[Action::SystemQuery {}, stop(Worker::W2)]));
     assert!(!r.approved, "{r:?}");
     assert_eq!(r.executed, 0);
-    let names: Vec<(u8, &str)> = r.violations.iter().map(|v| (v.action, v.invariant.as_str())).collect();
+    let names: Vec<(u8, &str)> = r.names(policy).collect();
     assert_eq!(names, [(1, "proc.max_stopped")]);
     assert!(r.state_after.workers[2].running, "worker2 still runs: nothing was invoked");
     assert_eq!(r.state_after.workers.iter().filter(|w| !w.running).count(), 2);

@@ -84,16 +84,20 @@ pub enum LinkError {
     BadFrame,
 }
 
-/// maximum violations carried in a receipt.
-pub const MAX_VIOLATIONS: usize = 32;
+/// most violation entries in a receipt: the plan's own names (at action 0)
+/// and those of the first failing action.
+pub const MAX_VIOLATIONS: usize = 2;
 
-/// one broken invariant (DESIGN.md's stable names).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// the invariants one action breaks, as ids: built-in names by their
+/// [`policy_verifier::Invariant`] discriminant, custom ones by their slot in
+/// the policy. the host turns them into DESIGN.md's stable names with the
+/// policy in force ([`Receipt::names`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     /// 0-based index of the failing action.
     pub action: u8,
-    /// the invariant name, e.g. `mem.quota`.
-    pub invariant: heapless::String<32>,
+    /// every invariant it breaks.
+    pub invariants: policy_verifier::InvariantSet,
 }
 
 /// why an approved action failed when executed.
@@ -196,7 +200,8 @@ pub struct Receipt {
     pub failed_action: Option<u8>,
     /// why it failed.
     pub failure: Option<ExecFailure>,
-    /// the first failing action's broken invariants (empty when approved).
+    /// the plan's own broken invariants (at action 0), then the first
+    /// failing action's (empty when approved).
     pub violations: heapless::Vec<Violation, MAX_VIOLATIONS>,
     /// the state before the plan, read back from the PDs.
     pub state_before: SystemState,
@@ -204,6 +209,18 @@ pub struct Receipt {
     pub state_after: SystemState,
     /// the answer of the plan's last `firmware.inventory` (untrusted strings).
     pub inventory: Option<crate::firmware::Inventory>,
+}
+
+impl Receipt {
+    /// every broken invariant as `(action, stable name)`, in report order:
+    /// built-in names, then the policy's own, named by `policy` (the one the
+    /// verifier ran). a custom slot `policy` does not define is left out: the
+    /// caller holds another policy than the verifier's.
+    pub fn names<'a>(&'a self, policy: &'a policy_verifier::Policy) -> impl Iterator<Item = (u8, &'a str)> + 'a {
+        self.violations
+            .iter()
+            .flat_map(move |v| policy_verifier::custom::names(policy, v.invariants).map(move |n| (v.action, n)))
+    }
 }
 
 #[cfg(test)]
@@ -260,8 +277,8 @@ mod tests {
             while inv.devices.push(d.clone()).is_ok() {}
             inventory = Some(inv);
         } else {
-            let v = Violation { action: u8::MAX, invariant: heapless::String::try_from("v".repeat(32).as_str()).unwrap() };
-            while violations.push(v.clone()).is_ok() {}
+            let v = Violation { action: u8::MAX, invariants: policy_verifier::InvariantSet::ALL };
+            while violations.push(v).is_ok() {}
         }
         Receipt {
             request_id: u64::MAX,
@@ -313,12 +330,10 @@ mod tests {
             state_after: SystemState::default(),
             inventory: None,
         };
-        r.violations
-            .push(Violation {
-                action: 2,
-                invariant: heapless::String::try_from("mem.quota").unwrap(),
-            })
-            .unwrap();
+        let mut set = policy_verifier::InvariantSet::EMPTY;
+        set.insert(policy_verifier::Invariant::MemQuota);
+        set.insert_custom(1);
+        r.violations.push(Violation { action: 2, invariants: set }).unwrap();
         r.state_after.workers[1].timer_period_us = Some(20_000);
         let mut buf = [0u8; 1024];
         let used = postcard::to_slice(&Reply::Receipt(r.clone()), &mut buf).unwrap();
@@ -326,6 +341,38 @@ mod tests {
             postcard::from_bytes::<Reply>(used).unwrap(),
             Reply::Receipt(r)
         );
+    }
+
+    #[test]
+    fn violations_are_ids_named_in_report_order_and_unknown_ids_do_not_decode() {
+        use policy_verifier::{Invariant, InvariantSet, DEFAULT_POLICY};
+        let mut plan = InvariantSet::EMPTY;
+        plan.insert(Invariant::PlanReplay);
+        let mut step = InvariantSet::EMPTY;
+        step.insert(Invariant::ProcState);
+        step.insert(Invariant::MemQuota);
+        let mut r = Receipt {
+            request_id: 1,
+            approved: false,
+            executed: 0,
+            failed_action: None,
+            failure: None,
+            violations: heapless::Vec::new(),
+            state_before: SystemState::default(),
+            state_after: SystemState::default(),
+            inventory: None,
+        };
+        r.violations.push(Violation { action: 0, invariants: plan }).unwrap();
+        r.violations.push(Violation { action: 3, invariants: step }).unwrap();
+        // DESIGN.md order within an action, plan-level names first
+        let names: std::vec::Vec<(u8, &str)> = r.names(&DEFAULT_POLICY).collect();
+        assert_eq!(names, [(0, "plan.replay"), (3, "mem.quota"), (3, "proc.state")]);
+        // a built-in id this build does not name: another contract, refused
+        let mut buf = [0u8; 32];
+        let unknown = postcard::to_slice(&(3u8, (1u32 << 31, 0u32)), &mut buf).unwrap();
+        assert!(postcard::from_bytes::<Violation>(unknown).is_err());
+        let known = postcard::to_slice(&(3u8, (step.bits(), 0u32)), &mut buf).unwrap();
+        assert_eq!(postcard::from_bytes::<Violation>(known).unwrap(), Violation { action: 3, invariants: step });
     }
 
     #[test]

@@ -43,7 +43,7 @@ use pd_interface::{firmware, frame::MAX_PAYLOAD, memory, process, timer, WorkerI
 use pd_runtime::{Channel, Handler, MessageInfo, Region, RegionError, RuntimeError, Unhandled};
 use policy_verifier::wire::MAX_PLAN_BYTES;
 use policy_verifier::{
-    auth, verify, Action, Invariant, InventoryQuery, Plan, Policy, State, Worker, WorkerState,
+    auth, verify, Action, Invariant, InvariantSet, InventoryQuery, Plan, Policy, State, Worker, WorkerState,
     DEFAULT_POLICY,
 };
 
@@ -322,12 +322,17 @@ fn execute(
     }
 }
 
-fn violation(action: usize, name: &str) -> Violation {
-    let mut invariant = heapless::String::new();
-    let _ = invariant.push_str(name);
+/// the set of one name.
+fn only(i: Invariant) -> InvariantSet {
+    let mut s = InvariantSet::EMPTY;
+    s.insert(i);
+    s
+}
+
+fn violation(action: usize, invariants: InvariantSet) -> Violation {
     Violation {
         action: u8::try_from(action).unwrap_or(u8::MAX),
-        invariant,
+        invariants,
     }
 }
 
@@ -365,8 +370,8 @@ impl Verifier {
         read_state(self.last_request_id, self.epoch, self.key_source()).map(|s| self.executed.stamp(s))
     }
 
-    /// a receipt that refuses a plan before verification: `name` at action 0.
-    fn refusal(&self, request_id: u64, names: &[Invariant]) -> Reply {
+    /// a receipt that refuses a plan before verification: `broken` at action 0.
+    fn refusal(&self, request_id: u64, broken: InvariantSet) -> Reply {
         let Ok(now) = self.state() else {
             return Reply::Error(LinkError::Unavailable);
         };
@@ -381,9 +386,7 @@ impl Verifier {
             state_after: now,
             inventory: None,
         };
-        for inv in names {
-            let _ = receipt.violations.push(violation(0, inv.name()));
-        }
+        let _ = receipt.violations.push(violation(0, broken));
         Reply::Receipt(receipt)
     }
 
@@ -406,7 +409,7 @@ impl Verifier {
         }
         policy_verifier::Verdict {
             approved: true,
-            plan_violations: policy_verifier::InvariantSet::EMPTY,
+            plan_violations: InvariantSet::EMPTY,
             failed: None,
             ..v
         }
@@ -438,11 +441,8 @@ impl Verifier {
         // before any plan is judged against it
         let broken = policy_verifier::verify::state_violations(self.policy, &model);
         if !broken.is_empty() {
-            let mut names: heapless::Vec<Invariant, 16> = heapless::Vec::new();
-            for inv in broken.iter() {
-                let _ = names.push(inv);
-            }
-            return self.refusal(plan.request_id, &names);
+            // built-in and custom names alike
+            return self.refusal(plan.request_id, broken);
         }
         let verdict = self.judge(&model, plan);
         let mut receipt = Receipt {
@@ -456,14 +456,12 @@ impl Verifier {
             state_after: before,
             inventory: None,
         };
-        for inv in verdict.plan_violations.iter() {
-            let _ = receipt.violations.push(violation(0, inv.name()));
+        if !verdict.plan_violations.is_empty() {
+            let _ = receipt.violations.push(violation(0, verdict.plan_violations));
         }
         if let Some((i, set)) = verdict.failed {
-            // built-in names, then the policy file's own invariants.
-            for name in policy_verifier::custom::names(self.policy, set) {
-                let _ = receipt.violations.push(violation(i, name));
-            }
+            // built-in ids and the policy file's own slots, named on the host
+            let _ = receipt.violations.push(violation(i, set));
         }
         if verdict.approved {
             // the plan is accepted as a whole: its id is spent even if an
@@ -501,13 +499,13 @@ impl Verifier {
                 Err(_) => Reply::Error(LinkError::Unavailable),
             },
             // no MAC: nothing is decoded
-            Ok(Request::Apply(_)) => self.refusal(0, &[Invariant::AuthMac]),
+            Ok(Request::Apply(_)) => self.refusal(0, only(Invariant::AuthMac)),
             Ok(Request::Sealed { epoch, mac, plan: bytes }) => {
                 let authentic = self
                     .keys
                     .is_some_and(|k| auth::plan_mac_ok(&k.plan, epoch, bytes, &mac));
                 if !authentic {
-                    return self.refusal(0, &[Invariant::AuthMac]);
+                    return self.refusal(0, only(Invariant::AuthMac));
                 }
                 if let Some(c) = self
                     .last
@@ -523,7 +521,7 @@ impl Verifier {
                 };
                 if epoch != self.epoch {
                     // sealed for another boot: approved (or not) before a restart
-                    return self.refusal(plan.request_id, &[Invariant::PlanReplay]);
+                    return self.refusal(plan.request_id, only(Invariant::PlanReplay));
                 }
                 let reply = self.apply_bytes(&plan, bytes);
                 if let (Reply::Receipt(r), Ok(copy)) = (&reply, heapless::Vec::from_slice(bytes)) {
