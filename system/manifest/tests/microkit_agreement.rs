@@ -44,7 +44,7 @@ fn mutations(base: &str) -> Vec<(String, String)> {
         ("setvar used twice in memory", r#"perms="rw" setvar_vaddr="ledger_vaddr""#, r#"perms="rw" setvar_vaddr="pool_vaddr""#),
         ("cspace slot used twice", r#"<cap_sc slot="2" pd="worker1" />"#, r#"<cap_sc slot="1" pd="worker1" />"#),
         ("link stack 2 KiB", r#"name="link" priority="150" stack_size="0x10000""#, r#"name="link" priority="150" stack_size="0x800""#),
-        ("verifier stack unaligned", r#"name="verifier" priority="160" stack_size="0x10000""#, r#"name="verifier" priority="160" stack_size="0x10800""#),
+        ("verifier stack unaligned", r#"name="verifier" priority="160" stack_size="0x40000""#, r#"name="verifier" priority="160" stack_size="0x40800""#),
         ("verifier on cpu 1", r#"name="verifier" priority="160""#, r#"name="verifier" priority="160" cpu="1""#),
         ("link above verifier", r#"name="link" priority="150""#, r#"name="link" priority="170""#),
         ("timer channel id 62", r#"<end pd="timer" id="6" />"#, r#"<end pd="timer" id="62" />"#),
