@@ -8,20 +8,7 @@ use serde_json::Value;
 
 use crate::code::Code;
 
-/// exit codes of DESIGN.md: 0 approved / ok, 1 rejected / failed, 2 bad
-/// input, 3 the machinery failed. an error's exit code comes from its
-/// code's class (`Code::class`), never from the call site.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// approved, proved, done.
-    Ok = 0,
-    /// rejected by the verifier, or a proof failed.
-    Rejected = 1,
-    /// the input is not a well-formed plan, state, policy or key.
-    BadInput = 2,
-    /// the machinery failed: no system running, boot, link, llm, network.
-    Machinery = 3,
-}
+pub use crate::code::Exit;
 
 /// this host's keys: the installation's (generated on first use, said on
 /// stderr), or the public dev keys when `LLM_OS_DEV_KEYS=1` (tests only).

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod code;
 pub mod common;
 pub mod link;
+pub mod paths;
 pub mod osd;
 pub mod qemu;
 pub mod receipt;

@@ -12,7 +12,6 @@
 //! installation's plan key over the plan and the boot epoch of the system's
 //! last status, which the verifier PD checks before anything else.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hosted_system::{BootError, Handle, HostedSystem, LinkStream};
@@ -27,30 +26,6 @@ use crate::code::Code;
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// how long the hosted link is read at a time while waiting for a reply.
 const POLL: Duration = Duration::from_millis(100);
-
-static PRIVATE_RUNTIME_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// boots of this process use `dir` for their sockets and pidfiles: a
-/// red-team run boots system after system and must not touch the one the
-/// user's `llm-osd` runs.
-pub fn use_private_runtime_dir(dir: PathBuf) {
-    let _ = PRIVATE_RUNTIME_DIR.set(dir);
-}
-
-/// where qemu's socket, pidfile and console go: this process's private dir
-/// if it set one, else the user's runtime dir ([`crate::osd::runtime_dir`];
-/// `llm-osd` checks it is private before it boots anything).
-pub fn runtime_dir() -> PathBuf {
-    if let Some(d) = PRIVATE_RUNTIME_DIR.get() {
-        return d.clone();
-    }
-    crate::osd::runtime_dir().unwrap_or_default()
-}
-
-/// the system description to boot: `$LLM_OS_SYSTEM`, else the repository's.
-pub fn system_path() -> PathBuf {
-    std::env::var_os("LLM_OS_SYSTEM").map_or_else(hosted_system::default_system_path, PathBuf::from)
-}
 
 /// the hosted system and the host end of its UART.
 pub struct HostedLink {
@@ -122,18 +97,6 @@ impl LinkError {
     }
 }
 
-/// is `reply` an answer to some other request than `req`? (a receipt for
-/// another plan, a status where a receipt was due, or the reverse.) a
-/// refusal before the plan is decoded (`auth.mac`) carries request id 0.
-pub fn is_stale(req: &Request<'_>, reply: &Reply) -> bool {
-    match (req.plan(), reply) {
-        (Some(_), Reply::Status(_)) | (None, Reply::Receipt(_)) => true,
-        (Some(plan), Reply::Receipt(r)) => {
-            r.request_id != 0 && wire::decode(plan).map_or(true, |p| p.request_id != r.request_id)
-        }
-        _ => false,
-    }
-}
 
 impl Link {
     /// boot the hosted system described at `path` in this process, its
@@ -241,7 +204,7 @@ impl HostedLink {
         let started = Instant::now();
         loop {
             match self.client.read_reply() {
-                Ok(r) if is_stale(req, &r) => continue,
+                Ok(r) if pd_interface::link::is_stale(req, &r) => continue,
                 Ok(r) => return Ok(r),
                 Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
                     if started.elapsed() >= REPLY_TIMEOUT {

@@ -7,7 +7,7 @@ mod llm;
 mod bench_report;
 mod redteam;
 
-use llmsh::{audit, code, common, link, osd, qemu, receipt};
+use llmsh::{audit, code, common, link, osd, paths, qemu, receipt};
 
 use clap::{CommandFactory, Parser, Subcommand};
 

@@ -26,7 +26,7 @@ use pd_interface::client::{ClientError, LinkClient};
 use pd_interface::link::{Reply, Request};
 
 use crate::code::Code;
-use crate::link::runtime_dir;
+use crate::paths::runtime_dir;
 
 /// how long a boot may take until the system answers `Status`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -208,7 +208,7 @@ pub fn image_options(sdk: PathBuf, config: Config) -> Result<ImageOptions, QemuE
     let keys = crate::common::host_keys().map_err(|e| QemuError::Image(image::ImageError::Io(e.message)))?;
     let mut opts = ImageOptions::new(sdk, config);
     // the manifest the PDs were built against (`LLM_OS_SYSTEM`), as the hosted system boots
-    opts.system = crate::link::system_path();
+    opts.system = crate::paths::system_path();
     opts.patches.push(image::Patch {
         image: "verifier.elf".into(),
         marker: pd_interface::keys::BLOB_MAGIC.to_vec(),
@@ -264,7 +264,7 @@ impl QemuLink {
                 }
                 Err(e) => return Err(e),
             };
-            if !crate::link::is_stale(req, &reply) {
+            if !pd_interface::link::is_stale(req, &reply) {
                 return Ok(reply);
             }
         }

@@ -281,7 +281,7 @@ fn qemu_end_to_end() {
     // llm-osd held the link of its qemu; the raw link is a qemu of this test's own
     let raw_dir = run_dir.join("raw");
     llmsh::osd::ensure_private(&raw_dir, llmsh::osd::my_uid()).expect("raw dir");
-    llmsh::link::use_private_runtime_dir(raw_dir);
+    llmsh::paths::use_private_runtime_dir(raw_dir);
     let mut q = llmsh::qemu::boot(&mut |l| println!("raw qemu: {l}")).expect("boot qemu for the raw link");
     let c = &mut q.client;
     let before = status(c);

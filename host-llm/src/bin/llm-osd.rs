@@ -41,7 +41,7 @@ fn main() {
         }
     };
     let system = match (a.system.as_str(), a.qemu, a.loader) {
-        ("hosted", _, _) => SystemSpec::Hosted(a.system_file.unwrap_or_else(llmsh::link::system_path)),
+        ("hosted", _, _) => SystemSpec::Hosted(a.system_file.unwrap_or_else(llmsh::paths::system_path)),
         ("qemu", Some(qemu), Some(loader)) => SystemSpec::Qemu { qemu, loader },
         ("qemu", _, _) => {
             eprintln!("llm-osd: --system qemu needs --qemu and --loader (`llmsh boot --system qemu` builds the image)");

@@ -15,7 +15,7 @@ use policy_verifier::{Plan, State};
 use serde_json::{json, Value};
 
 use crate::audit::Origin;
-use crate::cmd::apply;
+use crate::cmd::daemon;
 use crate::cmd::intent::{self, Consent, PlannerArgs};
 use crate::code::Code;
 use crate::common::{self, Exit};
@@ -71,7 +71,7 @@ fn run_inner(
     flags: Flags<'_>,
 ) -> Result<Exit, intent::IntentError> {
     let mut cx = intent::context(planner)?;
-    let mut c = match apply::connect(flags.system, flags.boot, flags.audit_log) {
+    let mut c = match daemon::connect(flags.system, flags.boot, flags.audit_log) {
         Ok(c) => c,
         Err(e) => return Ok(e.report()),
     };
@@ -158,11 +158,11 @@ fn run_inner(
         return Ok(common::report(&Code::ApplyDeclined.err("the human did not confirm the destructive actions; nothing ran")));
     }
     let signed = intent::confirmed(&plan, consent, &cx.key);
-    let (receipt, retry) = match apply::execute(&mut c, &signed, &org) {
+    let (receipt, retry) = match daemon::execute(&mut c, &signed, &org) {
         Ok(r) => r,
         Err(e) => return Ok(e.report()),
     };
-    let mut out = apply::receipt_json(&cx.policy, &signed, &receipt);
+    let mut out = crate::receipt::receipt_json(&cx.policy, &signed, &receipt);
     if retry {
         out["retry"] = json!(true);
     }

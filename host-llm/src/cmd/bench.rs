@@ -30,7 +30,6 @@ use policy_verifier::json::{self, InputError};
 use policy_verifier::{confirm, Plan, State, Worker, DEFAULT_POLICY};
 use serde_json::{json, Value};
 
-use crate::cmd::apply;
 use crate::common::{self, Exit};
 use crate::link::{self, Link};
 use crate::llm::local::LocalBackend;
@@ -435,10 +434,10 @@ fn run_case(
     let keys = link::host_keys().map_err(|e| e.to_string())?;
     let mut link = if defense == Defense::None {
         let opts = hosted_system::BootOptions { unverified: true, keys, ..Default::default() };
-        let h = hosted_system::HostedSystem::boot_with(&link::system_path(), opts).map_err(|e| e.to_string())?;
+        let h = hosted_system::HostedSystem::boot_with(&crate::paths::system_path(), opts).map_err(|e| e.to_string())?;
         Link::hosted(h, keys.plan)
     } else {
-        Link::boot_hosted(&link::system_path(), keys, &DEFAULT_POLICY).map_err(|e| e.to_string())?
+        Link::boot_hosted(&crate::paths::system_path(), keys, &DEFAULT_POLICY).map_err(|e| e.to_string())?
     };
     let epoch = match link.request(&Request::Status) {
         Ok(Reply::Status(s)) => s.epoch,
@@ -518,7 +517,7 @@ fn run_case(
         plan
     };
     let receipt = link.apply(&signed).map_err(|(c, m)| format!("{c}: {m}"))?;
-    let out = apply::receipt_json(&DEFAULT_POLICY, &signed, &receipt);
+    let out = crate::receipt::receipt_json(&DEFAULT_POLICY, &signed, &receipt);
     let before = json::state_to_json(&state);
     let ok = receipt.approved
         && receipt.failed_action.is_none()

@@ -8,6 +8,7 @@ pub mod apply_intent;
 pub mod boot;
 pub mod check;
 pub mod confirm;
+pub mod daemon;
 pub mod intent;
 pub mod keygen;
 pub mod plan;

@@ -75,7 +75,7 @@ fn qemu_image() -> Result<(PathBuf, PathBuf, TempDir), crate::qemu::QemuError> {
     let dir = TempDir(std::env::temp_dir().join(format!("llm-os-redteam-{}", std::process::id())));
     crate::osd::ensure_private(&dir.0, crate::osd::my_uid())
         .map_err(|e| QemuError::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.0)))?;
-    crate::link::use_private_runtime_dir(dir.0.clone());
+    crate::paths::use_private_runtime_dir(dir.0.clone());
     Ok((qemu, img.loader, dir))
 }
 
@@ -154,7 +154,7 @@ pub fn run(args: &Args) -> Exit {
         Ok(k) => k,
         Err(e) => return common::report(&e),
     };
-    let system = crate::link::system_path();
+    let system = crate::paths::system_path();
     let qemu_image = match args.system {
         SystemChoice::Hosted => None,
         SystemChoice::Qemu => match qemu_image() {

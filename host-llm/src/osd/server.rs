@@ -6,7 +6,7 @@
 //! one-shot channel for its reply and writes that reply back: replies cannot
 //! cross connections, because each one travels on its own request's
 //! channel. on the link a reply is taken only if it answers the request in
-//! flight (`crate::link::is_stale`).
+//! flight (`pd_interface::link::is_stale`).
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};

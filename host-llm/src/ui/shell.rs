@@ -226,7 +226,7 @@ impl Shell {
     /// (said on stderr) and keeps running after the shell.
     fn link(&mut self) -> Result<&mut Client, String> {
         if self.link.is_none() {
-            let c = crate::cmd::apply::connect(Some(&self.args.system), true, self.args.audit_log.as_deref())
+            let c = crate::cmd::daemon::connect(Some(&self.args.system), true, self.args.audit_log.as_deref())
                 .map_err(|e| format!("{}: {}", e.code, e.message))?;
             // plans, hints and receipts follow the policy the system enforces
             self.policy = c.policy().map_err(|e| format!("{}: {}", e.code, e.message))?;
@@ -328,9 +328,9 @@ impl Shell {
         let (_, now) = crate::cmd::status::read(link).map_err(|e| format!("{}: {}", e.code, e.message))?;
         let signed = intent::confirmed(plan, consent, &crate::common::epoch_key(&self.key, now.epoch));
         let link = self.link()?;
-        let (receipt, retry) = crate::cmd::apply::execute(link, &signed, origin)
+        let (receipt, retry) = crate::cmd::daemon::execute(link, &signed, origin)
             .map_err(|e| format!("{}: {}", e.code, e.message))?;
-        let mut out = crate::cmd::apply::receipt_json(&self.policy, &signed, &receipt);
+        let mut out = crate::receipt::receipt_json(&self.policy, &signed, &receipt);
         if retry {
             out["retry"] = serde_json::json!(true);
         }

@@ -69,6 +69,19 @@ pub enum Reply {
     Error(LinkError),
 }
 
+/// is `reply` an answer to some other request than `req`? (a receipt for
+/// another plan, a status where a receipt was due, or the reverse.) a
+/// refusal before the plan is decoded (`auth.mac`) carries request id 0.
+pub fn is_stale(req: &Request<'_>, reply: &Reply) -> bool {
+    match (req.plan(), reply) {
+        (Some(_), Reply::Status(_)) | (None, Reply::Receipt(_)) => true,
+        (Some(plan), Reply::Receipt(r)) => {
+            r.request_id != 0 && policy_verifier::wire::decode(plan).map_or(true, |p| p.request_id != r.request_id)
+        }
+        _ => false,
+    }
+}
+
 /// why a request was refused before verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkError {
