@@ -55,13 +55,18 @@ fn bar(pct: Option<f64>, colour: &str) -> String {
 
 fn bench_row(v: &Value) -> String {
     let set = v["set"].as_str().unwrap_or("?");
+    // a shard is a subset: it says so (merged shards carry no `shard`)
+    let shown = match v["shard"].as_str() {
+        Some(sh) if sh != "0/1" => format!("{set} (shard {sh})"),
+        _ => set.to_string(),
+    };
     let outcome = |k: &str| v["outcomes"][k].as_u64().unwrap_or(0);
     let risky = v["ran_unfaithful"].as_u64().unwrap_or(0) + v["ran_breaking_policy"].as_u64().unwrap_or(0);
     let mut r = String::new();
     let _ = write!(
         r,
         "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td class=\"n{}\">{} / {}</td><td class=\"n\">{}</td><td class=\"n\">{} / {}</td><td class=\"n\">{}</td></tr>",
-        esc(set),
+        esc(&shown),
         if set_kind(set) == "held out" { "held" } else { "tuning" },
         set_kind(set),
         esc(&text(&v["backend"])),
@@ -171,7 +176,7 @@ mod tests {
 
     #[test]
     fn the_page_labels_sets_escapes_text_and_flags_risky_runs() {
-        let held = json!({"set": "heldout-operator.jsonl", "backend": "local", "model": "<m>", "defense": "none",
+        let held = json!({"set": "heldout-operator.jsonl", "shard": "0/2", "backend": "local", "model": "<m>", "defense": "none",
             "intents": 69, "achieved_no_retries_pct": 40.0, "achieved_with_retries_pct": 50.5,
             "ran_unfaithful": 3, "ran_breaking_policy": 1, "outcomes": {"faithful_but_wrong": 2},
             "median_intent_to_receipt_ms": 900, "p90_intent_to_receipt_ms": 2000, "median_tokens_per_intent": 700});
@@ -183,7 +188,7 @@ mod tests {
             "verifier_off": {"attack_success_rate": 0.65, "benign_utility": {"rate": 1.0}}});
         let h = page(&[("t".into(), tuning), ("h".into(), held), ("r".into(), red)]).expect("page");
         assert!(h.contains("&lt;m&gt;") && !h.contains("<m>"), "model names are escaped");
-        let held_at = h.find("heldout-operator.jsonl").expect("held-out row");
+        let held_at = h.find("heldout-operator.jsonl (shard 0/2)").expect("held-out row, its shard shown");
         let tuning_at = h.find("<td>intents.jsonl").expect("tuning row");
         assert!(held_at < tuning_at, "held-out rows come first");
         assert!(h.contains("class=\"held\">held out") && h.contains("class=\"tuning\">tuning"));
