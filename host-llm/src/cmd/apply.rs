@@ -21,12 +21,11 @@ use policy_verifier::{confirm, json};
 use serde_json::json;
 
 use crate::audit::Origin;
+use crate::cmd::daemon::{connect, execute};
 use crate::cmd::intent::{self, Consent};
 use crate::code::Code;
 use crate::common::{self, Exit};
-
 use crate::receipt::receipt_json;
-use crate::cmd::daemon::{connect, execute};
 
 /// arguments of `llmsh apply`.
 #[derive(Debug, clap::Args)]
