@@ -118,9 +118,8 @@ impl Screen {
 impl Drop for Screen {
     fn drop(&mut self) {
         self.tmux(&["kill-server"]);
-        if let Ok(pid) = std::fs::read_to_string(self.rt.join("llm-os/hosted.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
+        // llm-osd and its system, as a user stops them
+        let _ = self.llmsh(&["boot", "--stop"]);
     }
 }
 
