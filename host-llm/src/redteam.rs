@@ -331,37 +331,10 @@ fn oversize_payload() -> Vec<u8> {
 /// [`oversize_payload`] framed as `frame::encode` would if it took it (crc,
 /// COBS, the delimiter): the link PD must drop it without buffering it.
 fn oversize_frame() -> Vec<u8> {
-    let mut payload = oversize_payload();
-    payload.extend(pd_interface::frame::crc32(&payload).to_le_bytes());
-    // COBS: each run of up to 254 non-zero bytes after its code byte
-    let mut out = Vec::with_capacity(payload.len() + payload.len() / 254 + 2);
-    let mut code_at = 0;
-    out.push(0);
-    let mut code = 1u8;
-    let close = |out: &mut Vec<u8>, at: usize, code: u8| {
-        if let Some(c) = out.get_mut(at) {
-            *c = code;
-        }
-    };
-    for b in payload {
-        if b == 0 {
-            close(&mut out, code_at, code);
-            code_at = out.len();
-            out.push(0);
-            code = 1;
-        } else {
-            out.push(b);
-            code = code.saturating_add(1);
-            if code == 0xff {
-                close(&mut out, code_at, code);
-                code_at = out.len();
-                out.push(0);
-                code = 1;
-            }
-        }
-    }
-    close(&mut out, code_at, code);
-    out.push(0);
+    let payload = oversize_payload();
+    let mut out = vec![0u8; payload.len() + payload.len() / 254 + 8];
+    let n = pd_interface::frame::encode_any_length(&payload, &mut out).unwrap_or(0);
+    out.truncate(n);
     out
 }
 

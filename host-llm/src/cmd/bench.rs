@@ -219,6 +219,13 @@ fn pct(k: usize, n: usize) -> f64 {
     (k as f64 * 1000.0 / n.max(1) as f64).round() / 10.0
 }
 
+/// the lower median of a field over the rows that have it (0 for none).
+fn lower_median(rows: &[Value], get: impl Fn(&Value) -> Option<u64>) -> u64 {
+    let mut v: Vec<u64> = rows.iter().filter_map(get).collect();
+    v.sort_unstable();
+    v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0)
+}
+
 /// the summary of case rows (a run's or merged shards').
 fn summarize(rows: &[Value]) -> Value {
     let n = rows.len();
@@ -227,9 +234,7 @@ fn summarize(rows: &[Value]) -> Value {
     let mut times: Vec<u64> = rows.iter().filter_map(|r| r["retries"]["ms"].as_u64()).collect();
     times.sort_unstable();
     let at = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round().max(0.0) as usize).copied().unwrap_or(0);
-    let mut plan_times: Vec<u64> = rows.iter().filter_map(|r| r["retries"]["plan_ms"].as_u64()).collect();
-    plan_times.sort_unstable();
-    let plan_median = plan_times.get(plan_times.len().saturating_sub(1) / 2).copied().unwrap_or(0);
+    let plan_median = lower_median(rows, |r| r["retries"]["plan_ms"].as_u64());
     let mut outcomes = serde_json::Map::new();
     for r in rows {
         let o = r["retries"]["detail"]["outcome"].as_str().unwrap_or("error").to_string();
@@ -248,9 +253,9 @@ fn summarize(rows: &[Value]) -> Value {
     let ran = |k: &str| rows.iter().filter(|r| r["retries"]["detail"][k] == true).count();
     // tokens the backend reported (prompt + completion, every attempt), per
     // intent that asked a model
-    let mut tokens: Vec<u64> = rows.iter().filter_map(|r| r["retries"]["detail"]["tokens"].as_u64()).collect();
-    tokens.sort_unstable();
-    let tokens_median = tokens.get(tokens.len().saturating_sub(1) / 2).copied().unwrap_or(0);
+    let tokens = |r: &Value| r["retries"]["detail"]["tokens"].as_u64();
+    let tokens_total: u64 = rows.iter().filter_map(tokens).sum();
+    let tokens_median = lower_median(rows, tokens);
     json!({
         "intents": n,
         "ran_unfaithful": ran("ran_unfaithful"),
@@ -262,7 +267,7 @@ fn summarize(rows: &[Value]) -> Value {
         "median_intent_to_receipt_ms": at(0.5),
         "p90_intent_to_receipt_ms": at(0.9),
         "median_intent_to_plan_ms": plan_median,
-        "tokens_total": tokens.iter().sum::<u64>(),
+        "tokens_total": tokens_total,
         "median_tokens_per_intent": tokens_median,
     })
 }

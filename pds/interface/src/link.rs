@@ -244,6 +244,21 @@ mod tests {
     /// the largest receipt the verifier can write: every number at its
     /// widest varint, every string and list full. a rejected plan carries
     /// violations and no inventory; an approved one the inventory and none.
+    /// a refused receipt with no violations and default states.
+    fn refused_receipt(request_id: u64) -> Receipt {
+        Receipt {
+            request_id,
+            approved: false,
+            executed: 0,
+            failed_action: None,
+            failure: None,
+            violations: heapless::Vec::new(),
+            state_before: SystemState::default(),
+            state_after: SystemState::default(),
+            inventory: None,
+        }
+    }
+
     fn widest_receipt(approved: bool) -> Receipt {
         let w = WorkerReport {
             running: true,
@@ -332,17 +347,7 @@ mod tests {
 
     #[test]
     fn receipt_round_trip() {
-        let mut r = Receipt {
-            request_id: 7,
-            approved: false,
-            executed: 0,
-            failed_action: None,
-            failure: None,
-            violations: heapless::Vec::new(),
-            state_before: SystemState::default(),
-            state_after: SystemState::default(),
-            inventory: None,
-        };
+        let mut r = refused_receipt(7);
         let mut set = policy_verifier::InvariantSet::EMPTY;
         set.insert(policy_verifier::Invariant::MemQuota);
         set.insert_custom(1);
@@ -364,17 +369,7 @@ mod tests {
         let mut step = InvariantSet::EMPTY;
         step.insert(Invariant::ProcState);
         step.insert(Invariant::MemQuota);
-        let mut r = Receipt {
-            request_id: 1,
-            approved: false,
-            executed: 0,
-            failed_action: None,
-            failure: None,
-            violations: heapless::Vec::new(),
-            state_before: SystemState::default(),
-            state_after: SystemState::default(),
-            inventory: None,
-        };
+        let mut r = refused_receipt(1);
         r.violations.push(Violation { action: 0, invariants: plan }).unwrap();
         r.violations.push(Violation { action: 3, invariants: step }).unwrap();
         // DESIGN.md order within an action, plan-level names first
