@@ -448,6 +448,33 @@ fn a_slow_server_hits_the_call_timeout_and_the_deadline() {
     assert_eq!(out.status.code(), Some(1), "the last verdict stands: mem.quota");
 }
 
+/// the benchmark (like `llmsh shell`) plans many intents with one backend:
+/// the deadline is per request, so the fourth intent gets the same second
+/// as the first.
+#[test]
+fn each_request_of_a_long_run_gets_the_whole_deadline() {
+    let dir = tmp("bench-deadline");
+    let f = fake_with(|_, _| Reply { delay: Duration::from_millis(400), ..completion(GRANT16, 100) });
+    let intents = dir.join("intents.jsonl");
+    let line = r#"{"intent":"give worker1 16 more pages of memory","session":"ops","expect":{"worker1.pages":"+16"}}"#;
+    std::fs::write(&intents, format!("{line}\n").repeat(4)).expect("write intents");
+    let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
+        .args(["bench-intents", "--file"])
+        .arg(&intents)
+        .args(["--endpoint", &f.url])
+        .env("XDG_RUNTIME_DIR", &dir)
+        .env("XDG_STATE_HOME", &dir)
+        .env("XDG_CONFIG_HOME", dir.join("cfg"))
+        .env("LLMSH_REMOTE_DEADLINE", "1")
+        .env_remove("LLMSH_ENDPOINT")
+        .output()
+        .expect("run llmsh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(report["outcomes"], json!({"achieved": 4}), "{stderr}");
+    assert_eq!(f.seen.lock().expect("lock").len(), 4);
+}
+
 #[test]
 fn a_huge_answer_is_not_read_and_a_long_draft_is_cut_before_it_is_echoed() {
     let dir = tmp("huge");

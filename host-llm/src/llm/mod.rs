@@ -45,6 +45,11 @@ pub trait Backend {
     fn name(&self) -> &'static str;
     /// the model, as the audit log records it.
     fn model(&self) -> String;
+    /// a planning request starts: per-request limits (the remote
+    /// backend's deadline) count from here, not from the backend's first
+    /// use, so a backend that serves many requests (`llmsh shell`, the
+    /// benchmark) gives each the same time.
+    fn begin(&mut self) {}
     /// generates a draft for `prompt` under the draft schema of `policy`.
     fn generate(
         &mut self,

@@ -352,6 +352,9 @@ pub fn plan(
     // itself; feedback rounds are for intents read only in part.
     let rounds = if expected.is_some() { 0 } else { req.max_retries };
     let n_backends = backends.len();
+    for b in backends.iter_mut() {
+        b.begin();
+    }
     'backends: for (bi, backend) in backends.iter_mut().enumerate() {
         let mut p: Prompt = first.clone();
         for round in 0..=rounds {

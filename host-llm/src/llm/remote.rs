@@ -151,7 +151,8 @@ pub struct RemoteBackend {
     agent: ureq::Agent,
     /// the format the server takes (json_schema until it refuses).
     format: Format,
-    /// when the first call started: the deadline counts from here.
+    /// when the request's first call started: its deadline counts from
+    /// here ([`Backend::begin`] clears it).
     started: Option<Instant>,
 }
 
@@ -285,6 +286,10 @@ impl Backend for RemoteBackend {
 
     fn model(&self) -> String {
         format!("{}@{}", self.cfg.model, self.cfg.endpoint)
+    }
+
+    fn begin(&mut self) {
+        self.started = None;
     }
 
     fn generate(
