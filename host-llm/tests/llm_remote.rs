@@ -362,9 +362,9 @@ fn a_destructive_intent_without_yes_and_without_a_terminal_runs_nothing() {
 }
 
 #[test]
-fn a_refused_json_schema_falls_back_to_json_object_with_the_schema() {
+fn a_refused_json_schema_falls_back_to_a_compact_grammar_then_json_object() {
     let dir = tmp("fallback");
-    // as llama-cpp-python does: http 500 for json_schema, json_object + schema works
+    // as llama-cpp-python does: http 500 for json_schema, a grammar works
     let f = fake_with(|_, body| {
         if body["response_format"]["type"] == "json_schema" {
             Reply { status: 500, body: r#"{"error":{"message":"Internal Server Error"}}"#.into(), delay: Duration::ZERO }
@@ -377,11 +377,70 @@ fn a_refused_json_schema_falls_back_to_json_object_with_the_schema() {
         &dir,
     );
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    {
+        let seen = f.seen.lock().expect("lock");
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].1["response_format"]["type"], "json_schema");
+        assert!(seen[1].1.get("response_format").is_none(), "{}", seen[1].1);
+        let g = seen[1].1["grammar"].as_str().expect("a gbnf grammar");
+        assert!(g.contains("root ::= \"{\" \"\\\"reason\\\"\" \":\""), "{g}");
+        assert!(g.contains("\"\\\"memory.grant\\\"\""), "{g}");
+    }
+    // a server that refuses the grammar as well gets json_object + schema
+    let dir = tmp("fallback2");
+    let f = fake_with(|_, body| {
+        if body["response_format"]["type"] == "json_schema" || body.get("grammar").is_some() {
+            Reply { status: 400, body: r#"{"error":{"message":"unsupported response_format / grammar"}}"#.into(), delay: Duration::ZERO }
+        } else {
+            completion(GRANT16, 100)
+        }
+    });
+    let out = llmsh(
+        &["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &f.url, "--json"],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let seen = f.seen.lock().expect("lock");
-    assert_eq!(seen.len(), 2);
-    assert_eq!(seen[0].1["response_format"]["type"], "json_schema");
-    assert_eq!(seen[1].1["response_format"]["type"], "json_object");
-    assert!(seen[1].1["response_format"]["schema"]["properties"]["actions"].is_object());
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[2].1["response_format"]["type"], "json_object");
+    assert!(seen[2].1["response_format"]["schema"]["properties"]["actions"].is_object());
+    assert!(seen[2].1.get("grammar").is_none());
+}
+
+#[test]
+fn a_pinned_format_is_the_only_one_asked_for() {
+    let dir = tmp("pinned");
+    let f = fake_with(|_, _| Reply { status: 500, body: "no".into(), delay: Duration::ZERO });
+    let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
+        .args(["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &f.url, "--json"])
+        .env("XDG_RUNTIME_DIR", &dir)
+        .env("XDG_STATE_HOME", &dir)
+        .env("LLMSH_REMOTE_FORMAT", "grammar")
+        .env_remove("LLMSH_ENDPOINT")
+        .env_remove("LLMSH_STATE")
+        .output()
+        .expect("run llmsh");
+    let err: Value = serde_json::from_slice(&out.stdout).expect("json error");
+    assert_eq!(err["error"]["code"], "remote.http", "{err}");
+    {
+        let seen = f.seen.lock().expect("lock");
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].1["grammar"].is_string());
+    }
+    // a name llmsh does not know is bad input, before any call
+    let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
+        .args(["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &f.url, "--json"])
+        .env("XDG_RUNTIME_DIR", &dir)
+        .env("XDG_STATE_HOME", &dir)
+        .env("LLMSH_REMOTE_FORMAT", "yaml")
+        .env_remove("LLMSH_ENDPOINT")
+        .env_remove("LLMSH_STATE")
+        .output()
+        .expect("run llmsh");
+    assert_eq!(out.status.code(), Some(2));
+    let err: Value = serde_json::from_slice(&out.stdout).expect("json error");
+    assert_eq!(err["error"]["code"], "backend.config", "{err}");
+    assert_eq!(f.seen.lock().expect("lock").len(), 1);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! - [`prompt`]: system message, worked examples, feedback turns.
 //! - [`local`] (feature `local`): llama.cpp + llguidance, loaded per request.
 //! - [`remote`]: openai-compatible chat completions with a json schema.
+//! - [`gbnf`]: the draft schema as a GBNF grammar for llama.cpp servers.
 //! - [`planner`]: intent → verified plan, with feedback retries.
 //! - [`model_file`]: the default model's download and cache.
 
@@ -15,6 +16,7 @@ pub mod model_file;
 #[cfg(feature = "local")]
 pub mod prefix_cache;
 pub mod fidelity;
+pub mod gbnf;
 pub mod planner;
 pub mod prompt;
 pub mod remote;

@@ -6,7 +6,11 @@
 //!
 //! - response format: `json_schema` first; a server that refuses it (llama.cpp
 //!   server and llama-cpp-python answer 400/500) is asked again, and from
-//!   then on, with `json_object` + `schema`, which they do constrain.
+//!   then on, with a `grammar` (GBNF, [`super::gbnf`]) that admits exactly
+//!   the compact drafts the local grammar admits, so the same gguf plans the
+//!   same way served or local; one that refuses that too gets `json_object` +
+//!   `schema`, which they also constrain (with free whitespace).
+//!   `LLMSH_REMOTE_FORMAT` (`json_schema`, `grammar`, `json_object`) pins one.
 //! - sampling is pinned (temperature as the planner asks, top_p 1, no
 //!   frequency/presence/repeat penalty: a server's default repeat penalty
 //!   turns "worker2" into "worker1" on the second mention); extra body
@@ -29,7 +33,7 @@ use crate::code::Code;
 use serde_json::{json, Map, Value};
 
 use super::prompt::Prompt;
-use super::{schema, Backend, GenOptions, Generation, LlmError};
+use super::{gbnf, schema, Backend, GenOptions, Generation, LlmError};
 
 /// most bytes of an answer that are read; a longer one is an error.
 pub const MAX_RESPONSE_BYTES: u64 = 1 << 20;
@@ -45,8 +49,30 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(180);
 pub enum Format {
     /// `{"type":"json_schema","json_schema":{…}}` (the openai form).
     JsonSchema,
+    /// a top-level `grammar` field in GBNF (llama.cpp server, llama-cpp-python).
+    Grammar,
     /// `{"type":"json_object","schema":…}` (llama.cpp server, llama-cpp-python).
     JsonObject,
+}
+
+impl Format {
+    /// the form to ask for when a server refuses this one.
+    fn fallback(self) -> Option<Format> {
+        match self {
+            Format::JsonSchema => Some(Format::Grammar),
+            Format::Grammar => Some(Format::JsonObject),
+            Format::JsonObject => None,
+        }
+    }
+
+    /// the name `LLMSH_REMOTE_FORMAT` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::JsonSchema => "json_schema",
+            Format::Grammar => "grammar",
+            Format::JsonObject => "json_object",
+        }
+    }
 }
 
 /// where and what to ask.
@@ -65,6 +91,8 @@ pub struct RemoteConfig {
     /// extra body fields (`LLMSH_REMOTE_EXTRA`, a json object); they win
     /// over the pinned sampling fields, never over model, messages or format.
     pub extra: Map<String, Value>,
+    /// the one format to use (`LLMSH_REMOTE_FORMAT`); none tries them in turn.
+    pub format: Option<Format>,
 }
 
 /// seconds from a flag or an environment variable.
@@ -121,6 +149,19 @@ impl RemoteConfig {
                 }
             },
         };
+        let format = match env("LLMSH_REMOTE_FORMAT") {
+            None => None,
+            Some(t) => Some(
+                [Format::JsonSchema, Format::Grammar, Format::JsonObject]
+                    .into_iter()
+                    .find(|f| f.name() == t.trim())
+                    .ok_or_else(|| {
+                        LlmError::Config(format!(
+                            "LLMSH_REMOTE_FORMAT must be json_schema, grammar or json_object, not `{t}`"
+                        ))
+                    })?,
+            ),
+        };
         Ok(Some(RemoteConfig {
             endpoint,
             model: model
@@ -131,6 +172,7 @@ impl RemoteConfig {
             timeout: seconds(limits.timeout, "LLMSH_REMOTE_TIMEOUT", DEFAULT_TIMEOUT)?,
             deadline: seconds(limits.deadline, "LLMSH_REMOTE_DEADLINE", DEFAULT_DEADLINE)?,
             extra,
+            format,
         }))
     }
 
@@ -151,6 +193,8 @@ pub struct RemoteBackend {
     agent: ureq::Agent,
     /// the format the server takes (json_schema until it refuses).
     format: Format,
+    /// whether `format` was pinned: a refusal is then an error.
+    pinned: bool,
     /// when the request's first call started: its deadline counts from
     /// here ([`Backend::begin`] clears it).
     started: Option<Instant>,
@@ -161,14 +205,16 @@ impl RemoteBackend {
     pub fn new(cfg: RemoteConfig) -> RemoteBackend {
         let agent = ureq::AgentBuilder::new().build();
         RemoteBackend {
+            format: cfg.format.unwrap_or(Format::JsonSchema),
+            pinned: cfg.format.is_some(),
             cfg,
             agent,
-            format: Format::JsonSchema,
             started: None,
         }
     }
 
-    /// the request body for `prompt` in `format`.
+    /// the request body for `prompt` in `format`; a schema the GBNF
+    /// translator cannot take is sent as `json_object` instead.
     pub fn body(&self, prompt: &Prompt, policy: &Policy, opts: &GenOptions, format: Format) -> Value {
         let messages: Vec<Value> = prompt
             .messages
@@ -176,12 +222,19 @@ impl RemoteBackend {
             .map(|(r, c)| json!({"role": r.name(), "content": c}))
             .collect();
         let schema = schema::draft_schema(policy, opts.tier, &prompt.numbers);
-        let response_format = match format {
-            Format::JsonSchema => json!({
+        let grammar = match format {
+            Format::Grammar => gbnf::grammar(&schema).ok(),
+            _ => None,
+        };
+        let response_format = match (format, &grammar) {
+            (Format::JsonSchema, _) => Some(json!({
                 "type": "json_schema",
                 "json_schema": {"name": "llm_os_plan_draft", "strict": true, "schema": schema},
-            }),
-            Format::JsonObject => json!({"type": "json_object", "schema": schema}),
+            })),
+            (Format::Grammar, Some(_)) => None,
+            (Format::Grammar | Format::JsonObject, _) => {
+                Some(json!({"type": "json_object", "schema": schema}))
+            }
         };
         let mut body = json!({
             "temperature": opts.temperature,
@@ -198,7 +251,14 @@ impl RemoteBackend {
             }
             o.insert("model".into(), json!(self.cfg.model));
             o.insert("messages".into(), Value::Array(messages));
-            o.insert("response_format".into(), response_format);
+            // the format fields are llmsh's alone, whatever the extras say
+            o.remove("response_format");
+            o.remove("grammar");
+            match (response_format, grammar) {
+                (Some(rf), _) => o.insert("response_format".into(), rf),
+                (None, Some(g)) => o.insert("grammar".into(), Value::String(g)),
+                (None, None) => None,
+            };
         }
         body
     }
@@ -311,7 +371,7 @@ impl Backend for RemoteBackend {
             )
         };
         let mut v = None;
-        for _ in 0..2 {
+        for _ in 0..3 {
             let left = remaining();
             if left.is_zero() {
                 return Err(deadline_err());
@@ -329,8 +389,15 @@ impl Backend for RemoteBackend {
                     v = Some(answer);
                     break;
                 }
-                Err((code, text)) if self.format == Format::JsonSchema && refuses_format(code, &text) => {
-                    self.format = Format::JsonObject;
+                Err((code, text)) if !self.pinned && refuses_format(code, &text) => {
+                    match self.format.fallback() {
+                        Some(f) => self.format = f,
+                        None => {
+                            return Err(LlmError::Remote(Code::RemoteHttp,
+                                format!("`{url}` refused the json_schema, grammar and json_object forms; last: http {code}: {text}"),
+                            ))
+                        }
+                    }
                 }
                 Err((code, text)) => {
                     return Err(LlmError::Remote(Code::RemoteHttp,
@@ -341,7 +408,7 @@ impl Backend for RemoteBackend {
         }
         let Some(v) = v else {
             return Err(LlmError::Remote(Code::RemoteHttp,
-                format!("`{url}` refused both json_schema and json_object response formats"),
+                format!("`{url}` refused the json_schema, grammar and json_object forms"),
             ));
         };
         let text = v
