@@ -700,14 +700,31 @@ fn plans_against_a_real_llama_cpp_python_server() {
     }
     let url = format!("http://127.0.0.1:{port}/v1");
     let dir = tmp("llamacpp");
-    let out = llmsh(
-        &["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &url, "--json", "--remote-timeout", "240", "--remote-deadline", "600"],
-        &dir,
-    );
+    // the grammar form pinned: the server must take llmsh's GBNF (a refusal
+    // would be remote.http); the fallback order has its own test
+    let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
+        .args(["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &url, "--json", "--remote-timeout", "240", "--remote-deadline", "600"])
+        .env("XDG_RUNTIME_DIR", &dir)
+        .env("XDG_STATE_HOME", &dir)
+        .env("XDG_CONFIG_HOME", dir.join("cfg"))
+        .env("LLMSH_REMOTE_FORMAT", "grammar")
+        .env_remove("LLMSH_ENDPOINT")
+        .env_remove("LLMSH_AUDIT_LOG")
+        .env_remove("LLMSH_STATE")
+        .output()
+        .expect("run llmsh");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let plan: Value = serde_json::from_slice(&out.stdout).expect("plan json");
     assert_eq!(plan["actions"], json!([{"op": "memory.grant", "pd": "worker1", "pages": 16}]), "{stderr}");
-    // the server refuses json_schema: the fallback is what made this work
+    // the draft came under llmsh's grammar, which has no free whitespace
+    // (the server's own schema converter has)
+    let draft = stderr
+        .lines()
+        .find(|l| l.contains("llmsh: attempt 1"))
+        .and_then(|l| l.split_once("): "))
+        .map(|(_, d)| d.to_string())
+        .unwrap_or_default();
+    assert!(draft.starts_with(r#"{"reason":""#) && !draft.contains(r#"", "#) && !draft.contains(r#"": "#), "{stderr}");
     println!("llama-cpp-python: {}", stderr.lines().filter(|l| l.contains("attempt")).collect::<Vec<_>>().join(" | "));
 }
