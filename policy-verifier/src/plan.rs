@@ -1,12 +1,13 @@
 //! plan v1: the actions an LLM may propose (DESIGN.md "Plan v1").
 //!
 //! every op is declared once, in the `ops!` table below; the wire enum, the
-//! json front end, the op names, the tier table and the destructive flag are
-//! all generated from it, so adding an op is one line plus its rules.
+//! json front end, the op names, the tier table, the destructive flag and
+//! the policy limit bounding each numeric field are all generated from it,
+//! so adding an op or a field's limit is one line plus its rules.
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Tier;
+use crate::model::{Limits, Tier};
 
 /// most actions in one plan (`plan.size`).
 pub const MAX_ACTIONS: usize = 16;
@@ -132,7 +133,7 @@ macro_rules! ops {
     ($(
         $(#[doc = $doc:literal])*
         $variant:ident = $name:literal, $tier:ident, destructive = $destr:literal
-            { $($field:ident : $fty:ident),* };
+            { $($field:ident : $fty:ident $(in $lo:tt ..= $hi:tt)?),* };
     )*) => {
         /// one action, generic over how a worker (`P`) and a number (`N`) are
         /// represented: `Action` (concrete) on the wire and in the PDs, symbolic
@@ -175,6 +176,21 @@ macro_rules! ops {
             /// parses an op name.
             pub fn from_name(s: &str) -> Option<ActionKind> {
                 ActionKind::ALL.iter().copied().find(|k| k.name() == s)
+            }
+
+            /// the range `limits` allow for a numeric field of this op: the
+            /// limit its invariant checks (the table's `in lo ..= hi`), so the
+            /// llm's grammar can be bounded by it; none for a field no limit
+            /// bounds.
+            pub fn field_bounds(self, field: &str, limits: &Limits) -> Option<(u64, u64)> {
+                match self {
+                    $(ActionKind::$variant => {
+                        $($(if field == stringify!($field) {
+                            return Some((ops!(@limit limits $lo), ops!(@limit limits $hi)));
+                        })?)*
+                    })*
+                }
+                None
             }
         }
 
@@ -231,9 +247,13 @@ macro_rules! ops {
     (@map P $f:ident $fp:ident $fnum:ident) => { $fp($f) };
     (@map N $f:ident $fp:ident $fnum:ident) => { $fnum($f) };
     (@map InventoryQuery $f:ident $fp:ident $fnum:ident) => { *$f };
+    (@limit $l:ident $v:literal) => { $v };
+    (@limit $l:ident $v:ident) => { $l.$v };
 }
 
 // field types: `P` is a worker, `N` a number, `InventoryQuery` an inventory query.
+// `in lo ..= hi` bounds a number by the policy: each end a constant or a field
+// of `[limits]` (policy.toml), the limit the field's invariant checks.
 ops! {
     /// start a stopped worker (`proc.state`, `cpu.util`).
     ProcessStart = "process.start", Admin, destructive = false { pd: P };
@@ -243,16 +263,18 @@ ops! {
     /// (`proc.restart_rate`, `cpu.util`, `auth.confirm`).
     ProcessRestart = "process.restart", Admin, destructive = true { pd: P };
     /// set a worker's priority (`prio.ceiling`).
-    ProcessSetPriority = "process.set_priority", Operator, destructive = false { pd: P, priority: N };
+    ProcessSetPriority = "process.set_priority", Operator, destructive = false { pd: P, priority: N in 1 ..= priority_ceiling };
     /// set a worker's cpu budget per period (`cpu.budget_bounds`, `cpu.util`).
-    ProcessSetBudget = "process.set_budget", Operator, destructive = false { pd: P, budget_us: N, period_us: N };
+    ProcessSetBudget = "process.set_budget", Operator, destructive = false {
+        pd: P, budget_us: N in budget_min_us ..= period_max_us, period_us: N in budget_min_us ..= period_max_us
+    };
     /// give a worker pages from the pool (`mem.quota`, `mem.pool`).
-    MemoryGrant = "memory.grant", Operator, destructive = false { pd: P, pages: N };
+    MemoryGrant = "memory.grant", Operator, destructive = false { pd: P, pages: N in 1 ..= quota_pages };
     /// take pages back from a stopped worker; they are zeroed
     /// (`mem.reclaim_bounds`, `mem.reclaim_stopped`).
-    MemoryReclaim = "memory.reclaim", Operator, destructive = false { pd: P, pages: N };
+    MemoryReclaim = "memory.reclaim", Operator, destructive = false { pd: P, pages: N in 1 ..= quota_pages };
     /// notify a worker periodically (`timer.bounds`).
-    TimerSetPeriodic = "timer.set_periodic", Operator, destructive = false { pd: P, period_us: N };
+    TimerSetPeriodic = "timer.set_periodic", Operator, destructive = false { pd: P, period_us: N in timer_min_us ..= timer_max_us };
     /// stop a worker's periodic notification.
     TimerCancel = "timer.cancel", Operator, destructive = false { pd: P };
     /// read the platform inventory (read-only).
