@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn every_number_is_bounded_by_the_limits_of_the_policy_in_force() {
-        let mut policy = DEFAULT_POLICY.clone();
+        let mut policy = DEFAULT_POLICY;
         policy.limits.quota_pages = 77;
         policy.limits.timer_max_us = 3_000_000;
         let s = draft_schema(&policy, Tier::Admin, &[]);
