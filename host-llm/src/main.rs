@@ -4,7 +4,8 @@
 mod ui;
 mod cmd;
 mod llm;
-mod bench_report;
+#[cfg(feature = "local")]
+mod bench;
 mod redteam;
 
 use llmsh::{audit, code, common, link, osd, paths, qemu, receipt};

@@ -28,6 +28,7 @@ pub mod plan;
 pub mod rules;
 pub mod verify;
 pub mod wire;
+pub mod worker;
 
 #[cfg(feature = "std")]
 pub mod json;

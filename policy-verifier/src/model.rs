@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::custom::{CustomInvariant, CustomInvariants};
 #[allow(unused_imports, reason = "the generated policy names them when it has invariants")]
 use crate::expr::{BinOp, Expr, Field, Global, Node, Quant, Var, MAX_NODES};
-use crate::plan::{Worker, N_WORKERS};
+use crate::worker::{Worker, N_WORKERS};
 
 /// a worker as the verifier models it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

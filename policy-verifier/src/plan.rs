@@ -1,12 +1,13 @@
 //! plan v1: the actions an LLM may propose (DESIGN.md "Plan v1").
 //!
 //! every op is declared once, in the `ops!` table below; the wire enum, the
-//! json front end, the op names, the tier table and the destructive flag are
-//! all generated from it, so adding an op is one line plus its rules.
+//! json front end, the op names, the tier table, the destructive flag and
+//! the policy limit bounding each numeric field are all generated from it,
+//! so adding an op or a field's limit is one line plus its rules.
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Tier;
+use crate::model::{Limits, Tier};
 
 /// most actions in one plan (`plan.size`).
 pub const MAX_ACTIONS: usize = 16;
@@ -17,101 +18,7 @@ pub const MAX_SESSION: usize = 32;
 /// the only plan version this verifier speaks.
 pub const PLAN_VERSION: u8 = 1;
 
-include!(concat!(env!("OUT_DIR"), "/workers.rs"));
-
-/// a worker PD: the only PDs a plan may name. system PDs are not addressable.
-///
-/// always an index below [`N_WORKERS`], the worker count system/ sets:
-/// every constructor checks it. in json a worker is its name
-/// (`worker0`, ...); on the wire, its index in one byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Worker(u8);
-
-// a worker index fits the one byte the wire gives it
-const _: () = assert!(N_WORKERS >= 1 && N_WORKERS <= 128);
-
-impl Worker {
-    /// the index used by the model and by the process PD's child ids.
-    pub const fn index(self) -> usize {
-        self.0 as usize
-    }
-
-    /// the worker with this index, if any.
-    pub const fn from_index(i: usize) -> Option<Worker> {
-        if i < N_WORKERS {
-            Some(Worker(i as u8))
-        } else {
-            None
-        }
-    }
-
-    /// `worker0`, `worker1`, ...
-    pub fn name(self) -> &'static str {
-        NAMES.get(usize::from(self.0)).copied().unwrap_or("?")
-    }
-
-    /// parses a worker's name exactly as [`Worker::name`] writes it.
-    pub fn from_name(s: &str) -> Option<Worker> {
-        Worker::ALL.into_iter().find(|w| w.name() == s)
-    }
-}
-
-impl Serialize for Worker {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.serialize_str(self.name())
-        } else {
-            s.serialize_u8(self.0)
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Worker {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::{Error, Unexpected};
-        struct Visit;
-        impl serde::de::Visitor<'_> for Visit {
-            type Value = Worker;
-            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                write!(f, "a worker, worker0..worker{}", N_WORKERS.saturating_sub(1))
-            }
-            fn visit_str<E: Error>(self, v: &str) -> Result<Worker, E> {
-                // worded as for an enum: the json front end names the error by it
-                Worker::from_name(v).ok_or_else(|| E::unknown_variant(v, &NAMES))
-            }
-            fn visit_u8<E: Error>(self, v: u8) -> Result<Worker, E> {
-                Worker::from_index(usize::from(v)).ok_or_else(|| E::invalid_value(Unexpected::Unsigned(u64::from(v)), &self))
-            }
-            fn visit_u64<E: Error>(self, v: u64) -> Result<Worker, E> {
-                usize::try_from(v)
-                    .ok()
-                    .and_then(Worker::from_index)
-                    .ok_or_else(|| E::invalid_value(Unexpected::Unsigned(v), &self))
-            }
-        }
-        if d.is_human_readable() {
-            d.deserialize_str(Visit)
-        } else {
-            d.deserialize_u8(Visit)
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl schemars::JsonSchema for Worker {
-    fn schema_name() -> std::string::String {
-        "Worker".into()
-    }
-
-    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
-        schemars::schema::SchemaObject {
-            instance_type: Some(schemars::schema::InstanceType::String.into()),
-            enum_values: Some(NAMES.iter().map(|n| serde_json::Value::from(*n)).collect()),
-            ..Default::default()
-        }
-        .into()
-    }
-}
+pub use crate::worker::{Worker, N_WORKERS};
 
 /// what `firmware.inventory` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,7 +39,7 @@ macro_rules! ops {
     ($(
         $(#[doc = $doc:literal])*
         $variant:ident = $name:literal, $tier:ident, destructive = $destr:literal
-            { $($field:ident : $fty:ident),* };
+            { $($field:ident : $fty:ident $(in $lo:tt ..= $hi:tt)?),* };
     )*) => {
         /// one action, generic over how a worker (`P`) and a number (`N`) are
         /// represented: `Action` (concrete) on the wire and in the PDs, symbolic
@@ -175,6 +82,21 @@ macro_rules! ops {
             /// parses an op name.
             pub fn from_name(s: &str) -> Option<ActionKind> {
                 ActionKind::ALL.iter().copied().find(|k| k.name() == s)
+            }
+
+            /// the range `limits` allow for a numeric field of this op: the
+            /// limit its invariant checks (the table's `in lo ..= hi`), so the
+            /// llm's grammar can be bounded by it; none for a field no limit
+            /// bounds.
+            pub fn field_bounds(self, field: &str, limits: &Limits) -> Option<(u64, u64)> {
+                match self {
+                    $(ActionKind::$variant => {
+                        $($(if field == stringify!($field) {
+                            return Some((ops!(@limit limits $lo), ops!(@limit limits $hi)));
+                        })?)*
+                    })*
+                }
+                None
             }
         }
 
@@ -231,9 +153,13 @@ macro_rules! ops {
     (@map P $f:ident $fp:ident $fnum:ident) => { $fp($f) };
     (@map N $f:ident $fp:ident $fnum:ident) => { $fnum($f) };
     (@map InventoryQuery $f:ident $fp:ident $fnum:ident) => { *$f };
+    (@limit $l:ident $v:literal) => { $v };
+    (@limit $l:ident $v:ident) => { $l.$v };
 }
 
 // field types: `P` is a worker, `N` a number, `InventoryQuery` an inventory query.
+// `in lo ..= hi` bounds a number by the policy: each end a constant or a field
+// of `[limits]` (policy.toml), the limit the field's invariant checks.
 ops! {
     /// start a stopped worker (`proc.state`, `cpu.util`).
     ProcessStart = "process.start", Admin, destructive = false { pd: P };
@@ -243,16 +169,18 @@ ops! {
     /// (`proc.restart_rate`, `cpu.util`, `auth.confirm`).
     ProcessRestart = "process.restart", Admin, destructive = true { pd: P };
     /// set a worker's priority (`prio.ceiling`).
-    ProcessSetPriority = "process.set_priority", Operator, destructive = false { pd: P, priority: N };
+    ProcessSetPriority = "process.set_priority", Operator, destructive = false { pd: P, priority: N in 1 ..= priority_ceiling };
     /// set a worker's cpu budget per period (`cpu.budget_bounds`, `cpu.util`).
-    ProcessSetBudget = "process.set_budget", Operator, destructive = false { pd: P, budget_us: N, period_us: N };
+    ProcessSetBudget = "process.set_budget", Operator, destructive = false {
+        pd: P, budget_us: N in budget_min_us ..= period_max_us, period_us: N in budget_min_us ..= period_max_us
+    };
     /// give a worker pages from the pool (`mem.quota`, `mem.pool`).
-    MemoryGrant = "memory.grant", Operator, destructive = false { pd: P, pages: N };
+    MemoryGrant = "memory.grant", Operator, destructive = false { pd: P, pages: N in 1 ..= quota_pages };
     /// take pages back from a stopped worker; they are zeroed
     /// (`mem.reclaim_bounds`, `mem.reclaim_stopped`).
-    MemoryReclaim = "memory.reclaim", Operator, destructive = false { pd: P, pages: N };
+    MemoryReclaim = "memory.reclaim", Operator, destructive = false { pd: P, pages: N in 1 ..= quota_pages };
     /// notify a worker periodically (`timer.bounds`).
-    TimerSetPeriodic = "timer.set_periodic", Operator, destructive = false { pd: P, period_us: N };
+    TimerSetPeriodic = "timer.set_periodic", Operator, destructive = false { pd: P, period_us: N in timer_min_us ..= timer_max_us };
     /// stop a worker's periodic notification.
     TimerCancel = "timer.cancel", Operator, destructive = false { pd: P };
     /// read the platform inventory (read-only).

@@ -63,31 +63,6 @@ pub struct Args {
     pub llm: PlannerArgs,
 }
 
-/// qemu, the loader image (built if needed) and the private runtime dir the
-/// per-case boots use (removed when dropped).
-fn qemu_image() -> Result<(PathBuf, PathBuf, TempDir), crate::qemu::QemuError> {
-    use crate::qemu::QemuError;
-    use board_qemu_virt_aarch64::image;
-    let config = crate::qemu::config();
-    let sdk = image::sdk_from_env(config).map_err(QemuError::Image)?;
-    let qemu = board_qemu_virt_aarch64::qemu::find_qemu().ok_or(QemuError::NoQemu)?;
-    let img = crate::qemu::build_image_with(sdk, config, &mut |l| eprintln!("llmsh redteam: {l}"))?;
-    let dir = TempDir(std::env::temp_dir().join(format!("llm-os-redteam-{}", std::process::id())));
-    crate::osd::ensure_private(&dir.0, crate::osd::my_uid())
-        .map_err(|e| QemuError::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.0)))?;
-    crate::paths::use_private_runtime_dir(dir.0.clone());
-    Ok((qemu, img.loader, dir))
-}
-
-/// a directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn default_corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/redteam/cases.jsonl")
 }
@@ -157,17 +132,14 @@ pub fn run(args: &Args) -> Exit {
     let system = crate::paths::system_path();
     let qemu_image = match args.system {
         SystemChoice::Hosted => None,
-        SystemChoice::Qemu => match qemu_image() {
+        SystemChoice::Qemu => match redteam::qemu_image(&mut |l| eprintln!("llmsh redteam: {l}")) {
             Ok(x) => Some(x),
             Err(e) => {
                 return common::report(&e.code().err(e.to_string()));
             }
         },
     };
-    let target = match &qemu_image {
-        None => Target::Hosted,
-        Some((qemu, loader, _)) => Target::Qemu { qemu, loader },
-    };
+    let target = qemu_image.as_ref().map_or(Target::Hosted, redteam::QemuImage::target);
     // the verifier-off comparison needs the hosted-only unverified mode
     let compare = !args.no_compare && args.system == SystemChoice::Hosted;
     let keys = match common::host_keys() {
@@ -200,7 +172,7 @@ pub fn run(args: &Args) -> Exit {
                 r.outcome,
                 r.successes.first().map_or(String::new(), |s| format!(
                     "; success: {} {}",
-                    s.kind, s.detail
+                    s.kind.name(), s.detail
                 )),
                 r.error
                     .as_ref()

@@ -290,7 +290,7 @@ fn same_len(a: &str, b: &str, out: &mut Vec<String>) {
     );
     if !lo_tail_min {
         let nines: String = "9".repeat(rest);
-        same_len(&a[..], &format!("{prefix}{}{nines}", da as char), out);
+        same_len(a, &format!("{prefix}{}{nines}", da as char), out);
     }
     if mid_lo <= mid_hi {
         out.push(piece(mid_lo, mid_hi));

@@ -106,21 +106,6 @@ pub fn local_grammar_schema(policy: &Policy, tier: Tier, numbers: &[u64]) -> Val
     s
 }
 
-/// the bounds of a numeric field of an op, from the policy; none for
-/// fields the policy does not bound.
-fn bounds(op: &str, field: &str, p: &Policy) -> Option<(u64, u64)> {
-    let l = &p.limits;
-    match (op, field) {
-        ("memory.grant" | "memory.reclaim", "pages") => Some((1, l.quota_pages)),
-        ("process.set_priority", "priority") => Some((1, l.priority_ceiling)),
-        ("process.set_budget", "budget_us" | "period_us") => {
-            Some((l.budget_min_us, l.period_max_us))
-        }
-        ("timer.set_periodic", "period_us") => Some((l.timer_min_us, l.timer_max_us)),
-        _ => None,
-    }
-}
-
 /// rewrites one definition: `oneOf` of variants becomes `anyOf` (the ops are
 /// disjoint, so the two mean the same), enums lose their per-value wrappers,
 /// `op` and `pd` come first, and numbers get their policy bounds.
@@ -177,8 +162,10 @@ fn action_variant(mut v: Value, policy: &Policy, numbers: &[u64]) -> Value {
         .and_then(Value::as_array)
         .and_then(|e| e.first())
         .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+        .and_then(ActionKind::from_name);
+    // the bounds of a numeric field: the policy's limit the `ops!` table
+    // names for it; none for fields no limit bounds
+    let bounds = |field: &str| op.and_then(|k| k.field_bounds(field, &policy.limits));
     let mut keys: Vec<&String> = props.keys().collect();
     keys.sort_by_key(|k| match k.as_str() {
         "op" => 0,
@@ -195,7 +182,7 @@ fn action_variant(mut v: Value, policy: &Policy, numbers: &[u64]) -> Value {
         if let Some(po) = p.as_object_mut() {
             po.remove("format");
             if po.get("type").and_then(Value::as_str) == Some("integer") {
-                match (bounds(&op, k, policy), k.strip_suffix("_us")) {
+                match (bounds(k), k.strip_suffix("_us")) {
                     // whole milliseconds: people say "20 ms", and a small model
                     // copies the number it read far better than it adds zeros.
                     // [`complete`] turns `*_ms` back into `*_us`.
@@ -375,6 +362,37 @@ mod tests {
         assert!(timer["properties"].get("period_us").is_none());
         let names: Vec<String> = (0..policy_verifier::N_WORKERS).map(|i| format!("worker{i}")).collect();
         assert_eq!(s["definitions"]["Worker"]["enum"], json!(names));
+    }
+
+    #[test]
+    fn every_number_is_bounded_by_the_limits_of_the_policy_in_force() {
+        let mut policy = DEFAULT_POLICY;
+        policy.limits.quota_pages = 77;
+        policy.limits.timer_max_us = 3_000_000;
+        let s = draft_schema(&policy, Tier::Admin, &[]);
+        let any = s["definitions"]["JsonActionOf_for_Worker_and_uint64"]["anyOf"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut numbers = 0;
+        for v in &any {
+            for (name, f) in v["properties"].as_object().into_iter().flatten() {
+                if f["type"] == "integer" {
+                    numbers += 1;
+                    assert!(f["maximum"].is_u64() && f["minimum"].is_u64(), "{name} of {v} is unbounded");
+                }
+            }
+        }
+        assert_eq!(numbers, 6, "priority, budget and period, two page counts, the timer's period");
+        let field = |op: &str, f: &str| {
+            any.iter()
+                .find(|v| v["properties"]["op"]["enum"][0] == op)
+                .map(|v| v["properties"][f].clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(field("memory.grant", "pages")["maximum"], json!(77));
+        assert_eq!(field("memory.reclaim", "pages")["maximum"], json!(77));
+        assert_eq!(field("timer.set_periodic", "period_ms")["maximum"], json!(3000));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use policy_verifier::json::InputError;
 use serde_json::Value;
 
-use crate::common::{self, Exit};
+use crate::common;
 
 /// how a set was used: the benchmark's honesty label.
 pub fn set_kind(set: &str) -> &'static str {
@@ -105,7 +105,7 @@ fn redteam_row(v: &Value) -> String {
 
 /// the page for these reports (bench reports have `achieved_*` fields,
 /// red-team reports `verifier_on`); anything else is refused.
-pub fn page(reports: &[(String, Value)]) -> Result<String, InputError> {
+fn page(reports: &[(String, Value)]) -> Result<String, InputError> {
     let mut bench = Vec::new();
     let mut red = Vec::new();
     for (name, v) in reports {
@@ -145,28 +145,16 @@ pub fn page(reports: &[(String, Value)]) -> Result<String, InputError> {
     Ok(h)
 }
 
-/// reads the reports (each through the corpus size cap) and prints the page.
-pub fn render(paths: &[PathBuf]) -> Exit {
+/// reads the reports (each through the corpus size cap) and makes the page.
+pub fn render(paths: &[PathBuf]) -> Result<String, InputError> {
     let mut reports = Vec::new();
     for p in paths {
-        let bytes = match common::read_input(p, common::Input::Corpus) {
-            Ok(b) => b,
-            Err(e) => return common::report(&e),
-        };
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v) => reports.push((p.display().to_string(), v)),
-            Err(e) => {
-                return common::report(&crate::code::Code::BenchReport.err(format!("{}: {e}", p.display())))
-            }
-        }
+        let bytes = common::read_input(p, common::Input::Corpus)?;
+        let v = serde_json::from_slice::<Value>(&bytes)
+            .map_err(|e| crate::code::Code::BenchReport.err(format!("{}: {e}", p.display())))?;
+        reports.push((p.display().to_string(), v));
     }
-    match page(&reports) {
-        Ok(h) => {
-            print!("{h}");
-            Exit::Ok
-        }
-        Err(e) => common::report(&e),
-    }
+    page(&reports)
 }
 
 #[cfg(test)]
