@@ -194,6 +194,8 @@ codes! {
     SystemOther = "system.other", Machinery;
     /// the system did not boot, or did not answer in time after booting
     SystemBoot = "system.boot", Machinery;
+    /// a PD of the system faulted (on seL4 the monitor reports it); reboot the system
+    SystemPdFault = "system.pd_fault", Machinery;
     /// llm-osd did not stop in time
     SystemStop = "system.stop", Machinery;
     /// the .system manifest is unreadable or breaks a Microkit rule

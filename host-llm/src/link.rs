@@ -90,6 +90,7 @@ impl LinkError {
     pub fn code(&self) -> Code {
         match self {
             Self::Boot(_) => Code::SystemBoot,
+            Self::Client(ClientError::Fault(_)) => Code::SystemPdFault,
             Self::Client(_) => Code::LinkIo,
             Self::Qemu(e) => e.code(),
             Self::Keys(_) => Code::KeyUnavailable,
@@ -219,5 +220,22 @@ impl HostedLink {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// a faulted PD is the machinery's failure with a code of its own, not
+    /// a generic link error or a timeout.
+    #[test]
+    fn a_pd_fault_has_its_own_code_and_says_how_to_recover() {
+        let e = LinkError::Client(ClientError::Fault("verifier".into()));
+        assert_eq!(e.code(), Code::SystemPdFault);
+        assert_eq!(e.code().exit(), crate::code::Exit::Machinery);
+        let text = e.to_string();
+        assert!(text.contains("`verifier` PD faulted") && text.contains("boot"), "{text}");
+        assert_eq!(LinkError::Client(ClientError::Closed).code(), Code::LinkIo);
     }
 }

@@ -119,6 +119,9 @@ impl QemuError {
     }
 }
 
+/// what the Microkit monitor prints before a faulted PD's name.
+const FAULT_MARK: &str = "MON|ERROR: faulting PD:";
+
 /// the socket, with everything read copied to the console file as text.
 pub struct Tap {
     stream: UnixStream,
@@ -126,12 +129,20 @@ pub struct Tap {
     line: Vec<u8>,
     /// complete console lines not yet taken by [`Tap::take_lines`].
     lines: Vec<String>,
+    /// the PD the Microkit monitor reported as faulted, if any: it serves
+    /// nothing until the system is booted again.
+    fault: Option<String>,
 }
 
 impl Tap {
     fn new(stream: UnixStream) -> Self {
         let console = std::fs::OpenOptions::new().create(true).append(true).open(console_path()).ok();
-        Self { stream, console, line: Vec::new(), lines: Vec::new() }
+        Self { stream, console, line: Vec::new(), lines: Vec::new(), fault: None }
+    }
+
+    /// the PD the monitor reported as faulted since boot.
+    pub fn fault(&self) -> Option<&str> {
+        self.fault.as_deref()
     }
 
     /// text is printable ascii, tab, cr, escape (the kernel's colours); a
@@ -147,6 +158,11 @@ impl Tap {
                     }
                     if let Some(f) = self.console.as_mut() {
                         let _ = writeln!(f, "{text}");
+                    }
+                    // microkit's monitor: `MON|ERROR: faulting PD: <name>`
+                    if let (None, Some((_, pd))) = (&self.fault, text.split_once(FAULT_MARK)) {
+                        let pd: String = pd.trim().chars().take(64).collect();
+                        self.fault = Some(pd);
                     }
                     if self.lines.len() < 1024 {
                         self.lines.push(text);
@@ -242,7 +258,14 @@ impl QemuLink {
     /// skipped: a `Status` probe queued during boot may answer late, and an
     /// earlier attempt's receipt may arrive after a resend (receipts are
     /// matched by request id).
+    ///
+    /// a PD the monitor reported as faulted answers nothing: the request
+    /// fails at once with [`ClientError::Fault`] rather than after the
+    /// whole timeout.
     pub fn request(&mut self, req: &Request<'_>) -> Result<Reply, ClientError> {
+        if let Some(pd) = self.client.get_mut().fault() {
+            return Err(ClientError::Fault(pd.to_string()));
+        }
         let framed = LinkClient::<Tap>::frame_request(req)?;
         // a leading delimiter ends whatever partial frame the link PD holds
         let mut bytes = Vec::with_capacity(framed.len() + 1);
@@ -258,6 +281,9 @@ impl QemuLink {
                     if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
                         && started.elapsed() < REPLY_TIMEOUT =>
                 {
+                    if let Some(pd) = self.client.get_mut().fault() {
+                        return Err(ClientError::Fault(pd.to_string()));
+                    }
                     self.resends += 1;
                     self.client.send_raw(&bytes)?;
                     continue;
@@ -473,7 +499,7 @@ mod tests {
             got
         });
         let mut link = QemuLink {
-            client: LinkClient::new(Tap { stream: host, console: None, line: Vec::new(), lines: Vec::new() }),
+            client: LinkClient::new(Tap { stream: host, console: None, line: Vec::new(), lines: Vec::new(), fault: None }),
             owned: None,
             pid: 0,
             boot_to_ready: None,
@@ -488,10 +514,45 @@ mod tests {
         assert_eq!(got[0], got[1], "the resend carries the same bytes");
     }
 
+    /// a PD that faults never answers; the monitor says so on the console,
+    /// and the request ends with that, not after the 30 s timeout.
+    #[test]
+    fn a_faulted_pd_fails_the_request_at_once_with_its_name() {
+        let (host, mut sys) = UnixStream::pair().unwrap();
+        let fake = std::thread::spawn(move || {
+            let mut b = [0u8; 64];
+            let _ = sys.read(&mut b).unwrap();
+            sys.write_all(b"MON|ERROR: received message 0x00000006  badge: 0x0000000000000002  tcb cap: 0x8000000000003a\r\n").unwrap();
+            sys.write_all(b"MON|ERROR: faulting PD: verifier\r\n").unwrap();
+            sys.write_all(b"MON|ERROR: VMFault: ip=0x0000000000201234  fault_addr=0x000000000040f000  fsr=0x0000000093c08047  (data fault)\r\n").unwrap();
+            // no reply ever comes; the stream stays open until the host closes it
+            while sys.read(&mut b).is_ok_and(|n| n > 0) {}
+        });
+        let mut link = QemuLink {
+            client: LinkClient::new(Tap { stream: host, console: None, line: Vec::new(), lines: Vec::new(), fault: None }),
+            owned: None,
+            pid: 0,
+            boot_to_ready: None,
+            resends: 0,
+        };
+        let t0 = Instant::now();
+        match link.request(&Request::Status) {
+            Err(ClientError::Fault(pd)) => assert_eq!(pd, "verifier"),
+            other => panic!("{other:?}"),
+        }
+        assert!(t0.elapsed() < ATTEMPT_TIMEOUT * 2, "{:?}", t0.elapsed());
+        // and every later request, without waiting at all
+        let t1 = Instant::now();
+        assert!(matches!(link.request(&Request::Status), Err(ClientError::Fault(_))));
+        assert!(t1.elapsed() < Duration::from_millis(100));
+        drop(link);
+        let _ = fake.join();
+    }
+
     #[test]
     fn tap_keeps_text_lines_and_skips_frame_bytes() {
         let (a, _b) = UnixStream::pair().unwrap();
-        let mut t = Tap { stream: a, console: None, line: Vec::new(), lines: Vec::new() };
+        let mut t = Tap { stream: a, console: None, line: Vec::new(), lines: Vec::new(), fault: None };
         t.observe(b"Bootstrapping kernel\r\n\x00\x05\x01\x02\xff\n\x00MON|INFO: up\n");
         assert_eq!(t.take_lines(), vec!["Bootstrapping kernel".to_owned(), "MON|INFO: up".to_owned()]);
     }

@@ -17,6 +17,9 @@ pub enum ClientError {
     Closed,
     /// a reply frame that is not a `Reply`.
     Decode,
+    /// the system reported this PD as faulted (on seL4, the Microkit
+    /// monitor's console report); it answers nothing until a reboot.
+    Fault(String),
 }
 
 impl std::fmt::Display for ClientError {
@@ -26,6 +29,10 @@ impl std::fmt::Display for ClientError {
             Self::Encode => write!(f, "request too large for one frame"),
             Self::Closed => write!(f, "link closed before a reply"),
             Self::Decode => write!(f, "reply frame does not decode"),
+            Self::Fault(pd) => write!(
+                f,
+                "the system's `{pd}` PD faulted and answers nothing until the system is booted again (`llmsh boot --stop`, then boot)"
+            ),
         }
     }
 }
