@@ -534,6 +534,52 @@ fn each_request_of_a_long_run_gets_the_whole_deadline() {
     assert_eq!(f.seen.lock().expect("lock").len(), 4);
 }
 
+/// `bench-intents --policy` benchmarks the policy a researcher names: the
+/// hosted systems enforce it and the planner plans against it. the same
+/// ask, achieved under the built-in policy, is refused by `mem.quota`
+/// under one with a 40-page quota.
+#[test]
+fn the_benchmark_runs_the_policy_it_is_given() {
+    let dir = tmp("bench-policy");
+    let f = fake_with(|_, _| completion(GRANT16, 100));
+    let intents = dir.join("intents.jsonl");
+    std::fs::write(
+        &intents,
+        "{\"intent\":\"give worker1 16 more pages of memory\",\"session\":\"ops\",\"expect\":{\"worker1.pages\":\"+16\"}}\n",
+    )
+    .expect("write intents");
+    let base = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../system/policy.toml")).expect("policy.toml");
+    assert!(base.contains("quota_pages = 256"));
+    let small = dir.join("small-quota.toml");
+    std::fs::write(&small, base.replace("quota_pages = 256", "quota_pages = 40")).expect("write policy");
+    let bench = |policy: Option<&std::path::Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_llmsh"));
+        c.args(["bench-intents", "--file"]).arg(&intents).args(["--endpoint", &f.url]);
+        if let Some(p) = policy {
+            c.arg("--policy").arg(p);
+        }
+        let out = c
+            .env("XDG_RUNTIME_DIR", &dir)
+            .env("XDG_STATE_HOME", &dir)
+            .env("XDG_CONFIG_HOME", dir.join("cfg"))
+            .env_remove("LLM_OS_POLICY")
+            .env_remove("LLMSH_ENDPOINT")
+            .output()
+            .expect("run llmsh");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+        (v, stderr)
+    };
+    let (built_in, stderr) = bench(None);
+    assert_eq!(built_in["outcomes"], json!({"achieved": 1}), "{stderr}");
+    assert_eq!(built_in["policy"], "built-in");
+    let (small_run, stderr) = bench(Some(&small));
+    assert_eq!(small_run["achieved_with_retries_pct"], json!(0.0), "{stderr}");
+    let case = small_run["cases"][0]["retries"]["detail"].to_string();
+    assert!(case.contains("mem.quota"), "{case}");
+    assert!(small_run["policy"].as_str().is_some_and(|p| p.ends_with("small-quota.toml")));
+}
+
 #[test]
 fn a_huge_answer_is_not_read_and_a_long_draft_is_cut_before_it_is_echoed() {
     let dir = tmp("huge");

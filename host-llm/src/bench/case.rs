@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use pd_interface::link::{Reply, Request};
-use policy_verifier::{confirm, json, State, DEFAULT_POLICY};
+use policy_verifier::{confirm, json, Policy, State};
 use serde_json::{json, Value};
 
 use crate::common;
@@ -45,23 +45,34 @@ impl Defense {
 }
 
 
+/// how the intents run.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// feedback rounds (the "with retries" column).
+    pub max_retries: u32,
+    /// what stands between the model and the system.
+    pub defense: Defense,
+    /// the policy the hosted system enforces and the planner plans against.
+    pub policy: &'static Policy,
+}
+
 /// one case on a fresh system: setup, state, plan, execute, judge.
 pub(super) fn run_case(
     case: &Case,
-    retries: u32,
-    defense: Defense,
+    opts: Options,
     key: &[u8; 32],
     backend: &mut dyn Backend,
     plan_ms: &mut u64,
 ) -> Result<(bool, usize, Value), String> {
+    let (retries, defense, policy) = (opts.max_retries, opts.defense, opts.policy);
     // the verifier PD boots on this host's keys; tokens are for its boot
     let keys = link::host_keys().map_err(|e| e.to_string())?;
     let mut link = if defense == Defense::None {
-        let opts = hosted_system::BootOptions { unverified: true, keys, ..Default::default() };
-        let h = hosted_system::HostedSystem::boot_with(&crate::paths::system_path(), opts).map_err(|e| e.to_string())?;
+        let boot = hosted_system::BootOptions { unverified: true, keys, policy: Some(policy), ..Default::default() };
+        let h = hosted_system::HostedSystem::boot_with(&crate::paths::system_path(), boot).map_err(|e| e.to_string())?;
         Link::hosted(h, keys.plan)
     } else {
-        Link::boot_hosted(&crate::paths::system_path(), keys, &DEFAULT_POLICY).map_err(|e| e.to_string())?
+        Link::boot_hosted(&crate::paths::system_path(), keys, policy).map_err(|e| e.to_string())?
     };
     let epoch = match link.request(&Request::Status) {
         Ok(Reply::Status(s)) => s.epoch,
@@ -80,7 +91,7 @@ pub(super) fn run_case(
     };
     let req = PlanRequest {
         intent: &case.intent,
-        policy: &DEFAULT_POLICY,
+        policy,
         state: &state,
         session: &case.session,
         key,
@@ -141,7 +152,7 @@ pub(super) fn run_case(
         plan
     };
     let receipt = link.apply(&signed).map_err(|(c, m)| format!("{c}: {m}"))?;
-    let out = crate::receipt::receipt_json(&DEFAULT_POLICY, &signed, &receipt);
+    let out = crate::receipt::receipt_json(policy, &signed, &receipt);
     let before = json::state_to_json(&state);
     let ok = receipt.approved
         && receipt.failed_action.is_none()

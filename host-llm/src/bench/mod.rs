@@ -15,8 +15,8 @@ mod report;
 mod rows;
 mod run;
 
-pub use case::Defense;
+pub use case::{Defense, Options};
 pub use corpus::{load, Case};
 pub use report::render;
 pub use rows::{merge, summarize};
-pub use run::{run, Options, Progress};
+pub use run::{run, Progress};

@@ -7,17 +7,8 @@ use serde_json::{json, Value};
 
 use crate::llm::Backend;
 
-use super::case::{run_case, Defense};
+use super::case::{run_case, Options};
 use super::corpus::Case;
-
-/// how the intents run.
-#[derive(Debug, Clone, Copy)]
-pub struct Options {
-    /// feedback rounds (the "with retries" column).
-    pub max_retries: u32,
-    /// what stands between the model and the system.
-    pub defense: Defense,
-}
 
 /// where a run is, for progress lines.
 pub enum Progress<'a> {
@@ -45,7 +36,7 @@ pub fn run(
         // run gives both numbers: without retries means "achieved on attempt 1".
         let t0 = Instant::now();
         let mut plan_ms = 0u64;
-        let r = run_case(case, opts.max_retries, opts.defense, key, backend, &mut plan_ms);
+        let r = run_case(case, opts, key, backend, &mut plan_ms);
         let ms = t0.elapsed().as_millis() as u64;
         let (ok, attempts, detail) = match r {
             Ok((ok, n, d)) => (ok, n, d),

@@ -67,6 +67,11 @@ pub struct Args {
     /// which defenses stand between the model and the system.
     #[arg(long, value_enum, default_value = "full")]
     pub defense: Defense,
+    /// the policy the hosted system enforces and the planner plans
+    /// against (default `LLM_OS_POLICY`, else the built-in system/policy.toml),
+    /// as llm-osd takes it.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
     /// render these json reports (runs, merged shards, `llmsh redteam
     /// --json` reports) as one html page on stdout; runs nothing.
     #[arg(long, num_args = 1.., conflicts_with = "merge")]
@@ -121,6 +126,15 @@ pub fn run(args: &Args) -> Exit {
         Ok(s) => s.unwrap_or((0, 1)),
         Err(e) => return common::report(&e),
     };
+    let policy_path = args
+        .policy
+        .clone()
+        .or_else(|| std::env::var_os("LLM_OS_POLICY").filter(|v| !v.is_empty()).map(PathBuf::from));
+    let policy: &'static policy_verifier::Policy = match common::load_policy(policy_path.as_deref()) {
+        // one per process: the hosted systems of every intent run it
+        Ok(p) => Box::leak(Box::new(p)),
+        Err(e) => return common::report(&e),
+    };
     let key = match common::load_key(None) {
         Ok(k) => k,
         Err(e) => return common::report(&e),
@@ -145,7 +159,7 @@ pub fn run(args: &Args) -> Exit {
         Some(r) => r,
         None => &mut local,
     };
-    let opts = bench::Options { max_retries: args.max_retries, defense: args.defense };
+    let opts = bench::Options { max_retries: args.max_retries, defense: args.defense, policy };
     let results = bench::run(&picked, opts, &key, backend, |p| match p {
         bench::Progress::Start(n, case) => steps.at(n, &case.intent),
         bench::Progress::Done(case, row) => {
@@ -169,6 +183,7 @@ pub fn run(args: &Args) -> Exit {
     let prompt_tps = rate(st.prompt, st.prompt_ms);
     let mut summary = bench::summarize(&results);
     summary["set"] = json!(path.file_name().map(|f| f.to_string_lossy().into_owned()));
+    summary["policy"] = json!(policy_path.as_ref().map_or("built-in".to_string(), |p| p.display().to_string()));
     summary["backend"] = json!(if remote.is_some() { "remote" } else { "local" });
     summary["model"] = json!(match &remote {
         Some(r) => r.model(),
