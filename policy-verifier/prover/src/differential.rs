@@ -351,11 +351,17 @@ pub enum DomainOp {
     /// `state_violations`, `action_violations` and `apply` give what the
     /// plan loop's parts, the definitions and the rules give over Z3
     Verify,
+    /// `Expr::well_formed` admits only expressions the interpreter
+    /// evaluates without a fallback, and every form the parser builds
+    WellFormed,
+    /// the language's integer bound: no accepted expression exceeds u128,
+    /// and the PD's u128 and Z3's integers agree at the extremes
+    ExprBound,
 }
 
 impl DomainOp {
     /// every operation.
-    pub const ALL: [DomainOp; 13] = [
+    pub const ALL: [DomainOp; 15] = [
         DomainOp::Add,
         DomainOp::SubSat,
         DomainOp::Mul,
@@ -369,6 +375,8 @@ impl DomainOp {
         DomainOp::Workers,
         DomainOp::Expr,
         DomainOp::Verify,
+        DomainOp::WellFormed,
+        DomainOp::ExprBound,
     ];
 
     /// its name in `domain/<name>`.
@@ -387,6 +395,8 @@ impl DomainOp {
             DomainOp::Workers => "workers",
             DomainOp::Expr => "expr",
             DomainOp::Verify => "verify",
+            DomainOp::WellFormed => "well_formed",
+            DomainOp::ExprBound => "expr_bound",
         }
     }
 }
@@ -462,7 +472,7 @@ where
                     pend.bool(what("known z3"), p, &z.known(&q).map_or(q.clone(), Bool::from_bool));
                 }
                 // not operations of the value domain: see [`entry_agrees`].
-                DomainOp::Workers | DomainOp::Expr | DomainOp::Verify => {
+                DomainOp::Workers | DomainOp::Expr | DomainOp::Verify | DomainOp::WellFormed | DomainOp::ExprBound => {
                     return Err(Mismatch { what: format!("domain/{}", op.name()), concrete: "an entry point".into(), symbolic: "not a domain operation".into() });
                 }
             }
@@ -485,6 +495,8 @@ pub fn entry_agrees(policy: &Policy, key: &[u8], op: DomainOp) -> Result<(), Mis
         DomainOp::Workers => workers_agree(),
         DomainOp::Expr => expr_agrees(policy),
         DomainOp::Verify => verify_agrees(policy, key),
+        DomainOp::WellFormed => crate::wellformed::well_formed_agrees(policy),
+        DomainOp::ExprBound => crate::wellformed::bound_agrees(policy),
         _ => domain_agrees(&Concrete, op),
     }
 }
@@ -516,6 +528,73 @@ fn workers_agree() -> Result<(), Mismatch> {
     }
     if Worker::ALL.len() != N_WORKERS {
         return Err(mismatch("Worker::ALL".into(), Worker::ALL.len(), N_WORKERS));
+    }
+    // the worker an action reports (the shell's confirmation prompt, error
+    // details) is the one its lowering hands the checks.
+    for &kind in ActionKind::ALL {
+        for &w in &Worker::ALL {
+            let a = template(kind).map(|_| w, |_| 1);
+            let mut checked = None;
+            let _ = lower(&a).map(|p| checked = Some(*p), |_| ());
+            let reported = a.worker().map(|r| r.index() as u128);
+            if reported != checked {
+                return Err(mismatch(format!("{} on {}: worker()", kind.name(), w.name()), format!("{reported:?}"), format!("{checked:?} (lowered)")));
+            }
+        }
+    }
+    schema_workers()
+}
+
+/// the plan schema the LLM is given: every `pd` is a string, one of exactly
+/// the names the verifier decodes to workers `0..N_WORKERS`, in order.
+fn schema_workers() -> Result<(), Mismatch> {
+    use serde_json::Value;
+    let s = policy_verifier::json::plan_schema();
+    let defs = s.get("definitions").and_then(Value::as_object);
+    let resolve = |v: &Value| -> Option<Value> {
+        match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => defs?.get(r.strip_prefix("#/definitions/")?).cloned(),
+            None => Some(v.clone()),
+        }
+    };
+    let want: Vec<String> = (0..N_WORKERS).map(|i| format!("worker{i}")).collect();
+    let mut pds = 0usize;
+    let mut stack: Vec<Value> = vec![s.clone()];
+    while let Some(v) = stack.pop() {
+        match &v {
+            Value::Object(o) => {
+                if let Some(pd) = o.get("properties").and_then(|p| p.get("pd")) {
+                    pds = pds.saturating_add(1);
+                    let pd = resolve(pd).unwrap_or(Value::Null);
+                    let names: Option<Vec<String>> =
+                        pd.get("enum").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect());
+                    if pd.get("type").and_then(Value::as_str) != Some("string") || names.as_ref() != Some(&want) {
+                        return Err(mismatch("schema pd".into(), pd, format!("a string, one of {want:?}")));
+                    }
+                    for (i, n) in want.iter().enumerate() {
+                        let got = serde_json::from_value::<Worker>(Value::from(n.as_str())).ok().map(Worker::index);
+                        if got != Some(i) {
+                            return Err(mismatch(format!("schema name {n}"), format!("{got:?}"), i));
+                        }
+                    }
+                }
+                stack.extend(o.values().cloned());
+            }
+            Value::Array(a) => stack.extend(a.iter().cloned()),
+            _ => {}
+        }
+    }
+    // one `pd` per op with a worker.
+    let with_pd = ActionKind::ALL
+        .iter()
+        .filter(|&&k| {
+            let mut has = false;
+            let _ = lower(&template(k)).map(|_| has = true, |_| ());
+            has
+        })
+        .count();
+    if pds != with_pd {
+        return Err(mismatch("schema pd fields".into(), pds, with_pd));
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ pub mod obligation;
 pub mod plan;
 pub mod rules;
 pub mod symbolic;
+pub mod wellformed;
 
 use serde_json::{json, Value};
 
