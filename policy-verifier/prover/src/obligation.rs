@@ -390,7 +390,7 @@ impl<'a> Prover<'a> {
     /// soundness, completeness and preconditions: asserts the hypotheses and
     /// the negated goal; unsat proves it, a model is a counterexample.
     fn implication(&self, spec: &Spec) -> Obligation {
-        let d = &Z3::new();
+        let d = &Z3::naming_flags();
         let lim = &self.policy.limits;
         let Some(action) = spec.action else { return blank(spec) };
         let s = sym_state("s.", self.policy.initial.pool_pages);

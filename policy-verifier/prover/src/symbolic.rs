@@ -2,7 +2,7 @@
 //! terms, and the symbolic states and actions the obligations quantify over.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use policy_verifier::definitions::{self, Definitional};
 use policy_verifier::domain::Domain;
@@ -24,12 +24,19 @@ use z3::ast::{Ast, Bool, Int};
 /// pinned by the definitions' own inequality. no query needs Z3's division,
 /// and where a check and a definition ask for the utilisation of equal
 /// arguments, congruence answers without nonlinear arithmetic.
+/// a named `ite`: its branches and its name.
+type Named = (Int, Int, Int);
+
 #[derive(Debug)]
 pub struct Z3 {
     ceil: z3::FuncDecl,
     defs: RefCell<Vec<Bool>>,
     floor: RefCell<Vec<Bool>>,
     seen: RefCell<HashSet<(Int, u8)>>,
+    names: RefCell<HashMap<Int, Int>>,
+    pushed: RefCell<HashMap<Int, Int>>,
+    by_flag: RefCell<HashMap<Bool, Vec<Named>>>,
+    name_flags: bool,
 }
 
 impl Default for Z3 {
@@ -39,6 +46,10 @@ impl Default for Z3 {
             defs: RefCell::new(Vec::new()),
             floor: RefCell::new(Vec::new()),
             seen: RefCell::new(HashSet::new()),
+            names: RefCell::new(HashMap::new()),
+            pushed: RefCell::new(HashMap::new()),
+            by_flag: RefCell::new(HashMap::new()),
+            name_flags: false,
         }
     }
 }
@@ -47,6 +58,15 @@ impl Z3 {
     /// a domain with no division applied yet.
     pub fn new() -> Z3 {
         Z3::default()
+    }
+
+    /// the same, with every `ite` on a worker's flag named (see
+    /// [`Z3::named_ite`]): what the per-action obligations use. over a whole
+    /// plan the names cost more than they save (at 8 workers two plan
+    /// obligations ran out of time with them), so the plan obligations use
+    /// [`Z3::new`].
+    pub fn naming_flags() -> Z3 {
+        Z3 { name_flags: true, ..Z3::default() }
     }
 
     /// the defining inequalities of every division applied so far.
@@ -72,12 +92,68 @@ impl Z3 {
         r
     }
 
+    /// `ite(c, a, b)` as a constant `t` with `c → t = a` and `¬c → t = b`,
+    /// one per distinct term. a sum of `ite(running, u, 0)` over the workers
+    /// (utilisation, a count) is what Z3 handles worst as nested `ite`
+    /// terms: it splits on every worker's flag, 2^N cases, and cpu.util at
+    /// 16 workers ran out of time. named, the sum is linear over the names
+    /// and each flag matters only where the arithmetic needs it. the
+    /// definition is exact, so it goes to both [`Z3::abstraction`] and
+    /// [`Z3::definitions`].
+    fn named_ite(&self, c: &Bool, a: &Int, b: &Int) -> Int {
+        let term = c.ite(a, b);
+        if let Some(t) = self.names.borrow().get(&term) {
+            return t.clone();
+        }
+        let t = Int::fresh_const("ite");
+        let mut defs = vec![c.implies(t.eq(a)), c.not().implies(t.eq(b))];
+        // congruence the solver would see through the `ite` but not
+        // through two names: equal branches under one flag, equal names
+        // (a worker's utilisation before a step and after one that left
+        // its budget alone).
+        let mut by_flag = self.by_flag.borrow_mut();
+        let same = by_flag.entry(c.clone()).or_default();
+        for (a2, b2, t2) in same.iter() {
+            defs.push(Bool::and(&[a.eq(a2), b.eq(b2)]).implies(t.eq(t2)));
+        }
+        same.push((a.clone(), b.clone(), t.clone()));
+        let def = Bool::and(&defs);
+        self.floor.borrow_mut().push(def.clone());
+        self.defs.borrow_mut().push(def);
+        self.names.borrow_mut().insert(term, t.clone());
+        t
+    }
+
     /// records `def` for `r` once per kind (1 division, 2 utilisation).
     fn define(&self, r: &Int, kind: u8, def: impl FnOnce() -> Bool) {
         if self.seen.borrow_mut().insert((r.clone(), kind)) {
             let def = def();
             self.defs.borrow_mut().push(def);
         }
+    }
+}
+
+/// what a condition is: a worker's flag (a boolean constant), a flag after
+/// a step (an `ite`), or anything else (a comparison).
+enum Flag {
+    Const,
+    After(Bool, Bool, Bool),
+    Other,
+}
+
+fn flag(c: &Bool) -> Flag {
+    let Ok(f) = c.safe_decl() else { return Flag::Other };
+    match f.kind() {
+        z3::DeclKind::Uninterpreted if c.num_children() == 0 => Flag::Const,
+        z3::DeclKind::Ite => match c.children().as_slice() {
+            [p, x, y] => match (p.as_bool(), x.as_bool(), y.as_bool()) {
+                // a step's `pd = i`, not a plan's keep-or-advance choice.
+                (Some(p), Some(x), Some(y)) if p.safe_decl().is_ok_and(|f| f.kind() == z3::DeclKind::Eq) => Flag::After(p, x, y),
+                _ => Flag::Other,
+            },
+            _ => Flag::Other,
+        },
+        _ => Flag::Other,
     }
 }
 
@@ -161,12 +237,36 @@ impl Domain for Z3 {
         a.not()
     }
     /// `b` itself when both branches are the same term, which keeps the
-    /// states of a symbolic plan small (and their utilisations shared).
+    /// states of a symbolic plan small (and their utilisations shared); the
+    /// branch itself for a literal condition; under [`Z3::naming_flags`], a
+    /// named constant (see [`Z3::named_ite`]) when the condition is a
+    /// worker's flag.
     fn ite(&self, c: &Bool, a: &Int, b: &Int) -> Int {
         if a == b {
-            a.clone()
-        } else {
-            c.ite(a, b)
+            return a.clone();
+        }
+        match c.as_bool() {
+            Some(true) => a.clone(),
+            Some(false) => b.clone(),
+            None if !self.name_flags => c.ite(a, b),
+            None => match flag(c) {
+                Flag::Const => self.named_ite(c, a, b),
+                // a flag after a step: `ite(p, x, y)` as a condition is
+                // `ite(p, ite(x, a, b), ite(y, a, b))`, so that the worker's
+                // term after the step is its term before (named) where the
+                // step does not touch it.
+                Flag::After(p, x, y) => {
+                    let term = c.ite(a, b);
+                    if let Some(t) = self.pushed.borrow().get(&term) {
+                        return t.clone();
+                    }
+                    let (x, y) = (self.ite(&x, a, b), self.ite(&y, a, b));
+                    let t = if x == y { x } else { p.ite(&x, &y) };
+                    self.pushed.borrow_mut().insert(term, t.clone());
+                    t
+                }
+                Flag::Other => c.ite(a, b),
+            },
         }
     }
     fn ite_bool(&self, c: &Bool, a: &Bool, b: &Bool) -> Bool {
