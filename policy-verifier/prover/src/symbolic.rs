@@ -12,6 +12,9 @@ use policy_verifier::verify::{CaseFn, Slot};
 use policy_verifier::{Action, Worker};
 use z3::ast::{Ast, Bool, Int};
 
+/// a named `ite`: its branches and its name.
+type Named = (Int, Int, Int);
+
 /// the Z3 instance of [`Domain`]: mathematical integers and booleans, in the
 /// thread's Z3 context. it agrees with `Concrete` on every u64 input (the
 /// differential tests and the `domain/*` obligations check it).
@@ -24,9 +27,6 @@ use z3::ast::{Ast, Bool, Int};
 /// pinned by the definitions' own inequality. no query needs Z3's division,
 /// and where a check and a definition ask for the utilisation of equal
 /// arguments, congruence answers without nonlinear arithmetic.
-/// a named `ite`: its branches and its name.
-type Named = (Int, Int, Int);
-
 #[derive(Debug)]
 pub struct Z3 {
     ceil: z3::FuncDecl,
