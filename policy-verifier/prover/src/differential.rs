@@ -471,7 +471,7 @@ where
                     pend.bool(what("known"), p, &Bool::from_bool(c.known(&p).unwrap_or(p)));
                     pend.bool(what("known z3"), p, &z.known(&q).map_or(q.clone(), Bool::from_bool));
                 }
-                // not operations of the value domain: see [`entry_agrees`].
+                // not operations of the value domain: see `entry::entry_agrees`.
                 DomainOp::Workers | DomainOp::Expr | DomainOp::Verify | DomainOp::WellFormed | DomainOp::ExprBound => {
                     return Err(Mismatch { what: format!("domain/{}", op.name()), concrete: "an entry point".into(), symbolic: "not a domain operation".into() });
                 }
@@ -481,26 +481,6 @@ where
     pend.settle(z)
 }
 
-/// the `domain/workers` and `domain/verify` obligations (other ops: as
-/// [`domain_agrees`] over `Concrete`). the proofs speak of `verify::run`'s
-/// parts (`header`, `advance`, `finish`) over symbolic inputs; the PD enters
-/// through `verify::verify`, which decodes workers, looks up the session,
-/// checks the token, lowers each action and runs the loop. these compare
-/// that entry with those parts composed over Z3 on literal inputs the
-/// prover builds itself (a worker by its position in
-/// `Worker::ALL`, the token's validity as `confirm::is_valid`), always with
-/// the PD's own rules.
-pub fn entry_agrees(policy: &Policy, key: &[u8], op: DomainOp) -> Result<(), Mismatch> {
-    match op {
-        DomainOp::Workers => workers_agree(),
-        DomainOp::Expr => expr_agrees(policy),
-        DomainOp::Verify => verify_agrees(policy, key),
-        DomainOp::WellFormed => crate::wellformed::well_formed_agrees(policy),
-        DomainOp::ExprBound => crate::wellformed::bound_agrees(policy),
-        _ => domain_agrees(&Concrete, op),
-    }
-}
-
 fn mismatch(what: String, concrete: impl ToString, symbolic: impl ToString) -> Mismatch {
     Mismatch { what, concrete: concrete.to_string(), symbolic: symbolic.to_string() }
 }
@@ -508,7 +488,7 @@ fn mismatch(what: String, concrete: impl ToString, symbolic: impl ToString) -> M
 /// `Worker::from_index(i)` is a worker exactly for `i < N_WORKERS` (the pd
 /// range of `SymSlot` and `sym_action`), and that worker has index `i`, is
 /// `Worker::ALL[i]` and is named `worker{i}` both ways.
-fn workers_agree() -> Result<(), Mismatch> {
+pub(crate) fn workers_agree() -> Result<(), Mismatch> {
     let upto = usize::from(u8::MAX).saturating_add(2);
     for i in (0..=upto).chain([usize::MAX]) {
         let w = Worker::from_index(i);
@@ -618,7 +598,7 @@ pub fn expr_corpus() -> Vec<String> {
 
 /// for each of [`expr_corpus`]: no state (in the u64 ranges) where the
 /// interpreter over Z3 and the translation differ.
-fn expr_agrees(policy: &Policy) -> Result<(), Mismatch> {
+pub(crate) fn expr_agrees(policy: &Policy) -> Result<(), Mismatch> {
     use z3::{Params, SatResult, Solver};
     for text in expr_corpus() {
         let e = policy_verifier::expr::parse(&text, N_WORKERS)
@@ -752,7 +732,7 @@ fn entry_cases(policy: &Policy, key: &[u8]) -> Vec<(State, Plan)> {
     out
 }
 
-fn verify_agrees(policy: &Policy, key: &[u8]) -> Result<(), Mismatch> {
+pub(crate) fn verify_agrees(policy: &Policy, key: &[u8]) -> Result<(), Mismatch> {
     let z = &Z3::new();
     let lim = &policy.limits;
     let mut pend = Pending::default();

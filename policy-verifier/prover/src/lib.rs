@@ -14,6 +14,7 @@
 pub mod compare;
 pub mod counterexample;
 pub mod differential;
+pub mod entry;
 pub mod lang;
 pub mod obligation;
 pub mod plan;

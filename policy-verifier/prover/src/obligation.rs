@@ -50,7 +50,8 @@ use z3::{Params, SatResult, Solver};
 
 use crate::counterexample::{self, Counterexample, Witness};
 use crate::lang::{self, holds_policy};
-use crate::differential::{self, DomainOp};
+use crate::differential::DomainOp;
+use crate::entry;
 use crate::plan::{self, PlanGoal};
 use crate::rules::Rules;
 use crate::symbolic::{sym_action, sym_state, Z3};
@@ -375,7 +376,7 @@ impl<'a> Prover<'a> {
     fn domain(&self, spec: &Spec) -> Obligation {
         let mut ob = blank(spec);
         let t = Instant::now();
-        match spec.op.map(|op| differential::entry_agrees(self.policy, self.key, op)) {
+        match spec.op.map(|op| entry::entry_agrees(self.policy, self.key, op)) {
             Some(Ok(())) => ob.result = Outcome::Proved,
             Some(Err(m)) => {
                 ob.result = Outcome::Failed;
