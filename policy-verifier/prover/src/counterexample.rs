@@ -13,7 +13,6 @@ use policy_verifier::{confirm, Action, Invariant, Plan, Policy, State, Tier, Wor
 use serde_json::{json, Value};
 use z3::ast::{Bool, Int};
 
-use crate::obligation::{Kind, Spec};
 use crate::symbolic::Z3;
 
 /// a failed obligation, made concrete.
@@ -56,11 +55,15 @@ pub struct Witness {
     pub plan: Plan,
 }
 
-/// reads a counterexample off `model`: the symbolic state `m`, the action `a`.
+/// reads a counterexample off `model`: the symbolic state `m`, the action
+/// `a`. `reason` names the obligation in the plan, `expect` says what the
+/// counterexample shows (both the caller's: it knows the obligation).
+#[allow(clippy::too_many_arguments, reason = "the model's parts and the obligation's words")]
 pub(crate) fn extract(
     policy: &Policy,
     key: &[u8],
-    spec: &Spec,
+    reason: &str,
+    expect: String,
     model: &z3::Model,
     m: &Model<Z3>,
     a: &OpTerm<Z3>,
@@ -68,16 +71,7 @@ pub(crate) fn extract(
 ) -> Option<Counterexample> {
     let state = state_of(model, m);
     let action = action_of(model, a)?;
-    let plan = plan_of(policy, key, &state, &[action], &spec.name())?;
-    let name = spec.subject().map_or("every state invariant".to_string(), |i| format!("`{i}`"));
-    let expect = match spec.kind {
-        Kind::Soundness | Kind::Claim => format!("approved, yet `state_after` breaks {name}"),
-        Kind::Completeness if spec.subject().is_some() => {
-            format!("rejected at action 0 naming {name}, yet the state after the action keeps {name}")
-        }
-        Kind::Precondition => format!("the check {name} and its definition disagree on this action"),
-        _ => "rejected at action 0, yet the state after the action keeps every state invariant".to_string(),
-    };
+    let plan = plan_of(policy, key, &state, &[action], reason)?;
     let replay = replay(policy, key, &state, &plan);
     Some(Counterexample { state, plan, expect, needs_restart_marks, replay })
 }

@@ -123,6 +123,19 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// what a counterexample to this obligation shows, in words.
+    pub fn expectation(&self) -> String {
+        let name = self.subject().map_or("every state invariant".to_string(), |i| format!("`{i}`"));
+        match self.kind {
+            Kind::Soundness | Kind::Claim => format!("approved, yet `state_after` breaks {name}"),
+            Kind::Completeness if self.subject().is_some() => {
+                format!("rejected at action 0 naming {name}, yet the state after the action keeps {name}")
+            }
+            Kind::Precondition => format!("the check {name} and its definition disagree on this action"),
+            _ => "rejected at action 0, yet the state after the action keeps every state invariant".to_string(),
+        }
+    }
+
     const fn step(kind: Kind, action: ActionKind, invariant: Option<Invariant>) -> Spec {
         Spec { kind, action: Some(action), invariant, custom: None, plan: None, op: None }
     }
@@ -464,7 +477,7 @@ impl<'a> Prover<'a> {
                 };
                 if let Some(model) = model {
                     ob.counterexample =
-                        counterexample::extract(self.policy, self.key, spec, &model, m, &a.op, marks_needed);
+                        counterexample::extract(self.policy, self.key, &spec.name(), spec.expectation(), &model, m, &a.op, marks_needed);
                 }
             }
         }
