@@ -19,13 +19,15 @@ pub mod lang;
 pub mod obligation;
 pub mod plan;
 pub mod rules;
+pub mod spec;
 pub mod symbolic;
 pub mod wellformed;
 
 use serde_json::{json, Value};
 
 pub use counterexample::{Counterexample, Replay, Witness, WriteError, Written};
-pub use obligation::{all_specs, specs_for, CustomRef, Kind, Obligation, Outcome, Prover, Spec, DEFAULT_TIMEOUT_MS};
+pub use obligation::{all_specs, specs_for};
+pub use spec::{CustomRef, Kind, Obligation, Outcome, Prover, Spec, DEFAULT_TIMEOUT_MS};
 pub use compare::{compare, query, Comparison, Difference, QueryAnswer};
 pub use rules::{Rules, Verifier};
 pub use symbolic::Z3;

@@ -38,142 +38,23 @@
 
 use std::time::Instant;
 
-use policy_verifier::custom::{accepts_policy, CustomInvariant, CustomInvariants};
+use policy_verifier::custom::{accepts_policy, CustomInvariants};
 use policy_verifier::definitions::{holds, pre_holds};
 use policy_verifier::domain::Concrete;
-use policy_verifier::model::Name;
 use policy_verifier::plan::ActionKind;
 use policy_verifier::rules::{step, Model};
 use policy_verifier::{Action, Invariant, Policy};
 use z3::ast::{Ast, Bool};
-use z3::{Params, SatResult, Solver};
+use z3::SatResult;
 
-use crate::counterexample::{self, Counterexample, Witness};
+use crate::counterexample::{self, Counterexample};
 use crate::lang::{self, holds_policy};
 use crate::differential::DomainOp;
 use crate::entry;
-use crate::plan::{self, PlanGoal};
-use crate::rules::Rules;
+use crate::plan;
+use crate::spec::{blank, solve, timed_check, CustomRef, Kind, Obligation, Outcome, PlanGoal, Prover, Spec};
 use crate::symbolic::{sym_action, sym_state, Z3};
 
-/// the kinds of obligation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// an accepted action keeps the invariant.
-    Soundness,
-    /// a check fails only when its invariant would break.
-    Completeness,
-    /// a precondition's check is its definition.
-    Precondition,
-    /// the action is accepted somewhere reachable.
-    Vacuity,
-    /// a property of whole plans, through `verify::run`.
-    Plan,
-    /// the concrete and the symbolic domain agree.
-    Domain,
-    /// the policy's initial state satisfies a state invariant.
-    Consistency,
-    /// the rules keep a policy-file invariant they do not check.
-    Claim,
-}
-
-impl Kind {
-    /// `soundness`, `completeness`, `precondition`, `vacuity`, `plan`,
-    /// `domain`, `consistency`, `claim`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Kind::Soundness => "soundness",
-            Kind::Completeness => "completeness",
-            Kind::Precondition => "precondition",
-            Kind::Vacuity => "vacuity",
-            Kind::Plan => "plan",
-            Kind::Domain => "domain",
-            Kind::Consistency => "consistency",
-            Kind::Claim => "claim",
-        }
-    }
-}
-
-/// a policy-file invariant an obligation is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CustomRef {
-    /// its slot in the policy (`CustomInvariants::get`).
-    pub slot: u8,
-    /// its name, e.g. `proc.max_stopped`.
-    pub name: Name,
-    /// checked by the verifier, or a claim.
-    pub enforced: bool,
-}
-
-/// one obligation, before it is discharged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Spec {
-    /// what kind of statement.
-    pub kind: Kind,
-    /// the action kind it quantifies over (step obligations only).
-    pub action: Option<ActionKind>,
-    /// the built-in name it is about, if one.
-    pub invariant: Option<Invariant>,
-    /// the policy-file invariant it is about, if one.
-    pub custom: Option<CustomRef>,
-    /// which plan statement (plan obligations only).
-    pub plan: Option<PlanGoal>,
-    /// which operation (domain obligations only).
-    pub op: Option<DomainOp>,
-}
-
-impl Spec {
-    /// what a counterexample to this obligation shows, in words.
-    pub fn expectation(&self) -> String {
-        let name = self.subject().map_or("every state invariant".to_string(), |i| format!("`{i}`"));
-        match self.kind {
-            Kind::Soundness | Kind::Claim => format!("approved, yet `state_after` breaks {name}"),
-            Kind::Completeness if self.subject().is_some() => {
-                format!("rejected at action 0 naming {name}, yet the state after the action keeps {name}")
-            }
-            Kind::Precondition => format!("the check {name} and its definition disagree on this action"),
-            _ => "rejected at action 0, yet the state after the action keeps every state invariant".to_string(),
-        }
-    }
-
-    const fn step(kind: Kind, action: ActionKind, invariant: Option<Invariant>) -> Spec {
-        Spec { kind, action: Some(action), invariant, custom: None, plan: None, op: None }
-    }
-
-    const fn about(kind: Kind, action: Option<ActionKind>, c: CustomRef) -> Spec {
-        Spec { kind, action, invariant: None, custom: Some(c), plan: None, op: None }
-    }
-
-    /// the name of the invariant it is about: built-in or the policy file's.
-    pub fn subject(&self) -> Option<&str> {
-        match (self.invariant, &self.custom) {
-            (Some(i), _) => Some(i.name()),
-            (None, Some(c)) => Some(c.name.as_str()),
-            (None, None) => None,
-        }
-    }
-
-    /// e.g. `soundness/memory.grant/mem.quota`, `completeness/memory.grant/accepts`,
-    /// `vacuity/process.start`, `plan/naming/first`, `plan/soundness/auth.tier`,
-    /// `domain/add`, `consistency/proc.max_stopped`, `claim/process.stop/proc.max_stopped`.
-    pub fn name(&self) -> String {
-        let action = self.action.map_or("?", |a| a.name());
-        match (self.kind, self.subject()) {
-            (Kind::Plan, i) => {
-                let goal = self.plan.map_or("?", PlanGoal::name);
-                match i {
-                    Some(i) => format!("plan/{goal}/{i}"),
-                    None => format!("plan/{goal}"),
-                }
-            }
-            (Kind::Domain, _) => format!("domain/{}", self.op.map_or("?", DomainOp::name)),
-            (Kind::Consistency, i) => format!("consistency/{}", i.unwrap_or("?")),
-            (k, Some(i)) => format!("{}/{action}/{i}", k.name()),
-            (Kind::Completeness, None) => format!("completeness/{action}/accepts"),
-            (k, None) => format!("{}/{action}", k.name()),
-        }
-    }
-}
 
 /// the obligations about the checks, independent of the policy file: the
 /// domain agreements, then per action kind soundness for each state
@@ -244,123 +125,16 @@ fn build(customs: &CustomInvariants, consistency: bool) -> Vec<Spec> {
     out
 }
 
-/// how an obligation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// it holds for every input.
-    Proved,
-    /// Z3 found a counterexample (or, for vacuity, proved there is no witness).
-    Failed,
-    /// Z3 gave up (timeout); counts as a failure.
-    Unknown,
-}
-
-impl Outcome {
-    /// `proved`, `failed`, `unknown`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Outcome::Proved => "proved",
-            Outcome::Failed => "failed",
-            Outcome::Unknown => "unknown",
-        }
-    }
-}
-
-/// a discharged obligation.
-#[derive(Debug, Clone)]
-pub struct Obligation {
-    /// what was to be proved.
-    pub spec: Spec,
-    /// proved, failed or unknown.
-    pub result: Outcome,
-    /// wall time of the whole obligation (building terms and every solver
-    /// call), milliseconds.
-    pub ms: f64,
-    /// the longest single solver call, milliseconds: what the timeout bounds.
-    pub slowest_query_ms: f64,
-    /// the per-query timeout it ran under, milliseconds.
-    pub timeout_ms: u32,
-    /// for a failed soundness, completeness, precondition or plan
-    /// obligation: a state and a plan that show it.
-    pub counterexample: Option<Counterexample>,
-    /// for a proved vacuity obligation: the accepted plan from the initial state.
-    pub witness: Option<Witness>,
-    /// why Z3 gave up, for `unknown`; the mismatch, for a failed `domain/*`.
-    pub reason: Option<String>,
-}
-
-impl Obligation {
-    /// the timeout less the slowest query: how close it came to `unknown`.
-    pub fn margin_ms(&self) -> f64 {
-        f64::from(self.timeout_ms) - self.slowest_query_ms
-    }
-}
-
-/// the prover: a policy (the limits and the initial state), the checks under
-/// proof and the key counterexample plans are confirmed with.
-pub struct Prover<'a> {
-    pub(crate) policy: &'a Policy,
-    pub(crate) rules: &'a dyn Rules<Z3>,
-    pub(crate) key: &'a [u8],
-    timeout_ms: u32,
-}
-
-/// the per-query timeout unless [`Prover::timeout_ms`] says otherwise.
-pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
-
-/// a query: first under the abstraction of `ceil`, and only when that
-/// leaves it open, again under its full definition (see [`Z3::abstraction`]).
-pub(crate) fn solve(solver: &Solver, d: &Z3, slowest: &mut f64) -> SatResult {
-    solver.push();
-    solver.assert(d.abstraction());
-    let first = timed_check(solver, slowest, None);
-    solver.pop(1);
-    if first != SatResult::Sat {
-        return first;
-    }
-    solver.assert(d.abstraction());
-    solver.assert(d.definitions());
-    timed_check(solver, slowest, None)
-}
-
-/// a solver call and its time.
-pub(crate) fn timed_check(solver: &Solver, slowest: &mut f64, assumptions: Option<&[Bool]>) -> SatResult {
-    let t = Instant::now();
-    let r = match assumptions {
-        Some(a) => solver.check_assumptions(a),
-        None => solver.check(),
-    };
-    *slowest = slowest.max(t.elapsed().as_secs_f64() * 1000.0);
-    r
-}
 
 impl<'a> Prover<'a> {
-    /// a prover for `rules` under `policy`; `key` signs counterexample plans so
-    /// that `auth.confirm` never interferes with a replay.
-    pub fn new(policy: &'a Policy, rules: &'a dyn Rules<Z3>, key: &'a [u8]) -> Prover<'a> {
-        Prover { policy, rules, key, timeout_ms: DEFAULT_TIMEOUT_MS }
-    }
 
-    /// sets the per-query timeout; a query that runs out is `unknown`.
-    pub fn timeout_ms(mut self, ms: u32) -> Prover<'a> {
-        self.timeout_ms = ms;
-        self
-    }
 
     /// discharges every obligation of [`specs_for`] the policy.
     pub fn run_all(&self) -> Vec<Obligation> {
         specs_for(self.policy).iter().map(|s| self.run(s)).collect()
     }
 
-    /// the policy under proof.
-    pub fn policy(&self) -> &'a Policy {
-        self.policy
-    }
 
-    /// the policy-file invariant `spec` is about.
-    pub(crate) fn custom(&self, spec: &Spec) -> Option<&'a CustomInvariant> {
-        spec.custom.and_then(|c| self.policy.invariants.get(usize::from(c.slot)))
-    }
 
     /// discharges one obligation with a fresh solver.
     pub fn run(&self, spec: &Spec) -> Obligation {
@@ -377,13 +151,6 @@ impl<'a> Prover<'a> {
         ob
     }
 
-    pub(crate) fn solver(&self) -> Solver {
-        let s = Solver::new();
-        let mut p = Params::new();
-        p.set_u32("timeout", self.timeout_ms);
-        s.set_params(&p);
-        s
-    }
 
     /// `domain/op`: evaluated on literals, no search.
     fn domain(&self, spec: &Spec) -> Obligation {
@@ -576,15 +343,3 @@ impl<'a> Prover<'a> {
     }
 }
 
-pub(crate) fn blank(spec: &Spec) -> Obligation {
-    Obligation {
-        spec: *spec,
-        result: Outcome::Unknown,
-        ms: 0.0,
-        slowest_query_ms: 0.0,
-        timeout_ms: DEFAULT_TIMEOUT_MS,
-        counterexample: None,
-        witness: None,
-        reason: None,
-    }
-}

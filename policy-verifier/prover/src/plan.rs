@@ -42,46 +42,14 @@ use z3::SatResult;
 
 use crate::counterexample::{self, Counterexample};
 use crate::lang::{self, holds_policy};
-use crate::obligation::{blank, solve, Obligation, Outcome, Prover, Spec};
+use crate::spec::{blank, solve, Obligation, Outcome, Prover, Spec};
 use crate::symbolic::{in_u64, sym_state, SymSlot, Z3};
 
 /// symbolic slots in a plan obligation: one past the longest plan.
 pub const SLOTS: usize =
     (if MAX_ACTIONS > PLAN_ACTIONS_MAX as usize { MAX_ACTIONS } else { PLAN_ACTIONS_MAX as usize }) + 1;
 
-/// which statement about plans.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlanGoal {
-    /// a passing action breaks no name.
-    Soundness,
-    /// an action that breaks nothing passes.
-    Completeness,
-    /// a failing action is named exactly with what it breaks.
-    Naming,
-    /// the first failure is the one kept.
-    FirstFailure,
-    /// the loop threads the definitions' states.
-    State,
-    /// the loop invariant.
-    Invariant,
-    /// the token is needed exactly for stop and restart.
-    Confirmation,
-}
-
-impl PlanGoal {
-    /// its part of the obligation name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            PlanGoal::Soundness => "soundness",
-            PlanGoal::Completeness => "completeness",
-            PlanGoal::Naming => "naming",
-            PlanGoal::FirstFailure => "first_failure",
-            PlanGoal::State => "state",
-            PlanGoal::Invariant => "invariant",
-            PlanGoal::Confirmation => "confirmation",
-        }
-    }
-}
+pub use crate::spec::PlanGoal;
 
 /// every plan obligation: soundness and naming per name, then the rest.
 pub fn goals() -> Vec<(PlanGoal, Option<Invariant>)> {
