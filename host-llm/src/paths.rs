@@ -24,6 +24,13 @@ pub fn runtime_dir() -> PathBuf {
     crate::osd::runtime_dir().unwrap_or_default()
 }
 
+/// the policy file named by `LLM_OS_POLICY`, if any (else the built-in
+/// system/policy.toml): what llm-osd and the benchmark enforce, and what
+/// policy-verifier's build script compiles into a qemu image.
+pub fn policy_path() -> Option<PathBuf> {
+    std::env::var_os("LLM_OS_POLICY").filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
 /// the system description to boot: `$LLM_OS_SYSTEM`, else the repository's.
 pub fn system_path() -> PathBuf {
     std::env::var_os("LLM_OS_SYSTEM").map_or_else(hosted_system::default_system_path, PathBuf::from)

@@ -126,10 +126,7 @@ pub fn run(args: &Args) -> Exit {
         Ok(s) => s.unwrap_or((0, 1)),
         Err(e) => return common::report(&e),
     };
-    let policy_path = args
-        .policy
-        .clone()
-        .or_else(|| std::env::var_os("LLM_OS_POLICY").filter(|v| !v.is_empty()).map(PathBuf::from));
+    let policy_path = args.policy.clone().or_else(crate::paths::policy_path);
     let policy: &'static policy_verifier::Policy = match common::load_policy(policy_path.as_deref()) {
         // one per process: the hosted systems of every intent run it
         Ok(p) => Box::leak(Box::new(p)),

@@ -402,12 +402,6 @@ async fn answer(line: &[u8], peer: &User, shared: &Shared, wr: &mut OwnedWriteHa
     written
 }
 
-/// the policy file a qemu image is built with (`LLM_OS_POLICY`, as
-/// policy-verifier's build script reads it), if not system/policy.toml.
-fn image_policy() -> Option<PathBuf> {
-    std::env::var_os("LLM_OS_POLICY").filter(|v| !v.is_empty()).map(PathBuf::from)
-}
-
 /// the policy file's text: `path`, or system/policy.toml.
 fn policy_text(path: Option<&Path>) -> Result<String, InputError> {
     match path {
@@ -442,7 +436,7 @@ pub fn run(opts: Options) -> Exit {
         }
         let _ = std::fs::remove_file(&sock);
     }
-    let loaded = policy_text(opts.policy.as_deref().or(image_policy().as_deref())).and_then(|text| {
+    let loaded = policy_text(opts.policy.as_deref().or(crate::paths::policy_path().as_deref())).and_then(|text| {
         let policy = json::parse_policy(&text)?;
         Ok((SessionUsers::from_text(&text, owner)?, policy, text))
     });
@@ -473,7 +467,7 @@ pub fn run(opts: Options) -> Exit {
     }
     if matches!(opts.system, SystemSpec::Qemu { .. }) && opts.policy.is_some() {
         // the image compiled its policy in: `LLM_OS_POLICY` at build time, else system/policy.toml
-        let built = match policy_text(image_policy().as_deref()).and_then(|t| json::parse_policy(&t)) {
+        let built = match policy_text(crate::paths::policy_path().as_deref()).and_then(|t| json::parse_policy(&t)) {
             Ok(p) => p,
             Err(e) => return fail(e.code, e.message),
         };
