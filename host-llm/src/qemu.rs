@@ -451,6 +451,16 @@ mod tests {
         f
     }
 
+    /// a tap on `stream` that copies to no console file.
+    fn tap(stream: UnixStream) -> Tap {
+        Tap { stream, console: None, line: Vec::new(), lines: Vec::new(), fault: None }
+    }
+
+    /// a link to a system this llmsh did not start, on `stream`.
+    fn link_on(stream: UnixStream) -> QemuLink {
+        QemuLink { client: LinkClient::new(tap(stream)), owned: None, pid: 0, boot_to_ready: None, resends: 0 }
+    }
+
     fn receipt(id: u64) -> Reply {
         Reply::Receipt(Receipt {
             request_id: id,
@@ -498,13 +508,7 @@ mod tests {
             }
             got
         });
-        let mut link = QemuLink {
-            client: LinkClient::new(Tap { stream: host, console: None, line: Vec::new(), lines: Vec::new(), fault: None }),
-            owned: None,
-            pid: 0,
-            boot_to_ready: None,
-            resends: 0,
-        };
+        let mut link = link_on(host);
         match link.request(&Request::Apply(&bytes)).unwrap() {
             Reply::Receipt(r) => assert_eq!(r.request_id, 7),
             other => panic!("{other:?}"),
@@ -528,13 +532,7 @@ mod tests {
             // no reply ever comes; the stream stays open until the host closes it
             while sys.read(&mut b).is_ok_and(|n| n > 0) {}
         });
-        let mut link = QemuLink {
-            client: LinkClient::new(Tap { stream: host, console: None, line: Vec::new(), lines: Vec::new(), fault: None }),
-            owned: None,
-            pid: 0,
-            boot_to_ready: None,
-            resends: 0,
-        };
+        let mut link = link_on(host);
         let t0 = Instant::now();
         match link.request(&Request::Status) {
             Err(ClientError::Fault(pd)) => assert_eq!(pd, "verifier"),
@@ -552,7 +550,7 @@ mod tests {
     #[test]
     fn tap_keeps_text_lines_and_skips_frame_bytes() {
         let (a, _b) = UnixStream::pair().unwrap();
-        let mut t = Tap { stream: a, console: None, line: Vec::new(), lines: Vec::new(), fault: None };
+        let mut t = tap(a);
         t.observe(b"Bootstrapping kernel\r\n\x00\x05\x01\x02\xff\n\x00MON|INFO: up\n");
         assert_eq!(t.take_lines(), vec!["Bootstrapping kernel".to_owned(), "MON|INFO: up".to_owned()]);
     }

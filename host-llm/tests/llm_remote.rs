@@ -21,6 +21,11 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn llmsh(args: &[&str], dir: &PathBuf) -> Output {
+    llmsh_env(args, dir, &[])
+}
+
+/// [`llmsh`] with these environment variables set as well.
+fn llmsh_env(args: &[&str], dir: &PathBuf, env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_llmsh"))
         .args(args)
         .env("XDG_RUNTIME_DIR", dir)
@@ -30,6 +35,8 @@ fn llmsh(args: &[&str], dir: &PathBuf) -> Output {
         .env_remove("LLMSH_ENDPOINT")
         .env_remove("LLMSH_AUDIT_LOG")
         .env_remove("LLMSH_STATE")
+        .env_remove("LLM_OS_POLICY")
+        .envs(env.iter().copied())
         .output()
         .expect("run llmsh")
 }
@@ -411,15 +418,7 @@ fn a_refused_json_schema_falls_back_to_a_compact_grammar_then_json_object() {
 fn a_pinned_format_is_the_only_one_asked_for() {
     let dir = tmp("pinned");
     let f = fake_with(|_, _| Reply { status: 500, body: "no".into(), delay: Duration::ZERO });
-    let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
-        .args(["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &f.url, "--json"])
-        .env("XDG_RUNTIME_DIR", &dir)
-        .env("XDG_STATE_HOME", &dir)
-        .env("LLMSH_REMOTE_FORMAT", "grammar")
-        .env_remove("LLMSH_ENDPOINT")
-        .env_remove("LLMSH_STATE")
-        .output()
-        .expect("run llmsh");
+    let out = llmsh_env(&["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &f.url, "--json"], &dir, &[("LLMSH_REMOTE_FORMAT", "grammar")]);
     let err: Value = serde_json::from_slice(&out.stdout).expect("json error");
     assert_eq!(err["error"]["code"], "remote.http", "{err}");
     {
@@ -428,15 +427,7 @@ fn a_pinned_format_is_the_only_one_asked_for() {
         assert!(seen[0].1["grammar"].is_string());
     }
     // a name llmsh does not know is bad input, before any call
-    let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
-        .args(["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &f.url, "--json"])
-        .env("XDG_RUNTIME_DIR", &dir)
-        .env("XDG_STATE_HOME", &dir)
-        .env("LLMSH_REMOTE_FORMAT", "yaml")
-        .env_remove("LLMSH_ENDPOINT")
-        .env_remove("LLMSH_STATE")
-        .output()
-        .expect("run llmsh");
+    let out = llmsh_env(&["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &f.url, "--json"], &dir, &[("LLMSH_REMOTE_FORMAT", "yaml")]);
     assert_eq!(out.status.code(), Some(2));
     let err: Value = serde_json::from_slice(&out.stdout).expect("json error");
     assert_eq!(err["error"]["code"], "backend.config", "{err}");
@@ -517,17 +508,8 @@ fn each_request_of_a_long_run_gets_the_whole_deadline() {
     let intents = dir.join("intents.jsonl");
     let line = r#"{"intent":"give worker1 16 more pages of memory","session":"ops","expect":{"worker1.pages":"+16"}}"#;
     std::fs::write(&intents, format!("{line}\n").repeat(4)).expect("write intents");
-    let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
-        .args(["bench-intents", "--file"])
-        .arg(&intents)
-        .args(["--endpoint", &f.url])
-        .env("XDG_RUNTIME_DIR", &dir)
-        .env("XDG_STATE_HOME", &dir)
-        .env("XDG_CONFIG_HOME", dir.join("cfg"))
-        .env("LLMSH_REMOTE_DEADLINE", "1")
-        .env_remove("LLMSH_ENDPOINT")
-        .output()
-        .expect("run llmsh");
+    let file = intents.to_str().expect("utf-8 path");
+    let out = llmsh_env(&["bench-intents", "--file", file, "--endpoint", &f.url], &dir, &[("LLMSH_REMOTE_DEADLINE", "1")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert_eq!(report["outcomes"], json!({"achieved": 4}), "{stderr}");
@@ -553,19 +535,11 @@ fn the_benchmark_runs_the_policy_it_is_given() {
     let small = dir.join("small-quota.toml");
     std::fs::write(&small, base.replace("quota_pages = 256", "quota_pages = 40")).expect("write policy");
     let bench = |policy: Option<&std::path::Path>| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_llmsh"));
-        c.args(["bench-intents", "--file"]).arg(&intents).args(["--endpoint", &f.url]);
+        let mut args = vec!["bench-intents", "--file", intents.to_str().expect("utf-8 path"), "--endpoint", &f.url];
         if let Some(p) = policy {
-            c.arg("--policy").arg(p);
+            args.extend(["--policy", p.to_str().expect("utf-8 path")]);
         }
-        let out = c
-            .env("XDG_RUNTIME_DIR", &dir)
-            .env("XDG_STATE_HOME", &dir)
-            .env("XDG_CONFIG_HOME", dir.join("cfg"))
-            .env_remove("LLM_OS_POLICY")
-            .env_remove("LLMSH_ENDPOINT")
-            .output()
-            .expect("run llmsh");
+        let out = llmsh(&args, &dir);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
         (v, stderr)
@@ -748,17 +722,11 @@ fn plans_against_a_real_llama_cpp_python_server() {
     let dir = tmp("llamacpp");
     // the grammar form pinned: the server must take llmsh's GBNF (a refusal
     // would be remote.http); the fallback order has its own test
-    let out = Command::new(env!("CARGO_BIN_EXE_llmsh"))
-        .args(["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &url, "--json", "--remote-timeout", "240", "--remote-deadline", "600"])
-        .env("XDG_RUNTIME_DIR", &dir)
-        .env("XDG_STATE_HOME", &dir)
-        .env("XDG_CONFIG_HOME", dir.join("cfg"))
-        .env("LLMSH_REMOTE_FORMAT", "grammar")
-        .env_remove("LLMSH_ENDPOINT")
-        .env_remove("LLMSH_AUDIT_LOG")
-        .env_remove("LLMSH_STATE")
-        .output()
-        .expect("run llmsh");
+    let out = llmsh_env(
+        &["plan", "give worker1 16 more pages of memory", "--backend", "remote", "--endpoint", &url, "--json", "--remote-timeout", "240", "--remote-deadline", "600"],
+        &dir,
+        &[("LLMSH_REMOTE_FORMAT", "grammar")],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let plan: Value = serde_json::from_slice(&out.stdout).expect("plan json");
