@@ -133,17 +133,20 @@ pub fn load_or_create_key() -> Result<[u8; 32], InputError> {
         return read_key(&path);
     }
     let io = |e: std::io::Error| crate::code::Code::AuditKey.err(format!("audit key `{}`: {e}", path.display()));
-    if let Some(dir) = path.parent() {
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-            .create(dir)
-            .map_err(io)?;
-    }
-    let mut key = [0u8; 32];
-    File::open("/dev/urandom").and_then(|mut r| r.read_exact(&mut key)).map_err(io)?;
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
-    f.write_all(format!("{}\n", json::hex(&key)).as_bytes()).and_then(|()| f.sync_all()).map_err(io)?;
-    eprintln!("llm-osd: generated the audit key `{}` (mode 0600; only llm-osd writes with it)", path.display());
-    read_key(&path)
+    let Some(dir) = path.parent() else { return Err(io(std::io::ErrorKind::NotFound.into())) };
+    // under the key directory's lock, so that two first uses write one key.
+    let made = pd_interface::keys::store::locked(dir, || {
+        if path.exists() {
+            return read_key(&path);
+        }
+        let mut key = [0u8; 32];
+        File::open("/dev/urandom").and_then(|mut r| r.read_exact(&mut key)).map_err(io)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
+        f.write_all(format!("{}\n", json::hex(&key)).as_bytes()).and_then(|()| f.sync_all()).map_err(io)?;
+        eprintln!("llm-osd: generated the audit key `{}` (mode 0600; only llm-osd writes with it)", path.display());
+        read_key(&path)
+    });
+    made.map_err(|e| crate::code::Code::AuditKey.err(e.0))?
 }
 
 /// an audit log file.

@@ -27,18 +27,19 @@ pub fn run(args: &Args) -> Exit {
         Ok(d) => d,
         Err(e) => return fail(Code::KeyUnavailable, e.to_string()),
     };
-    let exists = [store::PLAN_FILE, store::CONFIRM_FILE].iter().any(|f| dir.join(f).exists());
-    if exists && !args.force {
-        return fail(
-            Code::KeyExists,
-            format!("keys already exist in `{}`; `--force` replaces them", dir.display()),
-        );
-    }
-    match store::generate(&dir, args.force) {
-        Ok(_) => {
+    let made = store::locked(&dir, || {
+        let exists = [store::PLAN_FILE, store::CONFIRM_FILE].iter().any(|f| dir.join(f).exists());
+        if exists && !args.force {
+            return Ok(Err(format!("keys already exist in `{}`; `--force` replaces them", dir.display())));
+        }
+        store::generate(&dir, args.force).map(Ok)
+    });
+    match made.and_then(|r| r) {
+        Ok(Ok(_)) => {
             common::print_json(&json!({"dir": dir, "files": [store::PLAN_FILE, store::CONFIRM_FILE], "mode": "0600"}));
             Exit::Ok
         }
+        Ok(Err(m)) => fail(Code::KeyExists, m),
         Err(e) => fail(Code::KeyUnavailable, e.to_string()),
     }
 }

@@ -241,14 +241,66 @@ pub mod store {
         })
     }
 
-    /// writes fresh keys into `dir` (created 0700), each file 0600 and
-    /// created new: an existing key is never overwritten unless `force`.
-    pub fn generate(dir: &Path, force: bool) -> Result<Keys, KeyError> {
+    /// the lock file in the key directory.
+    pub const LOCK_FILE: &str = ".lock";
+    /// how long [`locked`] waits for another process's first use.
+    pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// `dir`, created 0700 if it is missing.
+    pub fn make_dir(dir: &Path) -> Result<(), KeyError> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| KeyError(format!("cannot create `{}`: {e}", dir.display())))?;
+            .map_err(|e| KeyError(format!("cannot create `{}`: {e}", dir.display())))
+    }
+
+    /// runs `f` holding the key directory's lock (an advisory lock on
+    /// [`LOCK_FILE`], created 0600): without it, two processes on their
+    /// first use each found no keys, and the second to create a file failed
+    /// on the first's, or read it half written. waits at most [`LOCK_WAIT`];
+    /// the lock goes with the process, so a crash leaves none held. the
+    /// outer error is the lock's, the inner one `f`'s.
+    pub fn locked<T>(dir: &Path, f: impl FnOnce() -> T) -> Result<T, KeyError> {
+        make_dir(dir)?;
+        let path = dir.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| KeyError(format!("cannot open `{}`: {e}", path.display())))?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(KeyError(format!(
+                        "`{}` is still locked after {} s: another llmsh or llm-osd is writing keys",
+                        path.display(),
+                        LOCK_WAIT.as_secs()
+                    )))
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(KeyError(format!("cannot lock `{}`: {e}", path.display())))
+                }
+            }
+        }
+        let out = f();
+        let _ = lock.unlock();
+        Ok(out)
+    }
+
+    /// writes fresh keys into `dir` (created 0700), each file 0600 and
+    /// created new: an existing key is never overwritten unless `force`.
+    /// the caller holds [`locked`].
+    pub fn generate(dir: &Path, force: bool) -> Result<Keys, KeyError> {
+        make_dir(dir)?;
         let keys = Keys { plan: random_key()?, confirm: random_key()?, source: KeySource::Installation };
         for (name, key) in [(PLAN_FILE, &keys.plan), (CONFIRM_FILE, &keys.confirm)] {
             let path = dir.join(name);
@@ -275,20 +327,58 @@ pub mod store {
         if dev_requested() {
             return Ok(Keys::dev());
         }
-        let d = dir()?;
+        keys_in(&dir()?, note)
+    }
+
+    /// the installation's keys in `d`, generated there if it has none.
+    pub fn keys_in(d: &Path, note: &mut dyn FnMut(&str)) -> Result<Keys, KeyError> {
+        let d = d.to_path_buf();
         let have = |n: &str| d.join(n).exists();
-        if !have(PLAN_FILE) && !have(CONFIRM_FILE) {
+        if have(PLAN_FILE) && have(CONFIRM_FILE) {
+            return load(&d);
+        }
+        locked(&d, || {
+            if have(PLAN_FILE) || have(CONFIRM_FILE) {
+                return load(&d);
+            }
             let keys = generate(&d, false)?;
             note(&format!("generated this installation's keys in `{}` (first use)", d.display()));
-            return Ok(keys);
-        }
-        load(&d)
+            Ok(keys)
+        })?
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_uses_at_once_write_one_set_of_keys_and_all_read_it() {
+        let dir = std::env::temp_dir().join(format!("llm-os-keys-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let notes = std::sync::atomic::AtomicUsize::new(0);
+        let start = std::sync::Barrier::new(8);
+        let got: Vec<_> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        store::keys_in(&dir, &mut |_| {
+                            notes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        })
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let first = got[0].as_ref().unwrap();
+        for k in &got {
+            let k = k.as_ref().unwrap();
+            assert_eq!((k.plan, k.confirm), (first.plan, first.confirm));
+        }
+        assert_eq!(notes.load(std::sync::atomic::Ordering::SeqCst), 1, "one of them generated the keys");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_blob_round_trips_and_an_unpatched_one_has_no_keys() {
