@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 pub use counterexample::{Counterexample, Replay, Witness, WriteError, Written};
 pub use obligation::{all_specs, specs_for};
-pub use spec::{CustomRef, Kind, Obligation, Outcome, Prover, Spec, DEFAULT_TIMEOUT_MS};
+pub use spec::{CustomRef, Kind, Obligation, Outcome, Prover, Spec, DEFAULT_TIMEOUT_MS, WHOLE_RLIMIT};
 pub use compare::{compare, query, Comparison, Difference, QueryAnswer};
 pub use rules::{Rules, Verifier};
 pub use symbolic::Z3;

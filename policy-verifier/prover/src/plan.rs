@@ -15,6 +15,11 @@
 //! run over [`SLOTS`] symbolic actions, one more than the contract's
 //! longest plan, so an off-by-one `plan.size` shows.
 //!
+//! a loop obligation is one query over the whole symbolic action when Z3
+//! settles it within [`crate::WHOLE_RLIMIT`] steps (every one does up to 8
+//! workers), else one query per kind and worker, each conjunct of the
+//! statement on its own: see [`discharge`].
+//!
 //! the definitions side says, of the action at model `m` with counts `c`,
 //! which names it breaks (`bad_N`): a state invariant the model after it
 //! breaks, a precondition's definition it fails, a restart of a worker
@@ -36,6 +41,7 @@ use policy_verifier::definitions::{self, holds, pre_holds, tier_ok, PLAN_ACTIONS
 use policy_verifier::plan::{ActionKind, Plan, MAX_ACTIONS, N_WORKERS, PLAN_VERSION};
 use policy_verifier::rules::{self, Model};
 use policy_verifier::verify::{self, Context, Names, Progress};
+use policy_verifier::domain::Domain;
 use policy_verifier::{confirm, Action, Invariant, Policy, Tier};
 use z3::ast::{Bool, Int};
 use z3::SatResult;
@@ -43,7 +49,7 @@ use z3::SatResult;
 use crate::counterexample::{self, Counterexample};
 use crate::lang::{self, holds_policy};
 use crate::spec::{blank, solve, Obligation, Outcome, Prover, Spec};
-use crate::symbolic::{in_u64, sym_state, SymSlot, Z3};
+use crate::symbolic::{in_u64, sym_state, template, SymSlot, Z3};
 
 /// symbolic slots in a plan obligation: one past the longest plan.
 pub const SLOTS: usize =
@@ -104,10 +110,11 @@ fn invariant(d: &Z3, policy: &Policy, p: &Progress<Z3>, counts: &[Int]) -> Bool 
     p.failed.not().implies(Bool::and(&parts))
 }
 
-fn step_setup(p: &Prover<'_>) -> Step {
+/// one loop iteration over `slot`: a whole symbolic slot, or one case of
+/// it (see [`discharge`]).
+fn step_setup(p: &Prover<'_>, slot: SymSlot) -> Step {
     let d = Z3::new();
     let lim = &p.policy.limits;
-    let slot = SymSlot::new("a.");
     let ctx: Context<Z3> = Context {
         request_id: Int::new_const("plan.request_id"),
         last_request_id: Int::new_const("state.last_request_id"),
@@ -141,7 +148,7 @@ fn step_setup(p: &Prover<'_>) -> Step {
     // the definitions' side.
     let mm = &prog.m;
     let earlier = counts.iter().enumerate().fold(Int::from_u64(0), |acc, (w, c)| {
-        slot.pd.eq(Int::from_u64(w as u64)).ite(c, &acc)
+        d.ite(&d.eq(&slot.pd, &Int::from_u64(w as u64)), c, &acc)
     });
     let mut after = mm.clone();
     let mut b = Names::none(&d);
@@ -174,7 +181,7 @@ fn step_setup(p: &Prover<'_>) -> Step {
         .iter()
         .enumerate()
         .map(|(w, c)| {
-            let mine = Bool::and(&[restart_here.clone(), slot.pd.eq(Int::from_u64(w as u64))]);
+            let mine = Bool::and(&[restart_here.clone(), d.eq(&slot.pd, &Int::from_u64(w as u64))]);
             Int::add(&[c, &mine.ite(&Int::from_u64(1), &Int::from_u64(0))])
         })
         .collect();
@@ -279,8 +286,9 @@ fn pass_goal(s: &Pass, spec: &Spec) -> Option<Bool> {
     }
 }
 
-/// the statement of `spec` over one loop iteration.
-fn step_goal(p: &Prover<'_>, s: &Step, spec: &Spec) -> Bool {
+/// the statement of `spec` over one loop iteration, as conjuncts: a case
+/// of the obligation asks each of them on its own (see [`discharge`]).
+fn step_goal(p: &Prover<'_>, s: &Step, spec: &Spec) -> Vec<Bool> {
     let d = &s.d;
     let pre = &s.p;
     let nx = &s.next;
@@ -288,21 +296,21 @@ fn step_goal(p: &Prover<'_>, s: &Step, spec: &Spec) -> Bool {
     let now = Bool::and(&[pre.failed.not(), nx.failed.clone()]);
     let breaks = s.bad.any(d);
     if let Some(k) = spec.custom.map(|c| usize::from(c.slot)) {
-        return match spec.plan {
+        return vec![match spec.plan {
             Some(PlanGoal::Soundness) => Bool::and(&[fresh, now.not()]).implies(s.bad.get_custom(d, k).not()),
             Some(PlanGoal::Naming) => now.implies(nx.failed_names.get_custom(d, k).eq(s.bad.get_custom(d, k))),
             _ => Bool::from_bool(false),
-        };
+        }];
     }
     match (spec.plan, spec.invariant) {
         (Some(PlanGoal::Soundness), Some(inv)) => {
-            Bool::and(&[fresh, now.not()]).implies(s.bad.get(d, inv).not())
+            vec![Bool::and(&[fresh, now.not()]).implies(s.bad.get(d, inv).not())]
         }
-        (Some(PlanGoal::Completeness), _) => Bool::and(&[fresh, breaks.not()]).implies(now.not()),
+        (Some(PlanGoal::Completeness), _) => vec![Bool::and(&[fresh, breaks.not()]).implies(now.not())],
         (Some(PlanGoal::Naming), Some(inv)) => {
-            now.implies(nx.failed_names.get(d, inv).eq(s.bad.get(d, inv)))
+            vec![now.implies(nx.failed_names.get(d, inv).eq(s.bad.get(d, inv)))]
         }
-        (Some(PlanGoal::FirstFailure), _) => Bool::and(&[
+        (Some(PlanGoal::FirstFailure), _) => vec![
             // it fails exactly when it breaks something, and only once.
             fresh.implies(now.eq(&breaks)),
             s.slot.present.not().implies(nx.failed.eq(&pre.failed)),
@@ -313,7 +321,7 @@ fn step_goal(p: &Prover<'_>, s: &Step, spec: &Spec) -> Bool {
                 names_eq(&nx.failed_names, &pre.failed_names),
                 model_eq(&nx.held, &pre.held),
             ])),
-        ]),
+        ],
         (Some(PlanGoal::State), _) => {
             let h = verify::Header {
                 len: Int::new_const("plan.len"),
@@ -321,12 +329,12 @@ fn step_goal(p: &Prover<'_>, s: &Step, spec: &Spec) -> Bool {
                 confirmed: Bool::new_const("plan.confirmed"),
             };
             let v = verify::finish(d, &h, pre);
-            Bool::and(&[
+            vec![
                 Bool::and(&[pre.failed.not(), now.not()]).implies(model_eq(&nx.m, &s.after)),
                 v.approved.eq(Bool::and(&[h.plan_violations.any(d).not(), pre.failed.not()])),
                 pre.failed.implies(model_eq(&v.model, &pre.held)),
                 pre.failed.not().implies(model_eq(&v.model, &pre.m)),
-            ])
+            ]
         }
         (Some(PlanGoal::Invariant), _) => {
             // J at the start of a plan (begin from a state that keeps every
@@ -338,52 +346,138 @@ fn step_goal(p: &Prover<'_>, s: &Step, spec: &Spec) -> Bool {
             let base = Bool::and(&[m0.domain, holds_policy(d, p.policy, &m0.model), unmarked])
                 .implies(invariant(d, p.policy, &start, &zeros));
             let _ = (&s.counts, &s.counts_next);
-            Bool::and(&[base, s.j.implies(&s.j_next)])
+            vec![base, s.j.implies(&s.j_next)]
         }
-        _ => Bool::from_bool(false),
+        _ => vec![Bool::from_bool(false)],
     }
 }
 
 /// discharges one plan obligation.
+///
+/// a loop obligation is first one query over a whole symbolic action, under
+/// a resource limit ([`crate::spec::WHOLE_RLIMIT`]). when that leaves it open, it is one
+/// query per case of the action: its kind, and for a kind that names a
+/// worker, the worker, each under the full timeout. the cases cover the
+/// slot's whole domain (`0 <= kind < |ActionKind::ALL|`, `0 <= pd <
+/// N_WORKERS`), so every case unsat is the statement proved. a case's terms
+/// hold one kind's step on one worker ([`SymSlot::case`]): over the whole
+/// slot, the sum of the workers' utilisations under every kind's and every
+/// worker's `ite` runs out of time at 16 workers, while a case is linear
+/// in the workers. the limit counts Z3's own steps, not time, so which path
+/// an obligation takes does not depend on the machine's load. the
+/// plan-level pass has no such choice and is one query.
 pub(crate) fn discharge(p: &Prover<'_>, spec: &Spec) -> Obligation {
     let mut ob = blank(spec);
     let mut slowest = 0.0;
     let pass = pass_setup(p);
-    let (d, hyps, goal, step) = match pass_goal(&pass, spec) {
-        Some(g) => (pass.d, pass.hyps, g, None),
-        None => {
-            let s = step_setup(p);
-            let g = step_goal(p, &s, spec);
-            (Z3::new(), s.hyps.clone(), g, Some(s))
+    if let Some(goal) = pass_goal(&pass, spec) {
+        let solver = p.solver();
+        for h in &pass.hyps {
+            solver.assert(h);
         }
-    };
-    let d = step.as_ref().map_or(&d, |s| &s.d);
-    let solver = p.solver();
-    for h in &hyps {
-        solver.assert(h);
+        solver.assert(goal.not());
+        match solve(&solver, &pass.d, &mut slowest) {
+            SatResult::Unsat => ob.result = Outcome::Proved,
+            SatResult::Unknown => {
+                ob.result = Outcome::Unknown;
+                ob.reason = solver.get_reason_unknown();
+            }
+            SatResult::Sat => {
+                ob.result = Outcome::Failed;
+                ob.reason = Some("a plan-level counterexample: see the plan-level pass".to_string());
+            }
+        }
+        ob.slowest_query_ms = slowest;
+        return ob;
     }
-    solver.assert(goal.not());
-    match solve(&solver, d, &mut slowest) {
-        SatResult::Unsat => ob.result = Outcome::Proved,
-        SatResult::Unknown => {
-            ob.result = Outcome::Unknown;
-            ob.reason = solver.get_reason_unknown();
+    let mut first = 0.0;
+    match step_query(p, spec, SymSlot::new("a."), Some(p.whole_rlimit), &mut first) {
+        (SatResult::Unsat, _) => {
+            ob.result = Outcome::Proved;
+            ob.slowest_query_ms = first;
+            return ob;
         }
-        SatResult::Sat => {
+        (SatResult::Sat, failed) => {
             ob.result = Outcome::Failed;
-            if let Some(model) = solver.get_model() {
-                ob.reason = Some(match &step {
-                    Some(s) => describe_step(&model, s),
-                    None => "a plan-level counterexample: see the plan-level pass".to_string(),
-                });
-                if let Some(c) = step.as_ref().and_then(|s| counterexample_of(p, s, spec, &model).ok()) {
-                    ob.counterexample = Some(c);
+            (ob.reason, ob.counterexample) = failed;
+            ob.slowest_query_ms = first;
+            return ob;
+        }
+        (SatResult::Unknown, _) => {}
+    }
+    ob.result = Outcome::Proved;
+    for (k, kind) in ActionKind::ALL.iter().enumerate() {
+        // a kind without a worker keeps `pd` free: it reads none.
+        let workers: Vec<Option<u64>> = match template(*kind).worker() {
+            Some(_) => (0..N_WORKERS as u64).map(Some).collect(),
+            None => vec![None],
+        };
+        for w in workers {
+            match step_query(p, spec, SymSlot::case("a.", k, w), None, &mut slowest) {
+                (SatResult::Unsat, _) => {}
+                (SatResult::Unknown, (reason, _)) => {
+                    // an open case leaves the obligation open; the other
+                    // cases may still hold a counterexample, the stronger
+                    // answer.
+                    ob.result = Outcome::Unknown;
+                    let at = w.map_or(String::new(), |w| format!(", worker{w}"));
+                    ob.reason = reason.map(|r| format!("{r} ({}{at})", kind.name()));
+                }
+                (SatResult::Sat, failed) => {
+                    ob.result = Outcome::Failed;
+                    (ob.reason, ob.counterexample) = failed;
+                    ob.slowest_query_ms = slowest;
+                    return ob;
                 }
             }
         }
     }
     ob.slowest_query_ms = slowest;
     ob
+}
+
+/// a loop query over `slot`, with `rlimit` if given: the answer and, for
+/// sat, the failure in words and a replayable counterexample; for unknown,
+/// Z3's reason.
+fn step_query(
+    p: &Prover<'_>,
+    spec: &Spec,
+    slot: SymSlot,
+    rlimit: Option<u32>,
+    slowest: &mut f64,
+) -> (SatResult, (Option<String>, Option<Counterexample>)) {
+    let s = step_setup(p, slot);
+    let parts = step_goal(p, &s, spec);
+    let solver = p.solver();
+    if let Some(r) = rlimit {
+        let mut params = z3::Params::new();
+        params.set_u32("rlimit", r);
+        solver.set_params(&params);
+    }
+    for h in &s.hyps {
+        solver.assert(h);
+    }
+    // over a whole action, the statement at once; in a case, each conjunct.
+    let queries = if rlimit.is_some() { vec![Bool::and(&parts)] } else { parts };
+    let mut r = SatResult::Unsat;
+    for g in &queries {
+        solver.push();
+        solver.assert(g.not());
+        r = solve(&solver, &s.d, slowest);
+        if r != SatResult::Unsat {
+            break;
+        }
+        solver.pop(1);
+    }
+    let out = match r {
+        SatResult::Unsat => (None, None),
+        SatResult::Unknown => (solver.get_reason_unknown(), None),
+        SatResult::Sat => match solver.get_model() {
+            Some(model) => (Some(describe_step(&model, &s)), counterexample_of(p, &s, spec, &model).ok()),
+            None => (None, None),
+        },
+    };
+    (r, out)
 }
 
 /// the one action of a failed loop obligation, in words.

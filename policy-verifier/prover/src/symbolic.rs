@@ -224,8 +224,13 @@ impl Domain for Z3 {
     fn le(&self, a: &Int, b: &Int) -> Bool {
         a.le(b)
     }
+    /// a literal for two numerals (an action of a fixed worker compares its
+    /// worker with each index), else the equation.
     fn eq(&self, a: &Int, b: &Int) -> Bool {
-        a.eq(b)
+        match (a.as_u128(), b.as_u128()) {
+            (Some(x), Some(y)) => Bool::from_bool(x == y),
+            _ => a.eq(b),
+        }
     }
     fn and(&self, a: &Bool, b: &Bool) -> Bool {
         Bool::and(&[a, b])
@@ -269,11 +274,16 @@ impl Domain for Z3 {
             },
         }
     }
+    /// as [`Z3::ite`] without names: `a` when both branches are the same
+    /// term, the branch itself for a literal condition.
     fn ite_bool(&self, c: &Bool, a: &Bool, b: &Bool) -> Bool {
         if a == b {
-            a.clone()
-        } else {
-            c.ite(a, b)
+            return a.clone();
+        }
+        match c.as_bool() {
+            Some(true) => a.clone(),
+            Some(false) => b.clone(),
+            None => c.ite(a, b),
         }
     }
 }
@@ -416,10 +426,43 @@ impl SymSlot {
         SymSlot { present: Bool::new_const(format!("{prefix}present")), kind, pd, ops, domain: Bool::and(&ranges) }
     }
 
+    /// a slot of one case: its kind is the `k`-th of `ActionKind::ALL` and,
+    /// when `pd` is given, its worker is `pd`; its presence and numbers stay
+    /// free. the rules fold every choice on the kind and the worker while
+    /// they build the terms (`Z3::ite` on a literal, `Z3::eq` on numerals),
+    /// so a case's terms hold one kind's step on one worker.
+    pub fn case(prefix: &str, k: usize, pd: Option<u64>) -> SymSlot {
+        let mut s = SymSlot::new(prefix);
+        let kind = Int::from_u64(k as u64);
+        let w = pd.map_or_else(|| s.pd.clone(), Int::from_u64);
+        let subst = [(&s.kind, &kind), (&s.pd, &w)];
+        // only the numbers' ranges and the literal checks of the fixed parts.
+        s.domain = s.domain.substitute(&subst).simplify();
+        let ops = ActionKind::ALL
+            .iter()
+            .map(|k| {
+                let mut j = 0usize;
+                let op = template(*k).map(
+                    |_| w.clone(),
+                    |_| {
+                        let x = Int::new_const(format!("{prefix}n{j}"));
+                        j = j.saturating_add(1);
+                        x
+                    },
+                );
+                (*k, op)
+            })
+            .collect();
+        SymSlot { kind, pd: w, ops, ..s }
+    }
+
     /// the slot holds an action of `kind`.
     pub fn is(&self, kind: ActionKind) -> Bool {
-        let i = ActionKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        self.kind.eq(Int::from_u64(i as u64))
+        let i = ActionKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u128;
+        match self.kind.as_u128() {
+            Some(k) => Bool::from_bool(k == i),
+            None => self.kind.eq(Int::from_u128(i)),
+        }
     }
 }
 

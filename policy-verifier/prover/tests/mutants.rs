@@ -137,6 +137,41 @@ fn an_off_by_one_util_check_is_unsound() {
 }
 
 #[test]
+fn case_by_case_the_plan_obligations_fail_as_a_whole_and_pass_on_the_real_rules() {
+    // `whole_rlimit(1)` leaves every query over a whole action open, so each
+    // loop obligation is decided by its cases alone (kind, worker): the path
+    // 16 workers take. it must reach the same verdicts as the whole query.
+    let _turn = Z3_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let plan: Vec<_> = policy_prover::all_specs().into_iter().filter(|s| s.kind == Kind::Plan).collect();
+    let run = |rules: &dyn Rules<policy_prover::Z3>, rlimit| {
+        let p = Prover::new(&DEFAULT_POLICY, rules, &KEY).timeout_ms(60_000).whole_rlimit(rlimit);
+        plan.iter().map(|s| p.run(s)).filter(|o| o.result != Outcome::Proved).map(|o| o.spec.name()).collect::<Vec<_>>()
+    };
+    assert_eq!(run(&policy_prover::Verifier, 1), Vec::<String>::new());
+    let by_cases = run(&UTIL_PLUS_ONE, 1);
+    assert_eq!(by_cases, ["plan/soundness/cpu.util", "plan/naming/cpu.util", "plan/first_failure", "plan/invariant"]);
+    assert_eq!(by_cases, run(&UTIL_PLUS_ONE, policy_prover::WHOLE_RLIMIT));
+    // a bug on the last worker alone: the cases reach every worker.
+    assert!(run(&LastWorkerUnchecked, 1).contains(&"plan/soundness/cpu.util".to_string()));
+}
+
+/// the verifier's checks, except that starting the last worker skips
+/// `cpu.util`.
+struct LastWorkerUnchecked;
+
+impl<D: Domain> Rules<D> for LastWorkerUnchecked {
+    fn check(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>, inv: Invariant) -> D::Bool {
+        let real = rules::check(d, lim, m, a, inv);
+        match (inv, a) {
+            (Invariant::CpuUtil, ActionOf::ProcessStart { pd }) => {
+                d.or(&d.eq(pd, &d.int(policy_verifier::plan::N_WORKERS as u64 - 1)), &real)
+            }
+            _ => real,
+        }
+    }
+}
+
+#[test]
 fn the_real_rules_replay_as_the_proofs_say() {
     // a counterexample's replay with the real verifier is consistent with the
     // real rules over Concrete (the replay path itself is not vacuous).
