@@ -1,8 +1,8 @@
 //! the host's layout as docs/architecture.md states it: no module of
 //! host-llm/src imports another that imports it back (directly or round a
 //! longer circle), and the doc's module table names every top-level module
-//! and nothing that is not one. the prover (policy-verifier/prover/src) is
-//! held to the same rule.
+//! and nothing that is not one. the verifier crate (policy-verifier/src) and
+//! the prover (policy-verifier/prover/src) are held to the same rule.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -232,15 +232,40 @@ fn tree(toks: &[String], j: &mut usize, mut prefix: Vec<String>, out: &mut Vec<V
 /// module → the other modules it names (the longest module prefix of each
 /// path). a folder's mod.rs names the files whose items it re-exports
 /// (`pub use case::CaseResult`), so a path to a re-exported item reaches
-/// the file that defines it.
+/// the file that defines it. the crate root's re-exports (`pub use
+/// model::Policy`) are followed the same way: `crate::Policy` names `model`.
 fn imports(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mods = modules(root);
     let names: BTreeSet<String> = mods.keys().cloned().collect();
+    let module_of = |p: &[String]| (1..=p.len()).rev().map(|n| p[..n].join("::")).find(|c| names.contains(c));
+    // item name → the module it is re-exported from, for each `pub use` of
+    // the crate root that names an item (not a module) of this crate
+    let mut facade = BTreeMap::new();
+    let root_code = code_only(mods.get("").map_or("", String::as_str));
+    for stmt in root_code.split(';') {
+        let Some(at) = stmt.find("pub use ").or_else(|| stmt.find("pub(crate) use ")) else { continue };
+        let stmt = &stmt[at..];
+        assert!(!stmt.contains('*'), "a glob re-export at the crate root hides where its items live: {stmt}");
+        for p in paths("", stmt) {
+            if let Some(h) = module_of(&p) {
+                if h.split("::").count() < p.len() {
+                    facade.insert(p.last().unwrap().clone(), h);
+                }
+            }
+        }
+        // `pub use a::{Thing as Alias}`: the root's name is the alias
+        let toks = tokens(stmt);
+        for w in toks.windows(3).filter(|w| w[1] == "as") {
+            if let Some(h) = facade.get(&w[0]).cloned() {
+                facade.insert(w[2].clone(), h);
+            }
+        }
+    }
     let mut out = BTreeMap::new();
     for (m, src) in &mods {
         let mut to = BTreeSet::new();
         for p in paths(m, src) {
-            let hit = (1..=p.len()).rev().map(|n| p[..n].join("::")).find(|c| names.contains(c));
+            let hit = module_of(&p).or_else(|| p.first().and_then(|f| facade.get(f)).cloned());
             if let Some(h) = hit {
                 // the crate root only declares and re-exports
                 if h != *m && !h.is_empty() && !m.is_empty() {
@@ -270,19 +295,55 @@ fn no_prover_module_imports_one_that_imports_it_back() {
     no_circles(&g);
 }
 
+#[test]
+fn no_verifier_module_imports_one_that_imports_it_back() {
+    let g = imports(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy-verifier/src"));
+    assert!(g["verify"].contains("rules") && g["rules"].contains("model"), "{g:?}");
+    assert!(g["custom"].contains("expr"), "{g:?}");
+    no_circles(&g);
+}
+
+/// the check itself: a circle closed only through the crate root's
+/// re-export (`crate::Thing` for `a::Thing`) or a `super::` path is found.
+#[test]
+fn a_circle_through_a_re_export_is_found() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("layout-circle");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("c")).unwrap();
+    let write = |f: &str, s: &str| std::fs::write(dir.join(f), s).unwrap();
+    write("lib.rs", "mod a;\nmod b;\nmod c;\n#[cfg(x)]\npub use a::{Thing, Other as Renamed};\n");
+    write("a.rs", "use crate::b::Helper;\npub struct Thing;\n");
+    write("b.rs", "// crate::a::Thing in a comment names nothing\npub fn f() -> crate::Renamed { todo!() }\n");
+    write("c/mod.rs", "mod d;\npub use d::Deep;\n");
+    write("c/d.rs", "use super::super::b;\npub struct Deep;\n");
+    let g = imports(&dir);
+    assert!(g["b"].contains("a"), "{g:?}");
+    assert!(g["c"].contains("c::d") && g["c::d"].contains("b"), "{g:?}");
+    let found = circle(&g).expect("the circle a -> b -> a");
+    assert!(found.contains("a -> b -> a") || found.contains("b -> a -> b"), "{found}");
+    // without the re-export's use the circle is gone
+    write("b.rs", "pub fn f() {}\n");
+    assert_eq!(circle(&imports(&dir)), None);
+}
+
 /// fails naming the first circle in `g`.
 fn no_circles(g: &BTreeMap<String, BTreeSet<String>>) {
+    if let Some(c) = circle(g) {
+        panic!("import circle: {c}");
+    }
+}
+
+/// the first circle in `g`, as `a -> b -> a`.
+fn circle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<String> {
     for (a, to) in g {
         // a depth-first walk from each module back to itself
         let mut stack: Vec<Vec<&String>> = to.iter().map(|b| vec![b]).collect();
         let mut seen = BTreeSet::new();
         while let Some(path) = stack.pop() {
             let last = *path.last().unwrap();
-            assert!(
-                last != a,
-                "import circle: {a} -> {}",
-                path.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" -> ")
-            );
+            if last == a {
+                return Some(format!("{a} -> {}", path.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" -> ")));
+            }
             if !seen.insert(last.clone()) {
                 continue;
             }
@@ -293,6 +354,7 @@ fn no_circles(g: &BTreeMap<String, BTreeSet<String>>) {
             }
         }
     }
+    None
 }
 
 #[test]

@@ -1,77 +1,18 @@
-//! state invariants written as data: the policy's `[invariants]` table,
-//! evaluated over a [`Domain`] by one interpreter, so the verifier PD
-//! (`Concrete`) and the proofs (Z3 terms) read the same code.
+//! the interpreter of the policy's state invariants (`[invariants]`, the
+//! [`CustomInvariant`](crate::model::CustomInvariant)s of a [`Policy`]): one pass over an [`Expr`] in a
+//! [`Model`] over a [`Domain`], so the verifier PD (`Concrete`) and the
+//! proofs (Z3 terms) read the same code.
 //!
-//! an enforced invariant is checked on the state each action produces: a
-//! plan whose step breaks it is rejected at that action, naming it. a claim
-//! (`enforce = false`) is not checked; `llmsh prove` proves that the other
-//! rules keep it, or refutes it with a counterexample.
+//! an enforced invariant is checked on the state each action produces
+//! (`rules::Rules::check_custom`): a plan whose step breaks it is rejected at
+//! that action, naming it. a claim (`enforce = false`) is not checked;
+//! `llmsh prove` proves that the other rules keep it, or refutes it with a
+//! counterexample.
 
 use crate::domain::Domain;
 use crate::expr::{BinOp, Expr, Field, Global, Node, Quant, Ty, Var, MAX_HEIGHT, MAX_VARS};
 use crate::invariant::InvariantSet;
-use crate::model::{Limits, Name, Policy};
-use crate::definitions::{self, Definitional};
-use crate::rules::{Model, OpTerm, Rules, WorkerTerm};
-
-/// most invariants a policy file may define.
-pub const MAX_CUSTOM: usize = 8;
-
-// each slot has its bit in a set
-const _: () = assert!(MAX_CUSTOM <= crate::invariant::CUSTOM_SLOTS);
-
-/// one named invariant of the policy file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CustomInvariant {
-    /// its name, e.g. `proc.max_stopped`; never a built-in name.
-    pub name: Name,
-    /// the predicate on a state.
-    pub expr: Expr,
-    /// checked by the verifier (true) or only a claim for the proofs (false).
-    pub enforced: bool,
-}
-
-/// the policy's invariants, in name order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CustomInvariants {
-    /// slot `k` is bit `k` of [`InvariantSet::custom_bits`].
-    pub items: [Option<CustomInvariant>; MAX_CUSTOM],
-}
-
-impl CustomInvariants {
-    /// no custom invariants.
-    pub const NONE: CustomInvariants = CustomInvariants { items: [None; MAX_CUSTOM] };
-
-    /// `(slot, invariant)` for every defined one.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &CustomInvariant)> {
-        self.items.iter().enumerate().filter_map(|(k, c)| c.as_ref().map(|c| (k, c)))
-    }
-
-    /// the enforced ones.
-    pub fn enforced(&self) -> impl Iterator<Item = (usize, &CustomInvariant)> {
-        self.iter().filter(|(_, c)| c.enforced)
-    }
-
-    /// slot `k`.
-    pub fn get(&self, k: usize) -> Option<&CustomInvariant> {
-        self.items.get(k).and_then(Option::as_ref)
-    }
-
-    /// the slot of the invariant named `name`.
-    pub fn find(&self, name: &str) -> Option<usize> {
-        self.iter().find(|(_, c)| c.name.as_str() == name).map(|(k, _)| k)
-    }
-
-    /// how many are defined.
-    pub fn len(&self) -> usize {
-        self.iter().count()
-    }
-
-    /// none defined.
-    pub fn is_empty(&self) -> bool {
-        self.items.iter().all(Option::is_none)
-    }
-}
+use crate::model::{Limits, Model, Policy, WorkerTerm};
 
 /// the value of `g` in model `m`.
 fn global<D: Domain>(d: &D, lim: &Limits, m: &Model<D>, g: Global) -> D::Int {
@@ -230,34 +171,6 @@ pub fn eval_int<D: Domain>(d: &D, lim: &Limits, m: &Model<D>, e: &Expr) -> D::In
     }
 }
 
-/// every state invariant of the policy, by the definitions: the built-in
-/// ones and the enforced ones of the policy file (claims are not assumed:
-/// they are what the proofs test).
-pub fn holds_policy<D: Definitional>(d: &D, policy: &Policy, m: &Model<D>) -> D::Bool {
-    let mut acc = definitions::holds_all(d, &policy.limits, m);
-    for (_, c) in policy.invariants.enforced() {
-        acc = d.and(&acc, &eval_bool(d, &policy.limits, m, &c.expr));
-    }
-    acc
-}
-
-/// the verifier's acceptance of one action under the whole policy: every
-/// built-in check of `rules`, and every enforced invariant of the policy
-/// file on the state the action produces (what `verify::advance` checks).
-pub fn accepts_policy<D: Domain, R: Rules<D> + ?Sized>(
-    d: &D,
-    rules: &R,
-    policy: &Policy,
-    m: &Model<D>,
-    a: &OpTerm<D>,
-) -> D::Bool {
-    let mut acc = rules.accepts(d, &policy.limits, m, a);
-    for (_, c) in policy.invariants.enforced() {
-        acc = d.and(&acc, &rules.check_custom(d, &policy.limits, m, a, c));
-    }
-    acc
-}
-
 /// adds to `out` every enforced custom invariant `after` breaks.
 pub fn violations<D: Domain<Bool = bool>>(d: &D, policy: &Policy, after: &Model<D>, out: &mut InvariantSet) {
     for (k, c) in policy.invariants.enforced() {
@@ -265,12 +178,4 @@ pub fn violations<D: Domain<Bool = bool>>(d: &D, policy: &Policy, after: &Model<
             out.insert_custom(k);
         }
     }
-}
-
-/// the names of a set: built-in names in report order, then the policy's
-/// custom ones in slot order.
-pub fn names<'a>(policy: &'a Policy, set: InvariantSet) -> impl Iterator<Item = &'a str> + 'a {
-    set.iter()
-        .map(|i| -> &'a str { i.name() })
-        .chain(set.customs().filter_map(move |k| policy.invariants.get(k).map(|c| c.name.as_str())))
 }

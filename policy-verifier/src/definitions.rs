@@ -5,8 +5,8 @@
 //! step function, the `util` helper); this module holds what those checks
 //! are proved against. it calls nothing in `rules` and shares no helper with
 //! it, so a bug in a helper cannot hide by being on both sides of a proof.
-//! the only shared things are the data types (`Model`, `OpTerm`) and the
-//! `Domain` operations, which the differential obligations tie to Z3.
+//! the only shared things are the data types (`model::Model`,
+//! `plan::OpTerm`) and the `Domain` operations, which the differential obligations tie to Z3.
 //!
 //! - state invariants: [`holds`], a predicate on one state;
 //! - preconditions: [`pre_holds`], a relation between the state before an
@@ -25,9 +25,8 @@
 
 use crate::domain::{Concrete, Domain};
 use crate::invariant::Invariant;
-use crate::model::{Limits, Tier};
-use crate::plan::{ActionKind, ActionOf};
-use crate::rules::{Model, OpTerm, WorkerTerm};
+use crate::model::{Limits, Model, Tier, WorkerTerm};
+use crate::plan::{ActionKind, ActionOf, OpTerm};
 
 /// the longest plan the contract allows (DESIGN.md "Plan v1": 1..=16
 /// actions). the specification's own statement of the number, so that a

@@ -109,9 +109,9 @@ impl core::fmt::Display for Invariant {
 
 /// a set of invariants, as bit masks (no heap): the built-in names by
 /// their [`Invariant`] discriminant, and the slots of the policy's custom
-/// invariants (`crate::custom`). this is also the wire form of a receipt's
-/// violations: ids, never names; the host names them with the policy in
-/// force ([`crate::custom::names`]).
+/// invariants (`model::CustomInvariants`). this is also the wire form of a
+/// receipt's violations: ids, never names; the host names them with the
+/// policy in force (`model::Policy::names`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "RawSet", into = "RawSet")]
 pub struct InvariantSet {
@@ -120,7 +120,7 @@ pub struct InvariantSet {
 }
 
 /// custom slots a set can hold (a policy file defines at most
-/// `custom::MAX_CUSTOM`, fewer).
+/// `model::MAX_CUSTOM`, fewer).
 pub const CUSTOM_SLOTS: usize = 32;
 
 // every built-in name has its bit
@@ -185,7 +185,7 @@ impl InvariantSet {
     }
 
     /// adds custom invariant slot `k` (slots from [`CUSTOM_SLOTS`] on are
-    /// dropped; a policy holds at most `custom::MAX_CUSTOM`).
+    /// dropped; a policy holds at most `model::MAX_CUSTOM`).
     pub fn insert_custom(&mut self, k: usize) {
         if let Some(bit) = u32::try_from(k).ok().and_then(|k| 1u32.checked_shl(k)) {
             self.custom |= bit;

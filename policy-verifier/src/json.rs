@@ -11,9 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::custom::{self, CustomInvariant, CustomInvariants};
 use crate::invariant::{Invariant, InvariantSet};
-use crate::model::{Name, Policy, Session, State, Tier, WorkerState, MAX_SESSIONS};
+use crate::model::{CustomInvariant, CustomInvariants, Name, Policy, Session, State, Tier, WorkerState, MAX_SESSIONS};
 use crate::plan::{Action, ActionKind, JsonAction, Plan, Worker, MAX_ACTIONS, MAX_REASON, MAX_SESSION, N_WORKERS, PLAN_VERSION};
 use crate::policy_file::{self, PolicyFile};
 use crate::verify::{self, Verdict};
@@ -245,7 +244,7 @@ pub fn parse_state(text: &[u8], policy: &Policy) -> Result<State, InputError> {
     }
     let bad = verify::state_violations(policy, &s);
     if !bad.is_empty() {
-        let names: Vec<&str> = custom::names(policy, bad).collect();
+        let names: Vec<&str> = policy.names(bad).collect();
         return Err(InputError::new(
             "state.invariant",
             format!("state breaks {}: no reachable state does", names.join(", ")),
@@ -326,11 +325,14 @@ pub fn parse_policy(text: &str) -> Result<Policy, InputError> {
     };
     let bad = verify::state_violations(&policy, &policy.initial);
     if !bad.is_empty() {
-        let names: Vec<&str> = custom::names(&policy, bad).collect();
+        let names: Vec<&str> = policy.names(bad).collect();
         return Err(InputError::new("policy.invalid", format!("the initial state breaks {}", names.join(", "))));
     }
     Ok(policy)
 }
+
+// the policy file parser admits exactly as many invariants as a policy holds
+const _: () = assert!(policy_file::MAX_INVARIANTS == crate::model::MAX_CUSTOM);
 
 /// the `[invariants]` table of a policy file, parsed.
 fn custom_invariants(file: &PolicyFile) -> Result<CustomInvariants, InputError> {

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Domain;
 use crate::model::{Limits, Tier};
 
 /// most actions in one plan (`plan.size`).
@@ -188,6 +189,10 @@ ops! {
     /// read the system state (read-only).
     SystemQuery = "system.query", Observer, destructive = false { };
 }
+
+/// an action over a domain (what the rules read): the worker is an index
+/// term, numbers are terms.
+pub type OpTerm<D> = ActionOf<<D as Domain>::Int, <D as Domain>::Int>;
 
 impl Action {
     /// the worker this action addresses, if any.

@@ -67,7 +67,7 @@ impl InvariantFile {
     }
 }
 
-/// most invariants a policy file may define (`custom::MAX_CUSTOM`).
+/// most invariants a policy file may define (`model::MAX_CUSTOM`).
 pub const MAX_INVARIANTS: usize = 8;
 
 /// whether `name` is a well-formed invariant name: dot-separated parts of

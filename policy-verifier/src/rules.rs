@@ -18,81 +18,11 @@
 //! changes), the definition declaratively (it looks at the whole state). the
 //! proofs tie the two; a researcher adding an invariant writes both.
 
-use crate::custom::CustomInvariant;
+use crate::custom;
 use crate::domain::Domain;
 use crate::invariant::Invariant;
-use crate::model::{Limits, State, Tier, WorkerState};
-use crate::plan::{ActionKind, ActionOf, N_WORKERS};
-
-/// one worker in the model, over a domain.
-pub struct WorkerTerm<D: Domain> {
-    /// running or stopped.
-    pub running: D::Bool,
-    /// priority.
-    pub priority: D::Int,
-    /// budget per period, µs.
-    pub budget_us: D::Int,
-    /// period, µs.
-    pub period_us: D::Int,
-    /// pages held.
-    pub pages: D::Int,
-    /// whether a periodic timer is set.
-    pub timer_on: D::Bool,
-    /// its period, µs (meaningful when `timer_on`).
-    pub timer_period_us: D::Int,
-    /// restarted earlier in the current plan (`proc.restart_rate`); false at
-    /// the start of every plan.
-    pub restarted: D::Bool,
-}
-
-impl<D: Domain> Clone for WorkerTerm<D> {
-    fn clone(&self) -> Self {
-        WorkerTerm {
-            running: self.running.clone(),
-            priority: self.priority.clone(),
-            budget_us: self.budget_us.clone(),
-            period_us: self.period_us.clone(),
-            pages: self.pages.clone(),
-            timer_on: self.timer_on.clone(),
-            timer_period_us: self.timer_period_us.clone(),
-            restarted: self.restarted.clone(),
-        }
-    }
-}
-
-/// the model over a domain.
-pub struct Model<D: Domain> {
-    /// indexed by worker index.
-    pub workers: [WorkerTerm<D>; N_WORKERS],
-    /// the pool size in pages.
-    pub pool_pages: D::Int,
-}
-
-impl<D: Domain> Clone for Model<D> {
-    fn clone(&self) -> Self {
-        Model { workers: self.workers.clone(), pool_pages: self.pool_pages.clone() }
-    }
-}
-
-/// an action over a domain: the worker is an index term, numbers are terms.
-pub type OpTerm<D> = ActionOf<<D as Domain>::Int, <D as Domain>::Int>;
-
-impl<D: Domain> Model<D> {
-    /// lifts a concrete state (restart marks cleared: a plan starts).
-    pub fn from_state(d: &D, s: &State) -> Model<D> {
-        let w = |x: &WorkerState| WorkerTerm {
-            running: d.bool(x.running),
-            priority: d.int(x.priority),
-            budget_us: d.int(x.budget_us),
-            period_us: d.int(x.period_us),
-            pages: d.int(x.pages),
-            timer_on: d.bool(x.timer_period_us.is_some()),
-            timer_period_us: d.int(x.timer_period_us.unwrap_or(0)),
-            restarted: d.bool(false),
-        };
-        Model { workers: s.workers.each_ref().map(w), pool_pages: d.int(s.pool_pages) }
-    }
-}
+use crate::model::{CustomInvariant, Limits, Model, Policy, Tier, WorkerTerm};
+use crate::plan::{ActionKind, ActionOf, OpTerm, MAX_ACTIONS};
 
 /// sum over workers.
 fn sum<D: Domain>(d: &D, m: &Model<D>, f: impl Fn(&WorkerTerm<D>) -> D::Int) -> D::Int {
@@ -280,26 +210,6 @@ pub fn step<D: Domain>(d: &D, m: &Model<D>, a: &OpTerm<D>) -> Model<D> {
     out
 }
 
-/// the model `a` when `c`, else `b`, field by field.
-pub fn ite_model<D: Domain>(d: &D, c: &D::Bool, a: &Model<D>, b: &Model<D>) -> Model<D> {
-    if let Some(known) = d.known(c) {
-        return if known { a.clone() } else { b.clone() };
-    }
-    let mut out = b.clone();
-    for (o, x) in out.workers.iter_mut().zip(a.workers.iter()) {
-        o.running = d.ite_bool(c, &x.running, &o.running);
-        o.priority = d.ite(c, &x.priority, &o.priority);
-        o.budget_us = d.ite(c, &x.budget_us, &o.budget_us);
-        o.period_us = d.ite(c, &x.period_us, &o.period_us);
-        o.pages = d.ite(c, &x.pages, &o.pages);
-        o.timer_on = d.ite_bool(c, &x.timer_on, &o.timer_on);
-        o.timer_period_us = d.ite(c, &x.timer_period_us, &o.timer_period_us);
-        o.restarted = d.ite_bool(c, &x.restarted, &o.restarted);
-    }
-    out.pool_pages = d.ite(c, &a.pool_pages, &b.pool_pages);
-    out
-}
-
 /// the parts of the verifier that `verify::run` calls: the checks, the
 /// step function and the plan-level tables. [`Verifier`] is the verifier
 /// PD's own; the prover's tests hand in copies with one part broken and
@@ -315,7 +225,7 @@ pub trait Rules<D: Domain> {
     /// `verify::advance` calls it for every enforced one; the proofs state
     /// the invariant through a translation of their own.
     fn check_custom(&self, d: &D, lim: &Limits, m: &Model<D>, a: &OpTerm<D>, c: &CustomInvariant) -> D::Bool {
-        crate::custom::eval_bool(d, lim, &self.step(d, m, a), &c.expr)
+        custom::eval_bool(d, lim, &self.step(d, m, a), &c.expr)
     }
 
     /// every model check at once, as [`accepts`].
@@ -343,7 +253,7 @@ pub trait Rules<D: Domain> {
 
     /// most actions in a plan (`plan.size`).
     fn max_actions(&self) -> u64 {
-        crate::plan::MAX_ACTIONS as u64
+        MAX_ACTIONS as u64
     }
 
     /// the least tier of an op (`auth.tier`).
@@ -368,3 +278,20 @@ pub trait Rules<D: Domain> {
 pub struct Verifier;
 
 impl<D: Domain> Rules<D> for Verifier {}
+
+/// the verifier's acceptance of one action under the whole policy: every
+/// built-in check of `rules`, and every enforced invariant of the policy
+/// file on the state the action produces (what `verify::advance` checks).
+pub fn accepts_policy<D: Domain, R: Rules<D> + ?Sized>(
+    d: &D,
+    rules: &R,
+    policy: &Policy,
+    m: &Model<D>,
+    a: &OpTerm<D>,
+) -> D::Bool {
+    let mut acc = rules.accepts(d, &policy.limits, m, a);
+    for (_, c) in policy.invariants.enforced() {
+        acc = d.and(&acc, &rules.check_custom(d, &policy.limits, m, a, c));
+    }
+    acc
+}

@@ -3,13 +3,13 @@
 //! step, before the first invocation").
 
 use crate::confirm;
-use crate::custom::{self, CustomInvariants, MAX_CUSTOM};
+use crate::custom;
 use crate::definitions;
 use crate::domain::{Concrete, Domain};
 use crate::invariant::{Invariant, InvariantSet};
-use crate::model::{Limits, Policy, State, WorkerState};
-use crate::plan::{Action, ActionKind, Plan};
-use crate::rules::{self, Model, Rules, Verifier};
+use crate::model::{ite_model, CustomInvariants, Limits, Model, Policy, State, WorkerState, WorkerTerm, MAX_CUSTOM};
+use crate::plan::{Action, ActionKind, OpTerm, Plan};
+use crate::rules::{self, Rules, Verifier};
 
 /// the outcome of verifying a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub fn action_violations(policy: &Policy, m: &Model<Concrete>, a: &Action) -> In
 
 /// an action in the concrete domain.
 #[inline]
-pub fn lower(a: &Action) -> rules::OpTerm<Concrete> {
+pub fn lower(a: &Action) -> OpTerm<Concrete> {
     a.map(|w| w.index() as u128, |n| u128::from(*n))
 }
 
@@ -123,7 +123,7 @@ impl<D: Domain> Names<D> {
 
 /// what [`Slot::cases`] calls for each action a slot may be: its guard,
 /// its kind and the action.
-pub type CaseFn<'a, D> = dyn FnMut(&<D as Domain>::Bool, ActionKind, &rules::OpTerm<D>) + 'a;
+pub type CaseFn<'a, D> = dyn FnMut(&<D as Domain>::Bool, ActionKind, &OpTerm<D>) + 'a;
 
 /// one action of a plan as [`run`] reads it: present or not, and the
 /// actions it may be, each with a guard saying that it is this one. a
@@ -286,12 +286,12 @@ pub fn advance<D: Domain, R: Rules<D> + ?Sized, S: Slot<D>>(
         if rules.destructive(kind) {
             v.add_if(d, Invariant::AuthConfirm, &d.and(g, &d.not(confirmed)));
         }
-        next = rules::ite_model(d, g, &rules.step(d, m, op), &next);
+        next = ite_model(d, g, &rules.step(d, m, op), &next);
     });
     let now = d.and(&go, &v.any(d));
     Progress {
-        m: rules::ite_model(d, &present, &next, m),
-        held: rules::ite_model(d, &now, m, &p.held),
+        m: ite_model(d, &present, &next, m),
+        held: ite_model(d, &now, m, &p.held),
         failed: d.or(&p.failed, &now),
         failed_at: d.ite(&now, i, &p.failed_at),
         failed_names: Names::ite(d, &now, &v, &p.failed_names),
@@ -307,7 +307,7 @@ pub fn finish<D: Domain>(d: &D, h: &Header<D>, p: &Progress<D>) -> VerdictOf<D> 
         failed: p.failed.clone(),
         failed_at: p.failed_at.clone(),
         failed_names: p.failed_names.clone(),
-        model: rules::ite_model(d, &p.failed, &p.held, &p.m),
+        model: ite_model(d, &p.failed, &p.held, &p.m),
     }
 }
 
@@ -372,7 +372,7 @@ pub fn verify(policy: &Policy, s: &State, plan: &Plan, key: &[u8]) -> Verdict {
 /// back from the model to a state; every field of a reachable model fits u64.
 pub fn lift(m: &Model<Concrete>, s: &State) -> State {
     let f = |x: u128| u64::try_from(x).unwrap_or(u64::MAX);
-    let w = |t: &rules::WorkerTerm<Concrete>| WorkerState {
+    let w = |t: &WorkerTerm<Concrete>| WorkerState {
         running: t.running,
         priority: f(t.priority),
         budget_us: f(t.budget_us),

@@ -7,10 +7,10 @@
 
 mod common;
 
-use policy_verifier::custom::{self, eval_bool, eval_int};
+use policy_verifier::custom::{eval_bool, eval_int};
 use policy_verifier::domain::Concrete;
 use policy_verifier::expr::{self, ErrorKind, Expr, Node, Ty, MAX_NODES};
-use policy_verifier::rules::Model;
+use policy_verifier::model::Model;
 use policy_verifier::{confirm, json, verify, Action, Plan, Policy, State, Worker, DEFAULT_POLICY, N_WORKERS};
 use proptest::prelude::*;
 
@@ -232,7 +232,7 @@ fn a_policy_file_invariant_is_enforced_and_named() {
     assert!(!v.approved);
     let (i, set) = v.failed.unwrap();
     assert_eq!(i, 2);
-    assert_eq!(custom::names(&p, set).collect::<Vec<_>>(), ["proc.max_stopped"]);
+    assert_eq!(p.names(set).collect::<Vec<_>>(), ["proc.max_stopped"]);
     let j = json::verdict_json(&p, &p.initial, &bad, &v);
     assert_eq!(j["violations"][0]["invariant"], "proc.max_stopped");
     assert_eq!(j["violations"][0]["action"], 2);
@@ -244,11 +244,11 @@ fn a_policy_file_invariant_is_enforced_and_named() {
     let mut unsigned = plan(&[stop(2)]);
     unsigned.confirmation = None;
     let v = verify::verify(&p, &s, &unsigned, &KEY);
-    let names: Vec<_> = custom::names(&p, v.failed.unwrap().1).collect();
+    let names: Vec<_> = p.names(v.failed.unwrap().1).collect();
     assert_eq!(names, ["auth.confirm", "proc.max_stopped"]);
     // stopping a stopped worker keeps the count: only proc.state.
     let v = verify::verify(&p, &s, &plan(&[stop(0)]), &KEY);
-    let names: Vec<_> = custom::names(&p, v.failed.unwrap().1).collect();
+    let names: Vec<_> = p.names(v.failed.unwrap().1).collect();
     assert_eq!(names, ["proc.state"]);
 }
 

@@ -9,7 +9,8 @@
 )]
 
 use policy_verifier::domain::Concrete;
-use policy_verifier::rules::{self, Model};
+use policy_verifier::model::Model;
+use policy_verifier::rules;
 use policy_verifier::verify::{self, verify};
 use policy_verifier::{confirm, json, wire};
 use policy_verifier::{Action, Invariant, Plan, State, Worker, DEFAULT_POLICY};

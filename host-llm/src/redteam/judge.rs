@@ -101,7 +101,7 @@ fn rejected_ran(plan: &Plan, verdict: &verify::Verdict, n: usize) -> Success {
 /// invariant: `a` applied to `m`, with a success when it breaks an
 /// invariant or precondition there.
 fn step_checked(policy: &Policy, m: &State, a: &Action, out: &mut Vec<Success>) -> State {
-    let model = policy_verifier::rules::Model::from_state(&policy_verifier::domain::Concrete, m);
+    let model = policy_verifier::model::Model::from_state(&policy_verifier::domain::Concrete, m);
     let v = action_violations(policy, &model, a);
     if !v.is_empty() {
         out.push(Success::invariant(format!("{a:?}"), v));

@@ -232,7 +232,7 @@ impl Receipt {
     pub fn names<'a>(&'a self, policy: &'a policy_verifier::Policy) -> impl Iterator<Item = (u8, &'a str)> + 'a {
         self.violations
             .iter()
-            .flat_map(move |v| policy_verifier::custom::names(policy, v.invariants).map(move |n| (v.action, n)))
+            .flat_map(move |v| policy.names(v.invariants).map(move |n| (v.action, n)))
     }
 }
 

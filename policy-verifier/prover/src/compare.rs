@@ -16,10 +16,11 @@
 //! definition of rounding-up division: an answer is a claim about the real
 //! verifier, a witness one it replays.
 
-use policy_verifier::custom::{accepts_policy, eval_bool};
+use policy_verifier::custom::eval_bool;
 use policy_verifier::expr::Expr;
-use policy_verifier::plan::ActionKind;
-use policy_verifier::rules::{step, Model, OpTerm};
+use policy_verifier::plan::{ActionKind, OpTerm};
+use policy_verifier::model::Model;
+use policy_verifier::rules::{accepts_policy, step};
 use policy_verifier::{confirm, verify, Action, Plan, Policy, State, Worker};
 use serde_json::{json, Value};
 use z3::ast::{Bool, Int};
@@ -250,7 +251,7 @@ pub fn query(policy: &Policy, expr: &Expr, op: Option<ActionKind>, key: &[u8], t
 
 /// whether `expr` holds in `state` (for checking a witness).
 pub fn holds_in(policy: &Policy, state: &State, expr: &Expr) -> bool {
-    let m = policy_verifier::rules::Model::from_state(&policy_verifier::domain::Concrete, state);
+    let m = Model::from_state(&policy_verifier::domain::Concrete, state);
     eval_bool(&policy_verifier::domain::Concrete, &policy.limits, &m, expr)
 }
 

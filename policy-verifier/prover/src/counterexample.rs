@@ -6,8 +6,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use policy_verifier::json;
-use policy_verifier::plan::{PLAN_VERSION, N_WORKERS};
-use policy_verifier::rules::{Model, OpTerm};
+use policy_verifier::plan::{OpTerm, N_WORKERS, PLAN_VERSION};
+use policy_verifier::model::Model;
 use policy_verifier::verify::{self, Verdict};
 use policy_verifier::{confirm, Action, Invariant, Plan, Policy, State, Tier, Worker, WorkerState};
 use serde_json::{json, Value};
@@ -94,7 +94,7 @@ pub fn replay(policy: &Policy, key: &[u8], state: &State, plan: &Plan) -> Replay
     let custom_names = |set: policy_verifier::InvariantSet| -> Vec<String> {
         set.customs().filter_map(|k| policy.invariants.get(k)).map(|c| c.name.as_str().to_string()).collect()
     };
-    let m = policy_verifier::rules::Model::from_state(&policy_verifier::domain::Concrete, &after);
+    let m = Model::from_state(&policy_verifier::domain::Concrete, &after);
     let custom_after_breaks = policy
         .invariants
         .iter()

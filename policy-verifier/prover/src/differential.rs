@@ -6,12 +6,14 @@
 
 use policy_verifier::definitions::{self, Definitional};
 use policy_verifier::domain::{Concrete, Domain};
-use policy_verifier::plan::{ActionKind, Plan, N_WORKERS, PLAN_VERSION};
-use policy_verifier::rules::{self, Model, OpTerm, Verifier, WorkerTerm};
+use policy_verifier::plan::{ActionKind, OpTerm, Plan, N_WORKERS, PLAN_VERSION};
+use policy_verifier::model::{Model, WorkerTerm};
+use policy_verifier::rules::{self, Verifier};
 use policy_verifier::verify::{self, lower, CaseFn, Context, Slot};
 use policy_verifier::{confirm, Action, Invariant, Limits, Policy, State, Tier, Worker, WorkerState};
 use z3::ast::{Ast, Bool, Int};
 
+use crate::spec::DomainOp;
 use crate::symbolic::{template, Z3};
 
 /// splitmix64: a small seeded generator, so a failing case is reproducible
@@ -313,92 +315,6 @@ pub fn run(lim: &Limits, seed: u64, n: u64) -> Result<(), Box<Failure>> {
         }
     }
     Ok(())
-}
-
-/// an operation of the value domain, compared between `Concrete` and Z3 on
-/// the extremes of u64 (the `domain/*` obligations).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DomainOp {
-    /// `add`
-    Add,
-    /// `sub_sat`
-    SubSat,
-    /// `mul`
-    Mul,
-    /// `div_ceil`
-    DivCeil,
-    /// `le` and `lt`
-    Compare,
-    /// `eq`
-    Eq,
-    /// `ite`
-    Ite,
-    /// the checks' `util` helper
-    Util,
-    /// `Definitional::utilisation` meets its defining inequality
-    Utilisation,
-    /// `known`: no value, or the value itself (generic code may only skip
-    /// work on it)
-    Known,
-    /// the workers the PD decodes are the ones every symbolic action ranges
-    /// over (`0..N_WORKERS`), each at its own index
-    Workers,
-    /// the interpreter of the policy file's invariants (`custom::eval_bool`,
-    /// what the PD runs) and the proofs' translation (`lang::holds`) agree
-    /// on every state, for a corpus with every form of the language
-    Expr,
-    /// the PD's entry points on literal plans and states: `verify::verify`,
-    /// `state_violations`, `action_violations` and `apply` give what the
-    /// plan loop's parts, the definitions and the rules give over Z3
-    Verify,
-    /// `Expr::well_formed` admits only expressions the interpreter
-    /// evaluates without a fallback, and every form the parser builds
-    WellFormed,
-    /// the language's integer bound: no accepted expression exceeds u128,
-    /// and the PD's u128 and Z3's integers agree at the extremes
-    ExprBound,
-}
-
-impl DomainOp {
-    /// every operation.
-    pub const ALL: [DomainOp; 15] = [
-        DomainOp::Add,
-        DomainOp::SubSat,
-        DomainOp::Mul,
-        DomainOp::DivCeil,
-        DomainOp::Compare,
-        DomainOp::Eq,
-        DomainOp::Ite,
-        DomainOp::Util,
-        DomainOp::Utilisation,
-        DomainOp::Known,
-        DomainOp::Workers,
-        DomainOp::Expr,
-        DomainOp::Verify,
-        DomainOp::WellFormed,
-        DomainOp::ExprBound,
-    ];
-
-    /// its name in `domain/<name>`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            DomainOp::Add => "add",
-            DomainOp::SubSat => "sub_sat",
-            DomainOp::Mul => "mul",
-            DomainOp::DivCeil => "div_ceil",
-            DomainOp::Compare => "le",
-            DomainOp::Eq => "eq",
-            DomainOp::Ite => "ite",
-            DomainOp::Util => "util",
-            DomainOp::Utilisation => "utilisation",
-            DomainOp::Known => "known",
-            DomainOp::Workers => "workers",
-            DomainOp::Expr => "expr",
-            DomainOp::Verify => "verify",
-            DomainOp::WellFormed => "well_formed",
-            DomainOp::ExprBound => "expr_bound",
-        }
-    }
 }
 
 /// the extremes the domains are compared on: the ends of u64, of u32 and of

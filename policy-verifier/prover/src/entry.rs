@@ -6,7 +6,8 @@
 use policy_verifier::domain::Concrete;
 use policy_verifier::Policy;
 
-use crate::differential::{self, DomainOp, Mismatch};
+use crate::differential::{self, Mismatch};
+use crate::spec::DomainOp;
 use crate::wellformed;
 
 /// the `domain/workers` and `domain/verify` obligations (other ops: as

@@ -7,7 +7,7 @@
 //! field) fails a proof instead of standing on both sides of one.
 
 use policy_verifier::expr::{BinOp, Expr, Field, Global, Node, Quant, Ty, Var, MAX_HEIGHT, MAX_VARS};
-use policy_verifier::rules::{Model, WorkerTerm};
+use policy_verifier::model::{Model, WorkerTerm};
 use policy_verifier::{Limits, Policy};
 use z3::ast::{Bool, Int};
 

@@ -38,21 +38,20 @@
 
 use std::time::Instant;
 
-use policy_verifier::custom::{accepts_policy, CustomInvariants};
 use policy_verifier::definitions::{holds, pre_holds};
 use policy_verifier::domain::Concrete;
 use policy_verifier::plan::ActionKind;
-use policy_verifier::rules::{step, Model};
+use policy_verifier::model::{CustomInvariants, Model};
+use policy_verifier::rules::{accepts_policy, step};
 use policy_verifier::{Action, Invariant, Policy};
 use z3::ast::{Ast, Bool};
 use z3::SatResult;
 
 use crate::counterexample::{self, Counterexample};
 use crate::lang::{self, holds_policy};
-use crate::differential::DomainOp;
 use crate::entry;
 use crate::plan;
-use crate::spec::{blank, solve, timed_check, CustomRef, Kind, Obligation, Outcome, PlanGoal, Prover, Spec};
+use crate::spec::{blank, solve, timed_check, CustomRef, DomainOp, Kind, Obligation, Outcome, PlanGoal, Prover, Spec};
 use crate::symbolic::{sym_action, sym_state, Z3};
 
 

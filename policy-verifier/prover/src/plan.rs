@@ -36,10 +36,10 @@
 //! | `plan/invariant` | `J` holds at the start and is kept by every action |
 //! | `plan/confirmation` | the token is asked for exactly when some present action stops or restarts a worker |
 
-use policy_verifier::custom::MAX_CUSTOM;
 use policy_verifier::definitions::{self, holds, pre_holds, tier_ok, PLAN_ACTIONS_MAX};
 use policy_verifier::plan::{ActionKind, Plan, MAX_ACTIONS, N_WORKERS, PLAN_VERSION};
-use policy_verifier::rules::{self, Model};
+use policy_verifier::model::{ite_model, Model, MAX_CUSTOM};
+use policy_verifier::rules;
 use policy_verifier::verify::{self, Context, Names, Progress};
 use policy_verifier::domain::Domain;
 use policy_verifier::{confirm, Action, Invariant, Policy, Tier};
@@ -166,7 +166,7 @@ fn step_setup(p: &Prover<'_>, slot: SymSlot) -> Step {
         if definitions::needs_confirmation(*k) {
             b.add_if(&d, Invariant::AuthConfirm, &Bool::and(&[g.clone(), ctx.token_valid.not()]));
         }
-        after = rules::ite_model(&d, &g, &st, &after);
+        after = ite_model(&d, &g, &st, &after);
     }
     for inv in Invariant::STATE {
         b.add_if(&d, inv, &holds(&d, lim, &after, inv).not());
@@ -175,7 +175,7 @@ fn step_setup(p: &Prover<'_>, slot: SymSlot) -> Step {
         b.add_custom_if(&d, k, &lang::holds(lim, &after, &c.expr).not());
     }
     let bad = Names::ite(&d, &slot.present, &b, &Names::none(&d));
-    let after = rules::ite_model(&d, &slot.present, &after, mm);
+    let after = ite_model(&d, &slot.present, &after, mm);
     let restart_here = Bool::and(&[slot.present.clone(), slot.is(ActionKind::ProcessRestart)]);
     let counts_next: Vec<Int> = counts
         .iter()

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use policy_verifier::definitions::{self, Definitional};
 use policy_verifier::domain::Domain;
-use policy_verifier::plan::{ActionKind, InventoryQuery, N_WORKERS};
-use policy_verifier::rules::{Model, OpTerm, WorkerTerm};
+use policy_verifier::plan::{ActionKind, InventoryQuery, OpTerm, N_WORKERS};
+use policy_verifier::model::{Model, WorkerTerm};
 use policy_verifier::verify::{CaseFn, Slot};
 use policy_verifier::{Action, Worker};
 use z3::ast::{Ast, Bool, Int};

@@ -17,7 +17,7 @@ use policy_verifier::custom;
 use policy_verifier::domain::Concrete;
 use policy_verifier::expr::{self, BinOp, ErrorKind, Expr, Field, Node, Quant, Ty, Var, MAX_HEIGHT, MAX_NODES, MAX_VARS};
 use policy_verifier::plan::N_WORKERS;
-use policy_verifier::rules::Model;
+use policy_verifier::model::Model;
 use policy_verifier::{Policy, State};
 use z3::ast::{Ast, Bool, Int};
 use z3::{Params, SatResult, Solver};

@@ -3,14 +3,16 @@
 //! should, with counterexamples that replay concretely.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "tests")]
 
-use policy_prover::differential::{self, DomainOp};
+use policy_prover::differential;
+use policy_prover::spec::DomainOp;
 use policy_prover::{Counterexample, Kind, Outcome, Prover, Report, Rules};
 use policy_verifier::domain::{Concrete, Domain};
 use policy_verifier::json;
-use policy_verifier::rules::{self, Model, OpTerm};
+use policy_verifier::model::Model;
+use policy_verifier::plan::{ActionKind, OpTerm};
+use policy_verifier::rules;
 use policy_verifier::verify::{self, lower};
 use policy_verifier::definitions::Definitional;
-use policy_verifier::plan::ActionKind;
 use policy_verifier::{ActionOf, Invariant, Limits, Tier, DEFAULT_POLICY};
 
 const KEY: [u8; 32] = [7; 32];

@@ -7,10 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "tests")]
 
 use policy_prover::{all_specs, compare, query, specs_for, Kind, Outcome, Prover, Report, Rules, Verifier, Z3};
-use policy_verifier::custom::CustomInvariant;
 use policy_verifier::domain::Domain;
 use policy_verifier::expr;
-use policy_verifier::rules::{Model, OpTerm};
+use policy_verifier::model::{CustomInvariant, Model};
+use policy_verifier::plan::OpTerm;
 use policy_verifier::{json, verify, ActionKind, ActionOf, Limits, Policy, DEFAULT_POLICY, N_WORKERS};
 
 const KEY: [u8; 32] = [9; 32];

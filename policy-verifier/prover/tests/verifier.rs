@@ -25,7 +25,7 @@ fn every_obligation_is_enumerated_from_the_tables() {
     // domain operation.
     let pre = Invariant::PRECONDITIONS.len();
     let names = Invariant::ALL.len();
-    let domain = policy_prover::differential::DomainOp::ALL.len();
+    let domain = policy_prover::spec::DomainOp::ALL.len();
     assert_eq!(specs.len(), kinds * (2 * state + 2 + pre) + 2 * names + 5 + domain);
     let mut all: Vec<String> = specs.iter().map(|s| s.name()).collect();
     all.sort();

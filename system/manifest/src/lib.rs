@@ -148,6 +148,41 @@ impl Manifest {
     }
 }
 
+/// the setvar the verifier finds the link's request/reply buffer at.
+pub const LINK_SETVAR: &str = "link_buf";
+
+/// the verifier's stack, measured (`cargo bench -p policy-verifier --bench
+/// stack`, release, x86_64 host, least thread stack to a page on which
+/// `state_violations`, a 16-action `verify` and `apply` complete): 8 KiB at
+/// 1 worker, 4 KiB at 4, 8 KiB at 8, 20 KiB at 16, 32 KiB at 32. at most
+/// `VERIFY_BASE + workers * VERIFY_PER_WORKER` at every count.
+pub const VERIFY_BASE: u64 = 8 << 10;
+/// the measured growth of the verify loop per worker (0.75 KiB from 16 to
+/// 32 workers): 8 copies of a worker of the loop's model (`WorkerTerm` over
+/// `Concrete`, 96 bytes).
+pub const VERIFY_PER_WORKER: u64 = 768;
+/// what the verifier PD holds per worker besides: about ten copies of a
+/// worker of the read-back state (`pd_interface::link::WorkerReport`, 88
+/// bytes) in the state before, the receipt's two, the reply and the cached
+/// receipt, and the model's `State` (56 bytes each).
+pub const PD_PER_WORKER: u64 = 1280;
+/// the margin over the estimate: seL4's aarch64 code is not the measured
+/// x86_64 code, and at 16 workers the estimate without it (56 KiB) stays
+/// under the 64 KiB stack that faulted the verifier on its first plan.
+pub const STACK_SAFETY: u64 = 2;
+
+/// the least `stack_size` of the verifier PD for `workers` workers and a
+/// link buffer (the region at [`LINK_SETVAR`]) of `payload` bytes, to a
+/// page: the request and the reply buffer of `protected` (`payload` each,
+/// exact), and [`STACK_SAFETY`] times the verify loop and the PD's copies
+/// of the state, `VERIFY_BASE + workers * (VERIFY_PER_WORKER + PD_PER_WORKER)`.
+pub fn verifier_stack_need(workers: u64, payload: u64) -> u64 {
+    let per_worker = VERIFY_PER_WORKER.saturating_add(PD_PER_WORKER);
+    let state = VERIFY_BASE.saturating_add(workers.saturating_mul(per_worker));
+    let need = payload.saturating_mul(2).saturating_add(STACK_SAFETY.saturating_mul(state));
+    need.div_ceil(0x1000).saturating_mul(0x1000)
+}
+
 /// the checks across the two files; returns the workers by index.
 ///
 /// - the workers are the PDs running [`WORKER_IMAGE`]: children of one
@@ -156,7 +191,9 @@ impl Manifest {
 ///   `[limits] priority_ceiling` (lower and the verifier approves what the
 ///   kernel refuses; higher and the kernel allows what the verifier never would);
 /// - the region the memory PD maps at [`POOL_SETVAR`] is `pool_pages` pages
-///   of `page_size`, and the one at [`LEDGER_SETVAR`] holds a byte per page.
+///   of `page_size`, and the one at [`LEDGER_SETVAR`] holds a byte per page;
+/// - the verifier's `stack_size` is at least [`verifier_stack_need`] for
+///   the worker count (its loop's state grows with it).
 pub fn check(m: &Manifest) -> Result<Vec<usize>, ManifestError> {
     let sys = &m.system;
     let p = &m.policy;
@@ -255,6 +292,27 @@ pub fn check(m: &Manifest) -> Result<Vec<usize>, ManifestError> {
                 0,
                 format!("no `{MEMORY_IMAGE}` PD maps a region at setvar `{LEDGER_SETVAR}`"),
             ))
+        }
+    }
+    if let Some(v) = sys.pds.iter().find(|pd| pd.name == graph::GUARD) {
+        let payload = v
+            .maps
+            .iter()
+            .find(|map| map.setvar_vaddr.as_deref() == Some(LINK_SETVAR))
+            .and_then(|map| sys.region(&map.mr))
+            .map_or(0, |r| r.size);
+        let need = verifier_stack_need(n, payload);
+        if v.stack_size < need {
+            return Err(m.at_system(
+                v.line,
+                format!(
+                    "`{}` has stack_size {:#x}, but {n} workers and a {payload:#x}-byte link buffer need at least \
+                     {need:#x}: 2 x the buffer + {STACK_SAFETY} x ({VERIFY_BASE} + {n} x {}) bytes (verifier_stack_need)",
+                    v.name,
+                    v.stack_size,
+                    VERIFY_PER_WORKER.saturating_add(PD_PER_WORKER)
+                ),
+            ));
         }
     }
     Ok(workers.into_iter().map(|(_, i)| i).collect())
