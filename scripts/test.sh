@@ -31,7 +31,7 @@ cargo build --workspace --all-targets
 stage "unit, property, corpus, hosted end-to-end and llm tests"
 cargo test --workspace -- --skip qemu_end_to_end
 
-stage "the manifest: the parser against the Microkit tool, an edited copy of system/ through the hosted suite"
+stage "the manifest: the parser against the Microkit tool, an edited copy of system/ through the hosted suite, the walk-through of adding a capability PD on a copy of the repository"
 cargo test -p system-manifest -- --include-ignored --nocapture
 
 stage "real seL4 in qemu (SKIPPED without an SDK or qemu; a failure under CI=true)"

@@ -462,17 +462,7 @@ mod tests {
     }
 
     fn receipt(id: u64) -> Reply {
-        Reply::Receipt(Receipt {
-            request_id: id,
-            approved: true,
-            executed: 1,
-            failed_action: None,
-            failure: None,
-            violations: Default::default(),
-            state_before: Default::default(),
-            state_after: Default::default(),
-            inventory: None,
-        })
+        Reply::Receipt(Receipt { request_id: id, approved: true, executed: 1, ..Receipt::default() })
     }
 
     #[test]

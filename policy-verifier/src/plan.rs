@@ -80,6 +80,12 @@ macro_rules! ops {
                 match self { $(ActionKind::$variant => $destr,)* }
             }
 
+            /// whether the op acts on a worker (has a `pd` field); the
+            /// read-only queries do not.
+            pub const fn has_worker(self) -> bool {
+                match self { $(ActionKind::$variant => false $(|| ops!(@is_worker $fty))*,)* }
+            }
+
             /// parses an op name.
             pub fn from_name(s: &str) -> Option<ActionKind> {
                 ActionKind::ALL.iter().copied().find(|k| k.name() == s)
@@ -151,6 +157,8 @@ macro_rules! ops {
             }
         }
     };
+    (@is_worker P) => { true };
+    (@is_worker $t:ident) => { false };
     (@map P $f:ident $fp:ident $fnum:ident) => { $fp($f) };
     (@map N $f:ident $fp:ident $fnum:ident) => { $fnum($f) };
     (@map InventoryQuery $f:ident $fp:ident $fnum:ident) => { *$f };
@@ -224,5 +232,17 @@ impl Plan {
     /// true when any action needs a confirmation token.
     pub fn has_destructive(&self) -> bool {
         self.actions.iter().any(|a| a.kind().destructive())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_op_has_a_worker_when_its_table_line_has_a_pd_field() {
+        use ActionKind as K;
+        assert!(K::ProcessStart.has_worker() && K::ProcessSetBudget.has_worker() && K::TimerCancel.has_worker());
+        assert!(!K::FirmwareInventory.has_worker() && !K::SystemQuery.has_worker());
     }
 }

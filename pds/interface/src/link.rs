@@ -200,8 +200,11 @@ impl Invocations {
     }
 }
 
-/// the outcome of one plan (DESIGN.md's receipt).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// the outcome of one plan (DESIGN.md's receipt). the default is a refusal
+/// with nothing run and nothing read, so a receipt is written as its
+/// request and states `..Receipt::default()`: a read-only op's answer (a new
+/// `Option` field) needs no edit where receipts are made.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Receipt {
     /// the plan's request id.
     pub request_id: u64,
@@ -241,24 +244,16 @@ mod tests {
     extern crate std;
     use super::*;
 
-    /// the largest receipt the verifier can write: every number at its
-    /// widest varint, every string and list full. a rejected plan carries
-    /// violations and no inventory; an approved one the inventory and none.
     /// a refused receipt with no violations and default states.
     fn refused_receipt(request_id: u64) -> Receipt {
-        Receipt {
-            request_id,
-            approved: false,
-            executed: 0,
-            failed_action: None,
-            failure: None,
-            violations: heapless::Vec::new(),
-            state_before: SystemState::default(),
-            state_after: SystemState::default(),
-            inventory: None,
-        }
+        Receipt { request_id, ..Receipt::default() }
     }
 
+    /// the largest receipt the verifier can write: every number at its
+    /// widest varint, every string and list full. a rejected plan carries
+    /// violations and no answers; an approved one the answers and none.
+    /// written out field by field (no `..`), so a new field of the receipt
+    /// must be given its widest value here.
     fn widest_receipt(approved: bool) -> Receipt {
         let w = WorkerReport {
             running: true,

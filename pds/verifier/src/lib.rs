@@ -252,11 +252,9 @@ fn refused(code: u8) -> ExecFailure {
     ExecFailure::Refused(code)
 }
 
-/// invoke the capability PD that carries out `action`.
-fn execute(
-    action: &Action,
-    inventory: &mut Option<firmware::Inventory>,
-) -> Result<(), ExecFailure> {
+/// invoke the capability PD that carries out `action`; a read-only op's
+/// answer goes into `receipt`.
+fn execute(action: &Action, receipt: &mut Receipt) -> Result<(), ExecFailure> {
     let proc_done = |r: process::Reply| match r {
         process::Reply::Done(_) => Ok(()),
         process::Reply::Error(e) => Err(refused(e.code())),
@@ -312,7 +310,7 @@ fn execute(
             };
             match call(FIRMWARE, &firmware::Request::Inventory(q))? {
                 firmware::Reply::Inventory(inv) => {
-                    *inventory = Some(inv);
+                    receipt.inventory = Some(inv);
                     Ok(())
                 }
                 firmware::Reply::BadRequest => Err(ExecFailure::BadReply),
@@ -375,17 +373,7 @@ impl Verifier {
         let Ok(now) = self.state() else {
             return Reply::Error(LinkError::Unavailable);
         };
-        let mut receipt = Receipt {
-            request_id,
-            approved: false,
-            executed: 0,
-            failed_action: None,
-            failure: None,
-            violations: heapless::Vec::new(),
-            state_before: now,
-            state_after: now,
-            inventory: None,
-        };
+        let mut receipt = Receipt { request_id, state_before: now, state_after: now, ..Receipt::default() };
         let _ = receipt.violations.push(violation(0, broken));
         Reply::Receipt(receipt)
     }
@@ -448,13 +436,9 @@ impl Verifier {
         let mut receipt = Receipt {
             request_id: plan.request_id,
             approved: verdict.approved,
-            executed: 0,
-            failed_action: None,
-            failure: None,
-            violations: heapless::Vec::new(),
             state_before: before,
             state_after: before,
-            inventory: None,
+            ..Receipt::default()
         };
         if !verdict.plan_violations.is_empty() {
             let _ = receipt.violations.push(violation(0, verdict.plan_violations));
@@ -469,7 +453,7 @@ impl Verifier {
             self.last_request_id = plan.request_id;
             self.executed.push(bytes);
             for (i, action) in plan.actions.iter().enumerate() {
-                match execute(action, &mut receipt.inventory) {
+                match execute(action, &mut receipt) {
                     Ok(()) => receipt.executed = receipt.executed.saturating_add(1),
                     Err(f) => {
                         receipt.failed_action = Some(u8::try_from(i).unwrap_or(u8::MAX));

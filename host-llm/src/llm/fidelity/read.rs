@@ -61,9 +61,10 @@ impl Reading {
     }
 }
 
-/// whether the op acts on a worker (not the read-only queries).
+/// whether the op acts on a worker (not the read-only queries): the ops
+/// table says, so a new op is read right without an edit here.
 pub(super) fn needs_worker(k: ActionKind) -> bool {
-    !matches!(k, ActionKind::SystemQuery | ActionKind::FirmwareInventory)
+    k.has_worker()
 }
 
 /// one token of an intent, after typo repair and number words.
