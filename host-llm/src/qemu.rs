@@ -83,6 +83,8 @@ pub enum QemuError {
     Qemu(String),
     /// the system booted but did not answer in time.
     NotReady(Duration),
+    /// a PD faulted while the system booted (the Microkit monitor named it).
+    Fault(String),
     /// socket i/o.
     Io(io::Error),
 }
@@ -94,6 +96,11 @@ impl std::fmt::Display for QemuError {
             Self::Image(e) => write!(f, "{e}"),
             Self::NoQemu => write!(f, "{} not found (set QEMU_SYSTEM_AARCH64 or PATH)", board_qemu::QEMU),
             Self::Qemu(e) => write!(f, "qemu: {e}"),
+            Self::Fault(pd) => write!(
+                f,
+                "the PD `{pd}` faulted while the seL4 system booted (the Microkit monitor's report is in `{}`)",
+                console_path().display()
+            ),
             Self::NotReady(t) => write!(
                 f,
                 "the seL4 system did not answer within {} s (console: `{}`)",
@@ -114,6 +121,7 @@ impl QemuError {
             Self::Image(_) => Code::SystemImage,
             Self::NoQemu => Code::SystemNoQemu,
             Self::Qemu(_) | Self::NotReady(_) => Code::SystemBoot,
+            Self::Fault(_) => Code::SystemPdFault,
             Self::Io(_) => Code::LinkIo,
         }
     }
@@ -411,6 +419,11 @@ fn wait_ready(link: &mut QemuLink, started: Instant, progress: &mut dyn FnMut(&s
             if is_milestone(&line) {
                 progress(&format!("{:>5} ms  {}", started.elapsed().as_millis(), line.trim()));
             }
+        }
+        // a PD that faulted during boot serves nothing: say which, now,
+        // rather than after the whole ready timeout
+        if let Some(pd) = link.client.get_mut().fault() {
+            return Err(QemuError::Fault(pd.to_string()));
         }
         match got {
             Ok(Reply::Status(_)) => break started.elapsed(),
